@@ -1,0 +1,120 @@
+"""The host interface every backend implements: run a command, start a process, read counters.
+
+Scenarios and the migration controller talk to hosts only through this, never to a backend.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from ipaddress import IPv4Address
+from pathlib import Path
+
+from pyroute2 import IPRoute
+
+from harness import proc, wguapi
+from harness.wgstate import PeerTransfer, parse_endpoints, parse_transfer
+
+
+@dataclass(frozen=True)
+class LinkCounters:
+    rx_bytes: int
+    tx_bytes: int
+    rx_packets: int
+    tx_packets: int
+
+
+class Host(ABC):
+    """One emulated machine of the topology (a namespace pair or a container)."""
+
+    def __init__(self, name: str, run_id: str, log_dir: Path) -> None:
+        self.name = name
+        self.run_id = run_id
+        self.log_dir = log_dir
+        self._netlink: IPRoute | None = None
+        self._processes: list[proc.Process] = []
+
+    # -- what a backend provides -----------------------------------------------------------
+    @abstractmethod
+    def command_prefix(self) -> list[str]:
+        """The argv prefix that runs a command inside this host."""
+
+    @abstractmethod
+    def netns_path(self) -> str:
+        """A path to this host's network namespace (for netlink)."""
+
+    @abstractmethod
+    def path(self, inside: str) -> Path:
+        """A path inside the host's file system view, as reachable from the harness."""
+
+    @abstractmethod
+    def write_file(self, path: str, data: str, mode: int = 0o600) -> None:
+        """Write a file inside the host (its own file system view), with `mode`."""
+
+    # -- shared behaviour ------------------------------------------------------------------
+    def env(self, extra: dict[str, str] | None = None) -> dict[str, str]:
+        return proc.tagged_env(self.run_id, extra)
+
+    def exec(self, argv: list[str], *, timeout: float = 30.0, check: bool = True, input: str | None = None,
+             env: dict[str, str] | None = None) -> proc.CommandResult:
+        return proc.run(self.command_prefix() + argv, where=self.name, env=self.env(env), timeout=timeout,
+                        check=check, input=input)
+
+    def spawn(self, argv: list[str], *, name: str, env: dict[str, str] | None = None,
+              stdout: int | None = None) -> proc.Process:
+        """Start a long-running process in the host; its stderr (and stdout unless piped) go to a log file."""
+        process = proc.Process(self.command_prefix() + argv, name=f"{self.name}/{name}", env=self.env(env),
+                               log_path=self.log_dir / f"{self.name}-{name}.log", stdout=stdout)
+        self._processes.append(process)
+        return process
+
+    def signal_processes(self, sig: int) -> None:
+        for process in self._processes:
+            if process.running():
+                process.popen.send_signal(sig)
+
+    def stop_processes(self) -> None:
+        """Stop what this host started and is still running, newest first."""
+        while self._processes:
+            self._processes.pop().stop()
+
+    @property
+    def netlink(self) -> IPRoute:
+        """This host's netlink handle, opened on first use and closed with the host."""
+        if self._netlink is None:
+            self._netlink = IPRoute(netns=self.netns_path())
+        return self._netlink
+
+    def close_netlink(self) -> None:
+        if self._netlink is not None:
+            self._netlink.close()
+            self._netlink = None
+
+    def link_index(self, ifname: str) -> int:
+        found = self.netlink.link_lookup(ifname=ifname)
+        if not found:
+            raise KeyError(f"{self.name} has no interface {ifname}")
+        return found[0]
+
+    def interface_counters(self, ifname: str) -> LinkCounters:
+        (link,) = self.netlink.get_links(self.link_index(ifname))
+        stats = link.get_attr("IFLA_STATS64")
+        return LinkCounters(stats["rx_bytes"], stats["tx_bytes"], stats["rx_packets"], stats["tx_packets"])
+
+    def wg_endpoints(self, ifname: str) -> dict[str, tuple[IPv4Address, int] | None]:
+        return parse_endpoints(self.exec(["wg", "show", ifname, "endpoints"], timeout=10).stdout)
+
+    def wg_transfer(self, ifname: str) -> dict[str, PeerTransfer]:
+        return parse_transfer(self.exec(["wg", "show", ifname, "transfer"], timeout=10).stdout)
+
+    def reset_peer_endpoint(self, ifname: str, public_key: str, endpoint: tuple[IPv4Address, int]) -> None:
+        """Re-set a peer's endpoint, which clears WireGuard's sticky source (see harness.wguapi)."""
+        socket_path = self.path(f"/run/wireguard/{ifname}.sock")
+        if socket_path.exists():
+            wguapi.set_peer_endpoint(str(socket_path), public_key, endpoint)
+        else:  # kernel WireGuard: no UAPI socket, the wg tool speaks netlink
+            self.exec(["wg", "set", ifname, "peer", public_key, "endpoint", f"{endpoint[0]}:{endpoint[1]}"],
+                      timeout=10)
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.name} run={self.run_id}>"

@@ -1,0 +1,210 @@
+"""A built topology, whatever the backend: hosts, keys, and the runtime view scenarios use.
+
+Backends subclass `Network` and provide the hosts and WireGuard devices; the configuration on top is shared.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import socket
+import tempfile
+import time
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from ipaddress import IPv4Address
+from pathlib import Path
+
+from harness import cleanup, signals
+from harness.hosts import Host
+from harness.topology import (CLIENT, DEFAULT_ROUTE, ORIGIN, PATH_TABLE, SERVER, RouteSpec, Topology,
+                              WireGuardSpec, proxy_name)
+from harness.wgconfig import Keyring, iptables_restore_text, render_setconf
+from harness.wgstate import PeerTransfer
+
+log = logging.getLogger(__name__)
+MAIN_TABLE = 254
+FIB_RULE_INVERT = 0x2
+Progress = Callable[[str], None]
+
+
+def _no_progress(message: str) -> None:
+    pass
+
+
+class Network(ABC):
+    """Owns every resource of one topology instance; a context manager that tears down in reverse."""
+
+    backend = "abstract"
+
+    def __init__(self, topology: Topology, *, run_id: str, wireguard: str, progress: Progress | None = None) -> None:
+        self.topology = topology
+        self.run_id = run_id
+        self.workdir = Path("/nonexistent")
+        self.wireguard_impl = wireguard
+        self.progress = progress or _no_progress
+        self.hosts: dict[str, Host] = {}
+        self.keys = Keyring.generate(topology)
+        self._stack = contextlib.ExitStack()
+        self.built_at: float | None = None
+
+    # -- lifecycle -------------------------------------------------------------------------
+    def __enter__(self) -> Network:
+        try:
+            self._build()
+        except BaseException:
+            self.close()
+            raise
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Remove everything this network created, in reverse order; safe to call twice."""
+        with signals.deferred():
+            self.progress(f"{self.run_id}: tearing down")
+            self._stack.close()
+        self.hosts.clear()
+
+    def _build(self) -> None:
+        started = time.monotonic()
+        # Registered first, so it runs last: whatever escaped its owner is found by its run tag.
+        self._stack.callback(cleanup.remove_run, self.run_id)
+        self.workdir = Path(tempfile.mkdtemp(prefix=cleanup.workdir_prefix(self.run_id)))
+        self.progress(f"{self.run_id}: creating hosts ({self.backend})")
+        self._create_hosts()
+        self.progress(f"{self.run_id}: starting WireGuard ({self.wireguard_impl})")
+        self._create_wireguard_devices()
+        self.progress(f"{self.run_id}: configuring tunnels and routing")
+        self._parallel(self._configure_wireguard, self.topology.wireguard)
+        self._configure_client_routing()
+        self._configure_forwarding()
+        self._add_routes(self.topology.origin_routes)
+        self.built_at = time.time()
+        log.info("%s: topology up in %.3f s", self.run_id, time.monotonic() - started)
+        self.progress(f"{self.run_id}: ready")
+
+    @abstractmethod
+    def _create_hosts(self) -> None:
+        """Create every host and underlay link, registering teardown on self._stack."""
+
+    @abstractmethod
+    def _create_wireguard_devices(self) -> None:
+        """Create the WireGuard interfaces of topology.wireguard (down, unconfigured)."""
+
+    @staticmethod
+    def _parallel(function: Callable, items) -> list:
+        items = list(items)
+        with ThreadPoolExecutor(max_workers=min(8, len(items) or 1)) as pool:
+            return list(pool.map(function, items))
+
+    # -- shared configuration --------------------------------------------------------------
+    def _configure_wireguard(self, spec: WireGuardSpec) -> None:
+        host = self.hosts[spec.host]
+        path = f"/etc/wireguard/{spec.ifname}.conf"
+        host.write_file(path, render_setconf(spec, self.keys), mode=0o600)
+        host.exec(["wg", "setconf", spec.ifname, path], timeout=15)
+        ipr = host.netlink
+        index = host.link_index(spec.ifname)
+        ipr.addr("add", index=index, address=str(spec.address.ip), prefixlen=spec.address.network.prefixlen)
+        ipr.link("set", index=index, mtu=spec.mtu, state="up")
+
+    def _add_routes(self, routes: tuple[RouteSpec, ...]) -> None:
+        for route in routes:
+            host = self.hosts[route.host]
+            kwargs: dict = {"dst": str(route.dst)}
+            if route.dev is not None:
+                kwargs["oif"] = host.link_index(route.dev)
+            if route.gateway is not None:
+                kwargs["gateway"] = str(route.gateway)
+            if route.table is not None:
+                kwargs["table"] = route.table
+            host.netlink.route("replace", **kwargs)
+
+    def _configure_client_routing(self) -> None:
+        self._add_routes(self.topology.client_routes(current_path=1))
+        ipr = self.hosts[CLIENT].netlink
+        for rule in self.topology.client_rules:
+            table = MAIN_TABLE if rule.table == "main" else rule.table
+            ipr.rule("add", priority=rule.priority, fwmark=rule.fwmark, fwmask=0xFFFFFFFF, table=table,
+                     flags=FIB_RULE_INVERT if rule.invert else 0)
+
+    def _configure_forwarding(self) -> None:
+        """The demo's PostUp lines on proxies and server, loaded in one iptables-restore per host."""
+        by_host: dict[str, list[WireGuardSpec]] = {}
+        for spec in self.topology.wireguard:
+            if spec.masquerade_out is not None:
+                by_host.setdefault(spec.host, []).append(spec)
+        for host_name, specs in by_host.items():
+            self.hosts[host_name].exec(["iptables-restore", "--noflush"], input=iptables_restore_text(specs),
+                                       timeout=15)
+
+    # -- runtime view ----------------------------------------------------------------------
+    @property
+    def client(self) -> Host:
+        return self.hosts[CLIENT]
+
+    @property
+    def server(self) -> Host:
+        return self.hosts[SERVER]
+
+    @property
+    def origin(self) -> Host:
+        return self.hosts[ORIGIN]
+
+    def proxy(self, path: int) -> Host:
+        return self.hosts[proxy_name(path)]
+
+    def current_path(self) -> int | None:
+        """The path the client's route in table 51821 points at now (None while there is none)."""
+        ipr = self.client.netlink
+        for route in ipr.get_routes(table=PATH_TABLE, family=socket.AF_INET):
+            if route["dst_len"] == 0 and route.get_attr("RTA_TABLE") == PATH_TABLE:
+                (link,) = ipr.get_links(route.get_attr("RTA_OIF"))
+                return self.topology.path_of_device(link.get_attr("IFLA_IFNAME"))
+        return None
+
+    def set_path(self, path: int) -> None:
+        """Move wg0's traffic to `path` with one atomic route replace (no window without a route)."""
+        dev = self.topology.path_device(path)
+        self.client.netlink.route("replace", dst=str(DEFAULT_ROUTE), oif=self.client.link_index(dev),
+                                  table=PATH_TABLE)
+        self.release_sticky_source()
+
+    def release_sticky_source(self) -> None:
+        """Make wg0's next packet follow table 51821 again (WireGuard pins the last path it heard from)."""
+        (peer,) = self.topology.wireguard_of(CLIENT, "wg0").peers
+        assert peer.endpoint is not None
+        self.client.reset_peer_endpoint("wg0", self.keys.public(peer.host, peer.ifname), peer.endpoint)
+
+    def path_transfer(self) -> dict[int, PeerTransfer]:
+        """Bytes each proxy moved for the client, from the proxy's own WireGuard counters."""
+        result = {}
+        for k in self.topology.path_ids:
+            name = proxy_name(k)
+            counters = self.proxy(k).wg_transfer(name)
+            result[k] = counters.get(self.keys.public(CLIENT, name), PeerTransfer(0, 0))
+        return result
+
+    def server_endpoint(self) -> tuple[IPv4Address, int] | None:
+        """Where the server's wg0 believes the client is now (a proxy's address once traffic flowed)."""
+        return self.server.wg_endpoints("wg0").get(self.keys.public(CLIENT, "wg0"))
+
+    def path_of_endpoint(self, endpoint: tuple[IPv4Address, int] | None) -> int | None:
+        """Which proxy an endpoint seen by the server belongs to (None if it is none of them)."""
+        if endpoint is None:
+            return None
+        for k in self.topology.path_ids:
+            if endpoint[0] == self.proxy_address_seen_by_server(k):
+                return k
+        return None
+
+    def proxy_address_seen_by_server(self, path: int) -> IPv4Address:
+        return self.topology.proxy_backbone_address(path).ip
+
+    def describe(self) -> dict:
+        return {"backend": self.backend, "run_id": self.run_id, "wireguard": self.wireguard_impl,
+                "topology": self.topology.describe()}
+
