@@ -6,7 +6,7 @@ All prerequisite checks run here, before anything is created.
 from __future__ import annotations
 
 from harness import prereq
-from harness.errors import ConfigError
+from harness.errors import ConfigError, PrerequisiteError
 from harness.network import Network, Progress
 from harness.settings import BACKENDS, RunSettings
 from harness.topology import Topology
@@ -17,8 +17,7 @@ def check_backend(backend: str, settings: RunSettings) -> str:
     if backend == "netns":
         return prereq.check_netns_backend(settings.wireguard)
     if backend == "docker":
-        from harness.docker_backend import check_docker_backend
-        return check_docker_backend(settings)
+        raise PrerequisiteError("the docker backend is not built yet (issue 6); use --backend netns")
     raise ConfigError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
 
 
@@ -30,5 +29,4 @@ def network_for(backend: str, settings: RunSettings, *, topology: Topology | Non
     if backend == "netns":
         from harness.netns import NetnsNetwork
         return NetnsNetwork(topology, run_id=run_id, wireguard=wireguard, progress=progress)
-    from harness.docker_backend import DockerNetwork
-    return DockerNetwork(topology, run_id=run_id, wireguard=wireguard, progress=progress, settings=settings)
+    raise PrerequisiteError(f"backend {backend!r} cannot build networks yet")

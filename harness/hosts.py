@@ -82,7 +82,8 @@ class Host(ABC):
     def netlink(self) -> IPRoute:
         """This host's netlink handle, opened on first use and closed with the host."""
         if self._netlink is None:
-            self._netlink = IPRoute(netns=self.netns_path())
+            # flags=0: open an existing namespace; never create one (O_CREAT is pyroute2's default)
+            self._netlink = IPRoute(netns=self.netns_path(), flags=0)
         return self._netlink
 
     def close_netlink(self) -> None:

@@ -1,0 +1,136 @@
+"""The comps-harness command: bring a topology up, clean after crashes, benchmark bring-up.
+
+Long commands print progress to stderr; results go to stdout (JSON with --json).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import statistics
+import sys
+import time
+
+from harness import cleanup, signals
+from harness.backends import network_for
+from harness.errors import HarnessError
+from harness.settings import BACKENDS, RunSettings, parse_positive_float
+from harness.topology import Topology
+
+
+def _progress(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def _settings(args: argparse.Namespace) -> RunSettings:
+    kwargs = {"backends": (args.backend,), "paths": args.paths, "wireguard": args.wireguard}
+    if getattr(args, "run_id", None):
+        kwargs["run_id"] = args.run_id
+    return RunSettings(**kwargs)
+
+
+def cmd_up(args: argparse.Namespace) -> int:
+    """Bring the topology up, optionally send traffic, hold, and tear down (used by interruption tests)."""
+    settings = _settings(args)
+    hold = parse_positive_float(args.hold, "--hold")
+    with network_for(args.backend, settings, progress=_progress) as network:
+        origin = str(network.topology.origin_address().ip)
+        traffic = None
+        if args.traffic:
+            traffic = network.client.spawn(["ping", "-q", "-i", "0.01", "-w", str(int(hold) + 1), origin],
+                                           name="traffic")
+            _progress(f"{settings.run_id}: traffic running")
+        time.sleep(hold)
+        if traffic is not None:
+            traffic.stop()
+    _progress(f"{settings.run_id}: done")
+    return 0
+
+
+def cmd_clean(args: argparse.Namespace) -> int:
+    removed = cleanup.remove_run(args.run_id or "ch-")
+    for item in removed:
+        print(f"removed {item}")
+    leftovers = cleanup.find_leftovers(args.run_id or "ch-")
+    for item in leftovers.describe():
+        print(f"still there: {item}", file=sys.stderr)
+    if not removed and not leftovers:
+        print("nothing to clean")
+    return 1 if leftovers else 0
+
+
+def _percentile(values: list[float], fraction: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(fraction * (len(ordered) - 1)))]
+
+
+def cmd_bench_bringup(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    if args.runs < 1:
+        raise HarnessError("--runs must be at least 1")
+    ups, downs = [], []
+    for run in range(args.runs):
+        network = network_for(args.backend, settings, run_id=f"{settings.run_id}-{run}")
+        start = time.monotonic()
+        network.__enter__()
+        ups.append(time.monotonic() - start)
+        start = time.monotonic()
+        network.close()
+        downs.append(time.monotonic() - start)
+        _progress(f"bench bringup {run + 1}/{args.runs}: up {ups[-1]:.3f} s, down {downs[-1]:.3f} s")
+    result = {"backend": args.backend, "paths": args.paths, "runs": args.runs,
+              "wireguard": network.wireguard_impl,
+              "up_median_s": round(statistics.median(ups), 4), "up_p95_s": round(_percentile(ups, 0.95), 4),
+              "down_median_s": round(statistics.median(downs), 4), "down_p95_s": round(_percentile(downs, 0.95), 4)}
+    print(json.dumps(result) if args.json else "\n".join(f"{k}: {v}" for k, v in result.items()))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="comps-harness", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    def topology_options(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--backend", choices=BACKENDS, default="netns")
+        p.add_argument("--paths", type=int, default=2)
+        p.add_argument("--wireguard", default="auto", help="auto | kernel | userspace")
+
+    up = sub.add_parser("up", help="bring the topology up, hold it, tear it down")
+    topology_options(up)
+    up.add_argument("--hold", default="5", help="seconds to hold the topology")
+    up.add_argument("--traffic", action="store_true", help="ping the origin through wg0 while holding")
+    up.add_argument("--run-id")
+    up.set_defaults(func=cmd_up)
+
+    clean = sub.add_parser("clean", help="remove what crashed runs left (processes, work dirs)")
+    clean.add_argument("--run-id", help="a run id or prefix (default: every run)")
+    clean.set_defaults(func=cmd_clean)
+
+    bench = sub.add_parser("bench", help="benchmarks")
+    bench_sub = bench.add_subparsers(dest="bench", required=True)
+    bringup = bench_sub.add_parser("bringup", help="bring the topology up and down repeatedly")
+    topology_options(bringup)
+    bringup.add_argument("--runs", type=int, default=10)
+    bringup.add_argument("--json", action="store_true")
+    bringup.set_defaults(func=cmd_bench_bringup)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        Topology(paths=args.paths) if hasattr(args, "paths") else None
+        with signals.interrupts_unwind():
+            return args.func(args)
+    except HarnessError as exc:
+        print(f"comps-harness: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt as exc:
+        print(f"comps-harness: interrupted ({exc or 'SIGINT'}); everything it created was removed", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

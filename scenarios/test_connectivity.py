@@ -1,0 +1,66 @@
+"""Real traffic from client to origin through wg0 over path 1, then path 2 after a switch.
+
+Evidence: the server's view of the client's endpoint, and each proxy's own WireGuard counters.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+pytestmark = pytest.mark.network
+
+# A passive WireGuard keepalive is 32 bytes; an idle path may carry at most a couple of them.
+IDLE_PATH_ALLOWANCE_BYTES = 64
+
+
+def ping_origin(network, count: int = 10) -> None:
+    origin = str(network.topology.origin_address().ip)
+    result = network.client.exec(["ping", "-n", "-q", "-c", str(count), "-i", "0.05", "-W", "2", origin],
+                                 check=False, timeout=30)
+    assert result.returncode == 0 and f"{count} received" in result.stdout, (
+        f"client could not reach origin {origin} through wg0: {result.stdout.strip()} {result.stderr.strip()}")
+
+
+def test_traffic_moves_from_path_1_to_path_2(network):
+    assert network.current_path() == 1
+    before = network.path_transfer()
+    ping_origin(network)
+    after_first = network.path_transfer()
+    assert network.path_of_endpoint(network.server_endpoint()) == 1, (
+        f"server's wg0 sees the client at {network.server_endpoint()}, not at proxy 1")
+
+    network.set_path(2)
+    assert network.current_path() == 2
+    ping_origin(network)
+    after_second = network.path_transfer()
+    assert network.path_of_endpoint(network.server_endpoint()) == 2, (
+        f"after the switch the server still sees the client at {network.server_endpoint()}: the endpoint did not move")
+
+    phase1 = {k: (after_first[k] - before[k]).total for k in before}
+    phase2 = {k: (after_second[k] - after_first[k]).total for k in before}
+    assert phase1[1] > 0, "proxy 1 carried nothing while it was the path"
+    assert phase1[2] <= IDLE_PATH_ALLOWANCE_BYTES, f"proxy 2 carried {phase1[2]} bytes while idle"
+    assert phase2[2] > 0, "proxy 2 carried nothing after the switch"
+    assert phase2[1] <= IDLE_PATH_ALLOWANCE_BYTES, f"proxy 1 carried {phase2[1]} bytes after the switch"
+
+
+def test_every_path_reaches_the_origin(network):
+    for path in network.topology.path_ids:
+        network.set_path(path)
+        ping_origin(network, count=3)
+        assert network.path_of_endpoint(network.server_endpoint()) == path
+
+
+def test_route_change_alone_stays_pinned_without_sticky_source_release(network):
+    """Documents why the harness re-sets wg0's endpoint after each switch (see harness.wguapi)."""
+    from harness.topology import PATH_TABLE
+    ping_origin(network, count=3)
+    client = network.client
+    client.netlink.route("replace", dst="0.0.0.0/0", oif=client.link_index("wgnet2"), table=PATH_TABLE)
+    ping_origin(network, count=3)
+    if network.wireguard_impl != "wireguard-go":
+        pytest.fail(f"this check is written for wireguard-go's sticky interface; got {network.wireguard_impl}")
+    assert network.path_of_endpoint(network.server_endpoint()) == 1
+    network.release_sticky_source()
+    ping_origin(network, count=3)
+    assert network.path_of_endpoint(network.server_endpoint()) == 2

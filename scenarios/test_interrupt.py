@@ -1,0 +1,47 @@
+"""SIGINT and SIGTERM during bring-up and during traffic leave nothing behind.
+
+Each case runs `comps-harness up` as a child process, signals it at a chosen moment, then looks
+for anything tagged with its run id: processes, work dirs, WireGuard sockets.
+"""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from harness.cleanup import find_leftovers
+from harness.settings import new_run_id
+
+pytestmark = pytest.mark.network
+
+
+@pytest.mark.parametrize("moment, trigger", [("bringup", "creating hosts"), ("traffic", "traffic running")])
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_interrupt_leaves_nothing(backend, backend_ready, sig, moment, trigger):
+    run_id = new_run_id()
+    child = subprocess.Popen([sys.executable, "-m", "harness", "up", "--backend", backend, "--run-id", run_id,
+                              "--hold", "20", "--traffic"], stderr=subprocess.PIPE, text=True)
+    seen: list[str] = []
+    try:
+        for line in child.stderr:
+            seen.append(line.strip())
+            if trigger in line:
+                child.send_signal(sig)
+                break
+        rest, _ = child.communicate(timeout=30)
+        seen += rest.splitlines() if rest else []
+    finally:
+        if child.poll() is None:
+            child.kill()
+    assert any(trigger in line for line in seen), f"never saw {trigger!r}; output: {seen}"
+    if moment == "bringup":
+        assert not any(line.endswith(": ready") for line in seen[:seen.index(next(l for l in seen if trigger in l)) + 1])
+    assert child.returncode == 130, f"expected the interrupted exit code 130, got {child.returncode}: {seen[-3:]}"
+    deadline = time.monotonic() + 3
+    while (leftovers := find_leftovers(run_id)) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not leftovers, f"left behind after {signal.Signals(sig).name} during {moment}: {leftovers.describe()}"
