@@ -21,6 +21,7 @@ fi
 mode=${1:-test}; shift || true
 case "$mode" in
   main) exec .venv/bin/pytest -p no:cacheprovider scenarios/test_connectivity.py "$@" ;;
-  test) exec .venv/bin/pytest -p no:cacheprovider -v tests scenarios "$@" ;;
+  test) exec .venv/bin/pytest -p no:cacheprovider -v tests "$@" ;;
+  scenarios) exec .venv/bin/pytest -p no:cacheprovider -v scenarios "$@" ;;
   *) echo "usage: $0 main|test [pytest options]" >&2; exit 2 ;;
 esac
