@@ -15,8 +15,7 @@ import time
 from harness import cleanup, signals
 from harness.backends import network_for
 from harness.errors import HarnessError
-from harness.settings import BACKENDS, RunSettings, parse_positive_float
-from harness.topology import Topology
+from harness.settings import BACKENDS, RUN_PREFIX, RunSettings, parse_positive_float
 
 
 def _progress(message: str) -> None:
@@ -49,10 +48,11 @@ def cmd_up(args: argparse.Namespace) -> int:
 
 
 def cmd_clean(args: argparse.Namespace) -> int:
-    removed = cleanup.remove_run(args.run_id or "ch-")
+    prefix = args.run_id or RUN_PREFIX
+    removed = cleanup.remove_run(prefix)
     for item in removed:
         print(f"removed {item}")
-    leftovers = cleanup.find_leftovers(args.run_id or "ch-")
+    leftovers = cleanup.find_leftovers(prefix)
     for item in leftovers.describe():
         print(f"still there: {item}", file=sys.stderr)
     if not removed and not leftovers:
@@ -73,10 +73,9 @@ def cmd_bench_bringup(args: argparse.Namespace) -> int:
     for run in range(args.runs):
         network = network_for(args.backend, settings, run_id=f"{settings.run_id}-{run}")
         start = time.monotonic()
-        network.__enter__()
-        ups.append(time.monotonic() - start)
-        start = time.monotonic()
-        network.close()
+        with network:
+            ups.append(time.monotonic() - start)
+            start = time.monotonic()
         downs.append(time.monotonic() - start)
         _progress(f"bench bringup {run + 1}/{args.runs}: up {ups[-1]:.3f} s, down {downs[-1]:.3f} s")
     result = {"backend": args.backend, "paths": args.paths, "runs": args.runs,
@@ -121,7 +120,6 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     try:
-        Topology(paths=args.paths) if hasattr(args, "paths") else None
         with signals.interrupts_unwind():
             return args.func(args)
     except HarnessError as exc:

@@ -14,6 +14,7 @@ from harness.network import Network
 from harness.settings import RunSettings, parse_backends
 
 _unwind = None
+SETTINGS = pytest.StashKey[RunSettings]()
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -48,9 +49,6 @@ def pytest_unconfigure(config: pytest.Config) -> None:
     if _unwind is not None:
         _unwind.__exit__(None, None, None)
         _unwind = None
-
-
-SETTINGS = pytest.StashKey[RunSettings]()
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:

@@ -26,20 +26,22 @@ def test_interrupt_leaves_nothing(backend, backend_ready, sig, moment, trigger):
     child = subprocess.Popen([sys.executable, "-m", "harness", "up", "--backend", backend, "--run-id", run_id,
                               "--hold", "20", "--traffic"], stderr=subprocess.PIPE, text=True)
     seen: list[str] = []
+    signalled_at = None
     try:
         for line in child.stderr:
             seen.append(line.strip())
             if trigger in line:
                 child.send_signal(sig)
+                signalled_at = len(seen)
                 break
         rest, _ = child.communicate(timeout=30)
         seen += rest.splitlines() if rest else []
     finally:
         if child.poll() is None:
             child.kill()
-    assert any(trigger in line for line in seen), f"never saw {trigger!r}; output: {seen}"
+    assert signalled_at is not None, f"never saw {trigger!r}; output: {seen}"
     if moment == "bringup":
-        assert not any(line.endswith(": ready") for line in seen[:seen.index(next(l for l in seen if trigger in l)) + 1])
+        assert not any(line.endswith(": ready") for line in seen[:signalled_at]), "signal came after bring-up"
     assert child.returncode == 130, f"expected the interrupted exit code 130, got {child.returncode}: {seen[-3:]}"
     deadline = time.monotonic() + 3
     while (leftovers := find_leftovers(run_id)) and time.monotonic() < deadline:
