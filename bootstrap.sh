@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # One-command set-up on Debian 12 as root: apt packages, .venv with the project, then run.
 #   ./bootstrap.sh main   -> the main job (for now: the connectivity scenarios on the netns backend)
-#   ./bootstrap.sh test   -> the unit tests and the network scenarios
+#   ./bootstrap.sh test   -> the unit tests and the network scenarios (what .ci/run calls)
 set -euo pipefail
 cd "$(dirname "$0")"
-packages=(wireguard-tools wireguard-go iperf3 iptables iproute2 iputils-ping util-linux python3-venv)
+packages=(wireguard-tools wireguard-go iperf3 iptables iproute2 iputils-ping util-linux python3-venv
+          chromium chromium-driver)
 missing=()
 for p in "${packages[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 if [ ${#missing[@]} -gt 0 ]; then
@@ -21,7 +22,6 @@ fi
 mode=${1:-test}; shift || true
 case "$mode" in
   main) exec .venv/bin/pytest -p no:cacheprovider scenarios/test_connectivity.py "$@" ;;
-  test) exec .venv/bin/pytest -p no:cacheprovider -v tests "$@" ;;
-  scenarios) exec .venv/bin/pytest -p no:cacheprovider -v scenarios "$@" ;;
+  test) exec .venv/bin/pytest -p no:cacheprovider -v tests scenarios "$@" ;;
   *) echo "usage: $0 main|test [pytest options]" >&2; exit 2 ;;
 esac

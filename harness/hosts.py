@@ -8,11 +8,12 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from ipaddress import IPv4Address
+import threading
 from pathlib import Path
 
 from pyroute2 import IPRoute
 
-from harness import proc, wguapi
+from harness import nslink, proc, wguapi
 from harness.wgstate import PeerTransfer, parse_endpoints, parse_transfer
 
 
@@ -31,7 +32,9 @@ class Host(ABC):
         self.name = name
         self.run_id = run_id
         self.log_dir = log_dir
-        self._netlink: IPRoute | None = None
+        self._netlink = threading.local()
+        self._netlink_handles: list[IPRoute] = []
+        self._netlink_lock = threading.Lock()
         self._processes: list[proc.Process] = []
 
     # -- what a backend provides -----------------------------------------------------------
@@ -80,16 +83,21 @@ class Host(ABC):
 
     @property
     def netlink(self) -> IPRoute:
-        """This host's netlink handle, opened on first use and closed with the host."""
-        if self._netlink is None:
-            # flags=0: open an existing namespace; never create one (O_CREAT is pyroute2's default)
-            self._netlink = IPRoute(netns=self.netns_path(), flags=0)
-        return self._netlink
+        """This host's netlink handle for the calling thread, opened on first use, closed with the host."""
+        handle = getattr(self._netlink, "handle", None)
+        if handle is None:
+            handle = nslink.open_iproute(self.netns_path())
+            self._netlink.handle = handle
+            with self._netlink_lock:
+                self._netlink_handles.append(handle)
+        return handle
 
     def close_netlink(self) -> None:
-        if self._netlink is not None:
-            self._netlink.close()
-            self._netlink = None
+        with self._netlink_lock:
+            handles, self._netlink_handles = self._netlink_handles, []
+        for handle in handles:
+            handle.close()
+        self._netlink = threading.local()
 
     def link_index(self, ifname: str) -> int:
         found = self.netlink.link_lookup(ifname=ifname)

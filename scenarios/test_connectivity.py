@@ -64,3 +64,24 @@ def test_route_change_alone_stays_pinned_without_sticky_source_release(network):
     network.release_sticky_source()
     ping_origin(network, count=3)
     assert network.path_of_endpoint(network.server_endpoint()) == 2
+
+
+def test_demo_migrate_script_runs_unchanged_on_the_client(network):
+    """docker/migrate.sh, copied to /etc/wireguard/migrate.sh as the demo mounts it, alternates the paths."""
+    import time
+    from pathlib import Path
+    script = Path(__file__).resolve().parents[1] / "docker" / "migrate.sh"
+    network.client.write_file("/etc/wireguard/migrate.sh", script.read_text(), mode=0o755)
+    seen: list[int | None] = []
+    migrate = network.client.spawn(["/etc/wireguard/migrate.sh", "0.2"], name="migrate")
+    try:
+        deadline = time.monotonic() + 1.5
+        while time.monotonic() < deadline:
+            assert migrate.running(), f"migrate.sh exited early: {migrate.log_tail()}"
+            seen.append(network.current_path())
+            time.sleep(0.02)
+    finally:
+        migrate.stop()
+    changes = [b for a, b in zip(seen, seen[1:]) if b is not None and a != b]
+    assert set(changes) >= set(network.topology.path_ids), f"route in table 51821 did not alternate: {seen}"
+    assert len(changes) >= 4, f"expected a switch about every 0.2 s over 1.5 s, saw {len(changes)}: {seen}"

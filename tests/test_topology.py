@@ -114,3 +114,23 @@ def test_intervals_and_backends_parse():
     with pytest.raises(ConfigError):
         RunSettings(wireguard="boringtun")
     assert not math.isnan(parse_intervals("0.5")[0])
+
+
+@pytest.mark.parametrize("tool, package", [("iperf3", "iperf3"), ("chromium", "chromium"),
+                                           ("chromedriver", "chromium-driver"), ("wireguard-go", "wireguard-go")])
+def test_a_missing_binary_is_named_with_its_package(monkeypatch, tmp_path, tool, package):
+    from harness.errors import PrerequisiteError
+    from harness.prereq import require_binaries
+    monkeypatch.setenv("PATH", str(tmp_path))
+    with pytest.raises(PrerequisiteError, match=rf"^{tool} not found on PATH: apt-get install {package}$"):
+        require_binaries([tool])
+
+
+def test_kernel_wireguard_request_without_module(monkeypatch):
+    from harness import prereq
+    from harness.errors import PrerequisiteError
+    monkeypatch.setattr(prereq, "kernel_wireguard_available", lambda: False)
+    with pytest.raises(PrerequisiteError, match="no WireGuard module"):
+        prereq.wireguard_implementation("kernel")
+    with pytest.raises(PrerequisiteError, match="unknown WireGuard implementation"):
+        prereq.wireguard_implementation("boringtun")
