@@ -39,8 +39,13 @@ def keeper_name(run_id: str, host: str) -> str:
     return f"comps-harness:{run_id}:{host}"
 
 
+VETH_INDEX_BASE = 100
+
+
 def host_sysctls(spec: HostSpec) -> list[str]:
-    settings = ["net/ipv4/conf/all/rp_filter=2", "net/ipv4/conf/default/rp_filter=2"]
+    settings = ["net/ipv4/conf/all/rp_filter=2", "net/ipv4/conf/default/rp_filter=2",
+                # the topology is IPv4; no IPv6 chatter (router solicitations, MLD) in counters or tunnels
+                "net/ipv6/conf/all/disable_ipv6=1", "net/ipv6/conf/default/disable_ipv6=1"]
     if spec.role == "client":
         # wg-quick's setting: the fwmark counts in the reverse-path check of tunnelled packets.
         settings.append("net/ipv4/conf/all/src_valid_mark=1")
@@ -116,13 +121,20 @@ class NetnsNetwork(Network):
             index = self.hosts[bridge.host].link_index(bridge.ifname)
             ipr.addr("add", index=index, address=str(bridge.address.ip), prefixlen=bridge.address.network.prefixlen)
             ipr.link("set", index=index, state="up", mtu=self.topology.mtus.underlay)
-        for link in self.topology.links:
-            self._create_link(link)
+        for number, link in enumerate(self.topology.links):
+            self._create_link(link, VETH_INDEX_BASE + 2 * number)
 
-    def _create_link(self, link: LinkSpec) -> None:
+    def _create_link(self, link: LinkSpec, index_a: int) -> None:
+        """A veth pair whose two ends never share an interface index.
+
+        The kernel handles a carrier change at once only for a device whose index differs from its
+        peer's (linkwatch's "urgent" test); fresh namespaces number both ends alike (3 and 3), which
+        delayed the carrier, and so a bridge port, by up to a second.
+        """
         a, b = self.hosts[link.a_host], self.hosts[link.b_host]
         mtu = self.topology.mtus.underlay
-        a.netlink.link("add", ifname=link.a_ifname, kind="veth", peer={"ifname": link.b_ifname, "net_ns_pid": b.pid})
+        a.netlink.link("add", ifname=link.a_ifname, kind="veth", index=index_a,
+                       peer={"ifname": link.b_ifname, "net_ns_pid": b.pid, "index": index_a + 1})
         for host, ifname, address in ((a, link.a_ifname, link.a_address), (b, link.b_ifname, link.b_address)):
             index = host.link_index(ifname)
             if address is not None:

@@ -17,6 +17,7 @@ from ipaddress import IPv4Address
 from pathlib import Path
 
 from harness import cleanup, signals
+from harness.errors import BackendError
 from harness.hosts import Host
 from harness.topology import (CLIENT, DEFAULT_ROUTE, ORIGIN, PATH_TABLE, SERVER, RouteSpec, Topology,
                               WireGuardSpec, proxy_name)
@@ -48,6 +49,7 @@ class Network(ABC):
         self.keys = Keyring.generate(topology)
         self._stack = contextlib.ExitStack()
         self.built_at: float | None = None
+        self._path_ifindex: dict[int, int] = {}
 
     # -- lifecycle -------------------------------------------------------------------------
     def __enter__(self) -> Network:
@@ -82,9 +84,26 @@ class Network(ABC):
         self._configure_client_routing()
         self._configure_forwarding()
         self._add_routes(self.topology.origin_routes)
+        self.progress(f"{self.run_id}: handshaking every path")
+        self._warm_up()
         self.built_at = time.time()
         log.info("%s: topology up in %.3f s", self.run_id, time.monotonic() - started)
         self.progress(f"{self.run_id}: ready")
+
+    def _warm_up(self, timeout: float = 15.0) -> None:
+        """Complete the WireGuard handshakes of wg0 and every path, so "up" means traffic flows.
+
+        Without this the first seconds of a run would measure handshakes (about a second for the
+        nested tunnels), not the topology.
+        """
+        origin = str(self.topology.origin_address().ip)
+        for path in (*self.topology.path_ids[1:], self.topology.path_ids[0]):
+            self.set_path(path)
+            result = self.client.exec(["ping", "-n", "-q", "-c", "1", "-i", "0.05", "-w", str(int(timeout)), origin],
+                                      check=False, timeout=timeout + 5)
+            if result.returncode != 0:
+                raise BackendError(f"no traffic through wg0 over path {path} within {timeout:.0f} s: "
+                                   f"{result.stdout.strip()} {result.stderr.strip()}")
 
     @abstractmethod
     def _create_hosts(self) -> None:
@@ -168,10 +187,14 @@ class Network(ABC):
 
     def set_path(self, path: int) -> None:
         """Move wg0's traffic to `path` with one atomic route replace (no window without a route)."""
-        dev = self.topology.path_device(path)
-        self.client.netlink.route("replace", dst=str(DEFAULT_ROUTE), oif=self.client.link_index(dev),
-                                  table=PATH_TABLE)
+        self.client.netlink.route("replace", dst=str(DEFAULT_ROUTE), oif=self.path_ifindex(path), table=PATH_TABLE)
         self.release_sticky_source()
+
+    def path_ifindex(self, path: int) -> int:
+        """The client's interface index of a path's tunnel (looked up once: switches are on a hot path)."""
+        if path not in self._path_ifindex:
+            self._path_ifindex[path] = self.client.link_index(self.topology.path_device(path))
+        return self._path_ifindex[path]
 
     def release_sticky_source(self) -> None:
         """Make wg0's next packet follow table 51821 again (WireGuard pins the last path it heard from)."""
@@ -186,6 +209,14 @@ class Network(ABC):
             name = proxy_name(k)
             counters = self.proxy(k).wg_transfer(name)
             result[k] = counters.get(self.keys.public(CLIENT, name), PeerTransfer(0, 0))
+        return result
+
+    def path_packets(self) -> dict[int, int]:
+        """Packets each proxy's tunnel interface moved (both directions), from its interface counters."""
+        result = {}
+        for k in self.topology.path_ids:
+            counters = self.proxy(k).interface_counters(proxy_name(k))
+            result[k] = counters.rx_packets + counters.tx_packets
         return result
 
     def server_endpoint(self) -> tuple[IPv4Address, int] | None:

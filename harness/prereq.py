@@ -20,7 +20,7 @@ APT_PACKAGES = {
     "unshare": "util-linux", "nsenter": "util-linux", "ip": "iproute2",
     "wg": "wireguard-tools", "wireguard-go": "wireguard-go", "iptables-restore": "iptables",
     "iperf3": "iperf3", "chromium": "chromium", "chromedriver": "chromium-driver",
-    "docker": "docker.io", "docker-compose": "docker-compose", "debootstrap": "debootstrap",
+    "ping": "iputils-ping", "docker": "docker.io", "docker-compose": "docker-compose", "debootstrap": "debootstrap",
 }
 CAP_NET_ADMIN = 12
 CAP_SYS_ADMIN = 21
@@ -83,7 +83,7 @@ def wireguard_implementation(requested: str) -> str:
 def check_netns_backend(wireguard: str) -> str:
     """All the namespace backend needs; returns the WireGuard implementation it will use."""
     require_privileges()
-    require_binaries(["unshare", "nsenter", "wg", "iptables-restore"])
+    require_binaries(["unshare", "nsenter", "wg", "iptables-restore", "ping"])
     return wireguard_implementation(wireguard)
 
 
