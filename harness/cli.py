@@ -16,6 +16,7 @@ from harness import cleanup, signals
 from harness.backends import network_for
 from harness.errors import HarnessError
 from harness.settings import BACKENDS, RUN_PREFIX, RunSettings, parse_positive_float
+from harness.stats import percentile
 
 
 def _progress(message: str) -> None:
@@ -60,11 +61,6 @@ def cmd_clean(args: argparse.Namespace) -> int:
     return 1 if leftovers else 0
 
 
-def _percentile(values: list[float], fraction: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(fraction * (len(ordered) - 1)))]
-
-
 def cmd_bench_bringup(args: argparse.Namespace) -> int:
     settings = _settings(args)
     if args.runs < 1:
@@ -80,8 +76,8 @@ def cmd_bench_bringup(args: argparse.Namespace) -> int:
         _progress(f"bench bringup {run + 1}/{args.runs}: up {ups[-1]:.3f} s, down {downs[-1]:.3f} s")
     result = {"backend": args.backend, "paths": args.paths, "runs": args.runs,
               "wireguard": network.wireguard_impl,
-              "up_median_s": round(statistics.median(ups), 4), "up_p95_s": round(_percentile(ups, 0.95), 4),
-              "down_median_s": round(statistics.median(downs), 4), "down_p95_s": round(_percentile(downs, 0.95), 4)}
+              "up_median_s": round(statistics.median(ups), 4), "up_p95_s": round(percentile(ups, 95), 4),
+              "down_median_s": round(statistics.median(downs), 4), "down_p95_s": round(percentile(downs, 95), 4)}
     print(json.dumps(result) if args.json else "\n".join(f"{k}: {v}" for k, v in result.items()))
     return 0
 

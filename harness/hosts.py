@@ -111,6 +111,10 @@ class Host(ABC):
         return LinkCounters(stats["rx_bytes"], stats["tx_bytes"], stats["rx_packets"], stats["tx_packets"])
 
     def wg_endpoints(self, ifname: str) -> dict[str, tuple[IPv4Address, int] | None]:
+        """Peer public key -> endpoint; in-process over the UAPI socket where there is one."""
+        socket_path = self.path(f"/run/wireguard/{ifname}.sock")
+        if socket_path.exists():
+            return wguapi.peer_endpoints(str(socket_path))
         return parse_endpoints(self.exec(["wg", "show", ifname, "endpoints"], timeout=10).stdout)
 
     def wg_transfer(self, ifname: str) -> dict[str, PeerTransfer]:

@@ -1,0 +1,167 @@
+"""Migration schedules as pure data: when to move the client's session, and to which path.
+
+A schedule is a finite, seeded list of planned switches (seconds after the start, target path),
+so the same parameters always give the same sequence, and a test knows in advance how many
+switches it asked for. The strategies are the ones the CoMPS authors used:
+
+- ``alternate``: round robin over the paths every interval (the demo's migrate.sh);
+- ``weighted-random``: every interval a path is drawn with per-path weights (given, or drawn
+  from a flat Dirichlet with the seed); drawing the current path means staying on it;
+- ``fixed``: an explicit list of (time, path) pairs;
+- ``none``: never switch (the baseline).
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from dataclasses import dataclass, field
+
+from harness.errors import ConfigError
+
+STRATEGIES = ("alternate", "weighted-random", "fixed", "none")
+MECHANISMS = ("netlink", "script")
+
+
+@dataclass(frozen=True)
+class PlannedSwitch:
+    at: float  # seconds after the schedule starts
+    path: int
+
+
+def check_seconds(value: float, what: str, *, allow_zero: bool = False) -> float:
+    try:
+        value = float(value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"{what} {value!r} is not a number") from None
+    if not math.isfinite(value) or value < 0 or (value == 0 and not allow_zero):
+        bound = "0 or more" if allow_zero else "above 0"
+        raise ConfigError(f"{what} must be a finite number of seconds {bound}, not {value}")
+    return value
+
+
+def parse_fixed(text: str) -> tuple[tuple[float, int], ...]:
+    """'0.5:2,1.0:1' -> ((0.5, 2), (1.0, 1))."""
+    pairs = []
+    for part in (p.strip() for p in text.split(",") if p.strip()):
+        at, sep, path = part.partition(":")
+        if not sep:
+            raise ConfigError(f"fixed schedule entry {part!r} is not TIME:PATH")
+        try:
+            pairs.append((check_seconds(at, "fixed switch time", allow_zero=True), int(path)))
+        except ValueError:
+            raise ConfigError(f"fixed schedule entry {part!r}: path {path!r} is not a number") from None
+    if not pairs:
+        raise ConfigError("the fixed strategy needs a list of TIME:PATH pairs")
+    return tuple(pairs)
+
+
+def parse_weights(text: str) -> tuple[float, ...]:
+    try:
+        return tuple(float(w) for w in text.split(","))
+    except ValueError:
+        raise ConfigError(f"weights {text!r} are not a comma list of numbers") from None
+
+
+def flat_dirichlet(n: int, rng: random.Random) -> tuple[float, ...]:
+    draws = [rng.gammavariate(1.0, 1.0) for _ in range(n)]
+    total = sum(draws)
+    return tuple(d / total for d in draws)
+
+
+@dataclass(frozen=True)
+class MigrationPlan:
+    """What a migration run should do; validated on creation, so bad input fails before anything starts."""
+
+    strategy: str = "alternate"
+    interval: float = 0.1
+    paths: tuple[int, ...] = (1, 2)
+    duration: float = 2.0
+    jitter: float = 0.0
+    seed: int = 0
+    weights: tuple[float, ...] | None = None
+    fixed: tuple[tuple[float, int], ...] = ()
+    start_path: int = 1
+    mechanism: str = "netlink"
+    _weights_used: tuple[float, ...] = field(default=(), init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        if self.strategy not in STRATEGIES:
+            raise ConfigError(f"unknown strategy {self.strategy!r}; choose one of {', '.join(STRATEGIES)}")
+        if self.mechanism not in MECHANISMS:
+            raise ConfigError(f"unknown switch mechanism {self.mechanism!r}; choose one of {', '.join(MECHANISMS)}")
+        if len(self.paths) < 2 or len(set(self.paths)) != len(self.paths):
+            raise ConfigError(f"migration needs at least two distinct paths, got {self.paths}")
+        object.__setattr__(self, "interval", check_seconds(self.interval, "interval"))
+        object.__setattr__(self, "duration", check_seconds(self.duration, "duration"))
+        object.__setattr__(self, "jitter", check_seconds(self.jitter, "jitter", allow_zero=True))
+        if self.jitter >= self.interval / 2:
+            raise ConfigError(f"jitter {self.jitter} s must stay below half the interval ({self.interval / 2} s)")
+        if self.start_path not in self.paths:
+            raise ConfigError(f"start path {self.start_path} is not one of the paths {self.paths}")
+        for _, path in self.fixed:
+            if path not in self.paths:
+                raise ConfigError(f"fixed schedule names path {path}, but the paths are {self.paths}")
+        if self.strategy == "fixed" and not self.fixed:
+            raise ConfigError("the fixed strategy needs --fixed TIME:PATH,...")
+        if self.mechanism == "script" and (self.strategy != "alternate" or self.jitter):
+            raise ConfigError("the script mechanism runs the demo's migrate.sh, which only alternates "
+                              "without jitter; use --switch-mechanism netlink for other schedules")
+        weights = self.weights
+        if self.strategy == "weighted-random":
+            if weights is None:
+                weights = flat_dirichlet(len(self.paths), random.Random(f"weights-{self.seed}"))
+            if len(weights) != len(self.paths):
+                raise ConfigError(f"{len(weights)} weights given for {len(self.paths)} paths")
+            if any(not math.isfinite(w) or w < 0 for w in weights) or sum(weights) <= 0:
+                raise ConfigError(f"weights must be finite, not negative, and not all 0: {weights}")
+            total = sum(weights)
+            weights = tuple(w / total for w in weights)
+        object.__setattr__(self, "_weights_used", weights or ())
+
+    @property
+    def path_weights(self) -> tuple[float, ...]:
+        """The normalised weights the weighted-random strategy draws with (empty for the others)."""
+        return self._weights_used
+
+    @property
+    def ticks(self) -> int:
+        """How many interval boundaries fall inside the duration."""
+        return int(math.floor(self.duration / self.interval + 1e-9))
+
+    def switches(self) -> list[PlannedSwitch]:
+        """The planned switches (each one changes the path), in time order, within the duration."""
+        if self.strategy == "none":
+            return []
+        if self.strategy == "fixed":
+            planned, current = [], self.start_path
+            for at, path in sorted(self.fixed):
+                if at <= self.duration and path != current:
+                    planned.append(PlannedSwitch(at, path))
+                    current = path
+            return planned
+        rng = random.Random(self.seed)
+        planned, current = [], self.start_path
+        order = list(self.paths)
+        for tick in range(1, self.ticks + 1):
+            at = tick * self.interval + (rng.uniform(-self.jitter, self.jitter) if self.jitter else 0.0)
+            if self.strategy == "alternate":
+                target = order[(order.index(current) + 1) % len(order)]
+            else:
+                target = rng.choices(order, weights=self._weights_used)[0]
+            if target != current:
+                planned.append(PlannedSwitch(round(at, 9), target))
+                current = target
+        return planned
+
+    def describe(self) -> dict:
+        return {"strategy": self.strategy, "interval_s": self.interval, "duration_s": self.duration,
+                "jitter_s": self.jitter, "seed": self.seed, "paths": list(self.paths),
+                "weights": list(self.path_weights) or None, "mechanism": self.mechanism,
+                "planned_switches": len(self.switches())}
+
+    @property
+    def label(self) -> str:
+        """The readable test id part: alternate-0.1s (and -script for the demo's script)."""
+        text = f"{self.strategy}-{self.interval:g}s"
+        return text if self.mechanism == "netlink" else f"{text}-{self.mechanism}"
