@@ -26,11 +26,13 @@ if [ -z "$paths" ]; then
 fi
 
 current=$(ip route show default table $TABLE | awk '{ for (i = 1; i < NF; i++) if ($i == "dev") print $(i + 1) }')
+# the paths in turn, starting with the one after the current path
+order=$(printf '%s\n' $paths | awk -v cur="$current" '{ p[NR] = $0; if ($0 == cur) at = NR }
+  END { for (i = 1; i <= NR; i++) print p[(at + i - 1) % NR + 1] }')
 while :; do
-  # the path after the current one, wrapping around to the first
-  next=$(printf '%s\n' $paths | awk -v cur="$current" 'NR == 1 { first = $0 } take { print; done = 1; exit } $0 == cur { take = 1 } END { if (!done) print first }')
-  ip route del default table $TABLE 2>/dev/null
-  ip route add default dev "$next" table $TABLE
-  current=$next
-  sleep "$interval"
+  for next in $order; do
+    ip route del default table $TABLE 2>/dev/null
+    ip route add default dev "$next" table $TABLE
+    sleep "$interval"
+  done
 done

@@ -15,8 +15,11 @@ import time
 from harness import cleanup, signals
 from harness.backends import network_for
 from harness.errors import HarnessError
+from harness.migration import run_migration
+from harness.schedule import MECHANISMS, MigrationPlan
 from harness.settings import BACKENDS, RUN_PREFIX, RunSettings, parse_positive_float
 from harness.stats import percentile
+from harness.traffic import ping_stream
 
 
 def _progress(message: str) -> None:
@@ -82,6 +85,25 @@ def cmd_bench_bringup(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_bench_switching(args: argparse.Namespace) -> int:
+    """Switch on a schedule while traffic flows; report how far actual switches were from planned."""
+    settings = _settings(args)
+    plan = MigrationPlan(interval=args.interval, duration=args.duration, mechanism=args.mechanism,
+                         paths=tuple(range(1, settings.paths + 1)))
+    with network_for(args.backend, settings, progress=_progress) as network:
+        with ping_stream(network):
+            evidence = run_migration(network, plan, progress=_progress)
+    errors = evidence.timing_error_ms()
+    result = {"backend": args.backend, "mechanism": args.mechanism, "interval_s": args.interval,
+              "duration_s": args.duration, "wireguard": network.wireguard_impl,
+              "planned_switches": evidence.planned_switches, "switches": len(evidence.switches),
+              "timing_error_median_ms": errors["median"], "timing_error_p99_ms": errors["p99"],
+              "timing_error_max_ms": errors["max"], "no_route_window_median_ms": evidence.no_route_ms()["median"],
+              "endpoint_changes": evidence.endpoint_changes, "proof_failures": evidence.failures()}
+    print(json.dumps(result) if args.json else "\n".join(f"{k}: {v}" for k, v in result.items()))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="comps-harness", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -109,6 +131,13 @@ def build_parser() -> argparse.ArgumentParser:
     bringup.add_argument("--runs", type=int, default=10)
     bringup.add_argument("--json", action="store_true")
     bringup.set_defaults(func=cmd_bench_bringup)
+    switching = bench_sub.add_parser("switching", help="timing error of path switches while traffic flows")
+    topology_options(switching)
+    switching.add_argument("--interval", type=float, default=0.01, help="seconds between switches")
+    switching.add_argument("--duration", type=float, default=30.0, help="seconds to switch for")
+    switching.add_argument("--mechanism", choices=MECHANISMS, default="netlink")
+    switching.add_argument("--json", action="store_true")
+    switching.set_defaults(func=cmd_bench_switching)
     return parser
 
 

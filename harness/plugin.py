@@ -5,16 +5,25 @@ Thin by design: the library does the work; this maps options to RunSettings and 
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from harness import signals
 from harness.backends import check_backend, network_for
-from harness.errors import HarnessError
+from harness.errors import ConfigError, HarnessError
 from harness.network import Network
-from harness.settings import RunSettings, parse_backends
+from harness.results import ResultsWriter
+from harness.schedule import MECHANISMS, STRATEGIES, MigrationPlan, check_seconds, parse_fixed, parse_weights
+from harness.settings import RunSettings, parse_backends, parse_intervals
 
 _unwind = None
 SETTINGS = pytest.StashKey[RunSettings]()
+PLANS = pytest.StashKey[list]()
+TOLERANCES = pytest.StashKey[dict]()
+DEFAULT_INTERVALS = "0.01,0.1,1"
+MIN_DURATION_S = 2.0
+SWITCHES_PER_RUN = 10
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -23,6 +32,46 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--paths", default="2", help="number of proxy paths (2..8, default 2)")
     group.addoption("--wireguard", default="auto", help="auto | kernel | userspace (wireguard-go)")
     group.addoption("--run-id", default=None, help="run id to use (default: a fresh one)")
+    group.addoption("--results-dir", default="reports", help="results go to DIR/<run id>/ (default reports)")
+    group.addoption("--intervals", default=DEFAULT_INTERVALS,
+                    help=f"migration intervals in seconds, comma separated (default {DEFAULT_INTERVALS})")
+    group.addoption("--strategy", default="alternate", help=f"comma list of {', '.join(STRATEGIES)}")
+    group.addoption("--switch-mechanism", default="netlink",
+                    help="netlink (atomic route replace), script (the demo's migrate.sh), or both")
+    group.addoption("--seed", default="1", help="seed of the random strategies (default 1)")
+    group.addoption("--jitter", default="0", help="random shift of each switch, +- seconds (default 0)")
+    group.addoption("--weights", default=None, help="weighted-random: per-path weights (default: flat Dirichlet)")
+    group.addoption("--fixed", default=None, help="fixed strategy: TIME:PATH,... (seconds after start)")
+    group.addoption("--duration", default="auto",
+                    help=f"seconds each migration runs (auto: {SWITCHES_PER_RUN} intervals, at least "
+                         f"{MIN_DURATION_S:g} s)")
+    group.addoption("--switch-tolerance", default="0.1",
+                    help="fraction of planned switches that may be missing before the proof fails (default 0.1)")
+
+
+def _migration_plans(config: pytest.Config, paths: tuple[int, ...]) -> list[MigrationPlan]:
+    """Every (strategy, interval, mechanism) the options ask for, validated before anything starts."""
+    option = config.getoption
+    mechanisms = MECHANISMS if option("--switch-mechanism") == "both" else \
+        tuple(m.strip() for m in option("--switch-mechanism").split(","))
+    strategies = tuple(s.strip() for s in option("--strategy").split(","))
+    weights = parse_weights(option("--weights")) if option("--weights") else None
+    fixed = parse_fixed(option("--fixed")) if option("--fixed") else ()
+    try:
+        seed = int(option("--seed"))
+    except ValueError:
+        raise ConfigError(f"--seed {option('--seed')!r} is not an integer") from None
+    plans = []
+    for strategy in strategies:
+        for interval in parse_intervals(option("--intervals")):
+            duration = (max(MIN_DURATION_S, SWITCHES_PER_RUN * interval) if option("--duration") == "auto"
+                        else check_seconds(option("--duration"), "--duration"))
+            for mechanism in mechanisms:
+                plans.append(MigrationPlan(strategy=strategy, interval=interval, paths=paths, duration=duration,
+                                           jitter=float(check_seconds(option("--jitter"), "--jitter",
+                                                                      allow_zero=True)),
+                                           seed=seed, weights=weights, fixed=fixed, mechanism=mechanism))
+    return plans
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -35,8 +84,16 @@ def pytest_configure(config: pytest.Config) -> None:
         raise pytest.UsageError(f"comps-harness: {exc}") from None
     if config.getoption("--run-id"):
         kwargs["run_id"] = config.getoption("--run-id")
+    kwargs["results_dir"] = Path(config.getoption("--results-dir"))
     try:
-        config.stash[SETTINGS] = RunSettings(**kwargs)
+        settings = config.stash[SETTINGS] = RunSettings(**kwargs)
+        config.stash[PLANS] = _migration_plans(config, tuple(range(1, settings.paths + 1)))
+        tolerance = float(config.getoption("--switch-tolerance"))
+        if not 0 <= tolerance < 1:
+            raise ConfigError(f"--switch-tolerance {tolerance} must be at least 0 and below 1")
+        config.stash[TOLERANCES] = {"switches": tolerance}
+    except ValueError as exc:
+        raise pytest.UsageError(f"comps-harness: {exc}") from None
     except HarnessError as exc:
         raise pytest.UsageError(f"comps-harness: {exc}") from None
     # SIGTERM unwinds like Ctrl-C, so fixture finalizers remove what the run built.
@@ -55,6 +112,9 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if "backend" in metafunc.fixturenames:
         backends = metafunc.config.stash[SETTINGS].backends
         metafunc.parametrize("backend", backends, ids=list(backends), scope="session")
+    if "migration_plan" in metafunc.fixturenames:
+        plans = metafunc.config.stash[PLANS]
+        metafunc.parametrize("migration_plan", plans, ids=[plan.label for plan in plans])
 
 
 @pytest.fixture(scope="session")
@@ -80,3 +140,14 @@ def network(backend: str, backend_ready: str, run_settings: RunSettings) -> Netw
     run_id = f"{run_settings.run_id}-{next(_counter)}"
     with network_for(backend, run_settings, run_id=run_id) as net:
         yield net
+
+
+@pytest.fixture(scope="session")
+def results(run_settings: RunSettings) -> ResultsWriter:
+    """The run's results file (reports/<run id>/results.jsonl), appended as results come in."""
+    return ResultsWriter(run_settings.run_dir, run_settings.run_id)
+
+
+@pytest.fixture(scope="session")
+def tolerances(request: pytest.FixtureRequest) -> dict:
+    return request.config.stash[TOLERANCES]

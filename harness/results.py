@@ -1,0 +1,53 @@
+"""Results as data: one JSON object per line, appended (and flushed) as each result is produced.
+
+An interrupted run keeps everything it measured; reports are rebuilt from this file alone.
+No record ever holds a private key: records are built from measurements and public settings.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from harness import prereq
+
+RESULTS_FILE = "results.jsonl"
+
+
+class ResultsWriter:
+    def __init__(self, run_dir: Path, run_id: str) -> None:
+        self.run_id = run_id
+        self.path = run_dir / RESULTS_FILE
+        self._lock = threading.Lock()
+        self._environment: dict | None = None
+
+    @property
+    def environment(self) -> dict:
+        if self._environment is None:
+            self._environment = prereq.environment()
+        return self._environment
+
+    def record(self, kind: str, **fields: Any) -> dict:
+        """Append one record and return it."""
+        record = {"kind": kind, "run_id": self.run_id, "time": round(time.time(), 3), **fields,
+                  "environment": self.environment}
+        line = json.dumps(record, sort_keys=True, default=str)
+        with self._lock:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            with self.path.open("a") as out:
+                out.write(line + "\n")
+        return record
+
+
+def load(path: Path) -> list[dict]:
+    """Every record of a results file (a truncated last line, from a killed run, is skipped)."""
+    records = []
+    for line in Path(path).read_text().splitlines():
+        try:
+            records.append(json.loads(line))
+        except json.JSONDecodeError:
+            continue
+    return records

@@ -1,0 +1,20 @@
+"""Background traffic through wg0, so that migration has something to move."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+
+from harness.network import Network
+
+
+@contextlib.contextmanager
+def ping_stream(network: Network, interval_s: float = 0.002, size: int = 200) -> Iterator[None]:
+    """A steady ICMP stream client -> origin (default 500 packets/s) for as long as the block runs."""
+    origin = str(network.topology.origin_address().ip)
+    process = network.client.spawn(["ping", "-n", "-q", "-i", f"{interval_s:g}", "-s", str(size), origin],
+                                   name="ping-stream")
+    try:
+        yield
+    finally:
+        process.stop()

@@ -1,0 +1,131 @@
+"""Unit tests of schedules, migration evidence, statistics and the results file (pure code)."""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+
+import pytest
+
+from harness.errors import ConfigError
+from harness.evidence import MigrationEvidence, PathUse, SwitchRecord
+from harness.results import ResultsWriter, load
+from harness.schedule import MigrationPlan, parse_fixed, parse_weights
+from harness.stats import percentile, summary
+
+
+def test_alternate_is_round_robin_on_the_interval():
+    plan = MigrationPlan(interval=0.5, duration=2.0, paths=(1, 2, 3))
+    assert [(s.at, s.path) for s in plan.switches()] == [(0.5, 2), (1.0, 3), (1.5, 1), (2.0, 2)]
+    assert plan.label == "alternate-0.5s"
+    assert MigrationPlan(interval=0.1, mechanism="script").label == "alternate-0.1s-script"
+
+
+def test_weighted_random_is_reproducible_with_a_seed():
+    a = MigrationPlan(strategy="weighted-random", interval=0.01, duration=5, seed=7, paths=(1, 2, 3))
+    b = MigrationPlan(strategy="weighted-random", interval=0.01, duration=5, seed=7, paths=(1, 2, 3))
+    c = MigrationPlan(strategy="weighted-random", interval=0.01, duration=5, seed=8, paths=(1, 2, 3))
+    assert a.switches() == b.switches() and a.path_weights == b.path_weights
+    assert a.switches() != c.switches()
+    assert math.isclose(sum(a.path_weights), 1.0)
+
+
+def test_weighted_random_time_shares_follow_the_weights():
+    weights = (0.6, 0.3, 0.1)
+    plan = MigrationPlan(strategy="weighted-random", interval=0.001, duration=20, seed=3, paths=(1, 2, 3),
+                         weights=weights)
+    # time on each path: a tick keeps the current path unless a switch moves it
+    ticks, current, share = plan.ticks, plan.start_path, Counter()
+    switches = {round(s.at / plan.interval): s.path for s in plan.switches()}
+    for tick in range(1, ticks + 1):
+        current = switches.get(tick, current)
+        share[current] += 1
+    for path, weight in zip((1, 2, 3), weights):
+        expected = weight * ticks
+        sigma = math.sqrt(ticks * weight * (1 - weight))
+        assert abs(share[path] - expected) < 5 * sigma, (path, share[path], expected)
+
+
+def test_jitter_moves_switches_but_keeps_their_order():
+    plan = MigrationPlan(interval=0.1, duration=5, jitter=0.04, seed=2)
+    times = [s.at for s in plan.switches()]
+    assert times == sorted(times)
+    assert any(abs(t - round(t / 0.1) * 0.1) > 1e-6 for t in times)
+    assert all(abs(t - round(t / 0.1) * 0.1) <= 0.04 + 1e-9 for t in times)
+
+
+def test_fixed_and_none():
+    plan = MigrationPlan(strategy="fixed", fixed=parse_fixed("0.5:2, 0.7:2, 1.0:1, 9:2"), duration=2)
+    assert [(s.at, s.path) for s in plan.switches()] == [(0.5, 2), (1.0, 1)]
+    assert MigrationPlan(strategy="none").switches() == []
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"interval": 0}, "interval"), ({"interval": -1}, "interval"), ({"interval": float("nan")}, "interval"),
+    ({"interval": float("inf")}, "interval"), ({"duration": 0}, "duration"),
+    ({"strategy": "zigzag"}, "unknown strategy"), ({"mechanism": "carrier-pigeon"}, "unknown switch mechanism"),
+    ({"paths": (1,)}, "at least two"), ({"start_path": 5}, "start path"),
+    ({"strategy": "fixed", "fixed": ((1.0, 7),)}, "names path 7"), ({"strategy": "fixed"}, "needs --fixed"),
+    ({"jitter": 0.06, "interval": 0.1}, "jitter"), ({"strategy": "weighted-random", "weights": (1, 2, 3)}, "3 weights"),
+    ({"strategy": "weighted-random", "weights": (0, 0)}, "weights must be"),
+    ({"strategy": "weighted-random", "mechanism": "script"}, "only alternates"),
+])
+def test_bad_plans_are_refused(kwargs, message):
+    with pytest.raises(ConfigError, match=message):
+        MigrationPlan(**kwargs)
+
+
+def test_bad_fixed_and_weights_text():
+    for text in ("1.0", "x:1", "1.0:two", ""):
+        with pytest.raises(ConfigError):
+            parse_fixed(text)
+    with pytest.raises(ConfigError):
+        parse_weights("1,a")
+
+
+def evidence(**overrides) -> MigrationEvidence:
+    fields = dict(plan={}, duration_s=1.0, planned_switches=4, scheduled_paths=[1, 2],
+                  switches=[SwitchRecord(0.2 + 0.2 * i + 0.001, 1 + i % 2, 2 - i % 2, planned_s=0.2 + 0.2 * i)
+                            for i in range(4)],
+                  per_path={1: PathUse(1000, 10), 2: PathUse(3000, 30)}, endpoint_changes=4, endpoint_samples=100)
+    fields.update(overrides)
+    return MigrationEvidence(**fields)
+
+
+def test_evidence_figures():
+    ev = evidence()
+    assert ev.split_ratio() == {1: 0.25, 2: 0.75}
+    assert math.isclose(ev.longest_on_one_path_s(), 0.201)
+    assert math.isclose(ev.timing_error_ms()["max"], 1.0, abs_tol=1e-6)
+    assert ev.failures() == []
+    data = ev.to_dict()
+    assert data["per_path"]["2"] == {"bytes": 3000, "packets": 30} and data["split_ratio"]["1"] == 0.25
+
+
+def test_evidence_failures_name_the_reason():
+    assert "only 2 of 4 planned switches" in evidence(switches=evidence().switches[:2]).failures()[0]
+    assert evidence(switches=evidence().switches[:3]).failures(switch_tolerance=0.25) == []
+    dead = evidence(per_path={1: PathUse(1000, 10), 2: PathUse(0, 0)}).failures()
+    assert dead == ["path 2 was scheduled but carried nothing"]
+    assert "never saw the client's endpoint move" in evidence(endpoint_changes=0).failures()[0]
+    assert evidence(planned_switches=0, switches=[], endpoint_changes=0, scheduled_paths=[1]).failures() == []
+
+
+def test_percentiles():
+    values = list(range(1, 101))
+    assert percentile(values, 50) == 50.5 and percentile(values, 100) == 100 and percentile([3], 99) == 3
+    assert summary([]) == {"count": 0, "median": None, "p99": None, "max": None}
+    with pytest.raises(ValueError):
+        percentile([], 50)
+
+
+def test_results_file_is_appended_and_survives_a_torn_line(tmp_path):
+    writer = ResultsWriter(tmp_path / "run", "ch-test")
+    writer._environment = {"kernel": "test"}
+    writer.record("migration", interval=0.1)
+    writer.record("migration", interval=1.0)
+    with writer.path.open("a") as out:
+        out.write('{"kind": "migr')  # a run killed mid-write
+    records = load(writer.path)
+    assert [r["interval"] for r in records] == [0.1, 1.0]
+    assert all(r["run_id"] == "ch-test" and r["environment"] == {"kernel": "test"} for r in records)
