@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 packages=(wireguard-tools wireguard-go iperf3 iptables iproute2 iputils-ping util-linux python3-venv
-          chromium chromium-driver)
+          chromium chromium-driver curl)
 missing=()
 for p in "${packages[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 if [ ${#missing[@]} -gt 0 ]; then

@@ -47,9 +47,13 @@ class MigrationEvidence:
     endpoint_samples: int = 0
     endpoint_paths: list[int] = field(default_factory=list)
     sticky_guard: bool = False
+    started_monotonic: float = 0.0  # CLOCK_MONOTONIC at the start: switch times are relative to it
     guard_releases: int = 0
 
     # -- derived figures -------------------------------------------------------------------
+    def switch_times_monotonic(self) -> list[float]:
+        return [self.started_monotonic + s.actual_s for s in self.switches]
+
     def split_ratio(self) -> dict[int, float]:
         total = sum(use.bytes for use in self.per_path.values())
         return {path: (use.bytes / total if total else 0.0) for path, use in sorted(self.per_path.items())}

@@ -258,7 +258,8 @@ class MigrationController:
     def _evidence(self, stopped_at: float) -> MigrationEvidence:
         after = self._path_use()
         plan = self.plan
-        planned = plan.switches()
+        # a measurement may end before the plan's duration: only what was due by then was asked for
+        planned = [p for p in plan.switches() if p.at <= stopped_at - self.start]
         observed = [item for item in self._observed if item[0] <= stopped_at]
         if plan.mechanism == "script" and observed:  # the script starts at once, then every interval
             first = observed[0][0] - self.start
@@ -275,6 +276,7 @@ class MigrationController:
         scheduled = sorted({plan.start_path, *(p.path for p in planned)})
         return MigrationEvidence(
             plan=plan.describe(), duration_s=round(stopped_at - self.start, 4), planned_switches=len(planned),
+            started_monotonic=self.start,
             scheduled_paths=scheduled, switches=records,
             per_path={k: PathUse(after[k].bytes - self._before[k].bytes, after[k].packets - self._before[k].packets)
                       for k in after},

@@ -12,6 +12,8 @@ import pytest
 from harness import signals
 from harness.backends import check_backend, network_for
 from harness.errors import ConfigError, HarnessError
+from harness.content import MB
+from harness.measure import OriginServices, require_measurement_tools
 from harness.network import Network
 from harness.results import ResultsWriter
 from harness.schedule import MECHANISMS, STRATEGIES, MigrationPlan, check_seconds, parse_fixed, parse_weights
@@ -47,6 +49,20 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                          f"{MIN_DURATION_S:g} s)")
     group.addoption("--switch-tolerance", default="0.1",
                     help="fraction of planned switches that may be missing before the proof fails (default 0.1)")
+    group.addoption("--repeat", default="3", help="interleaved repetitions of baseline and migration (default 3)")
+    group.addoption("--throughput-tolerance", default="0.90",
+                    help="throughput with migration must be >= this x baseline (default 0.90)")
+    group.addoption("--verdict-from-interval", default="0.1",
+                    help="throughput verdicts apply to intervals >= this many seconds; below: reported (default 0.1)")
+    group.addoption("--pageload-tolerance", default="1.15",
+                    help="page-load and download median must be <= this x baseline (default 1.15)")
+    group.addoption("--max-lost-per-switch", default="0",
+                    help="probe packets that may be lost per switch with the atomic mechanism (default 0)")
+    group.addoption("--probe-rate", default="2000", help="UDP probe packets per second (default 2000)")
+    group.addoption("--iperf-seconds", default="2", help="seconds per iperf3 run (default 2)")
+    group.addoption("--udp-rate", default="50M", help="iperf3 UDP offered rate (default 50M)")
+    group.addoption("--page-timeout", default="30", help="seconds a page load may take before it fails (default 30)")
+    group.addoption("--download-sizes", default="1,10", help="download file sizes in MB (default 1,10)")
 
 
 def _migration_plans(config: pytest.Config, paths: tuple[int, ...]) -> list[MigrationPlan]:
@@ -91,7 +107,24 @@ def pytest_configure(config: pytest.Config) -> None:
         tolerance = float(config.getoption("--switch-tolerance"))
         if not 0 <= tolerance < 1:
             raise ConfigError(f"--switch-tolerance {tolerance} must be at least 0 and below 1")
-        config.stash[TOLERANCES] = {"switches": tolerance}
+        option = config.getoption
+        repeat = int(option("--repeat"))
+        if repeat < 1:
+            raise ConfigError(f"--repeat {repeat} must be at least 1")
+        config.stash[TOLERANCES] = {
+            "switches": tolerance, "repeat": repeat,
+            "throughput": check_seconds(option("--throughput-tolerance"), "--throughput-tolerance"),
+            "verdict_from_interval": check_seconds(option("--verdict-from-interval"), "--verdict-from-interval",
+                                                   allow_zero=True),
+            "pageload": check_seconds(option("--pageload-tolerance"), "--pageload-tolerance"),
+            "max_lost_per_switch": check_seconds(option("--max-lost-per-switch"), "--max-lost-per-switch",
+                                                 allow_zero=True),
+            "probe_rate": check_seconds(option("--probe-rate"), "--probe-rate"),
+            "iperf_seconds": check_seconds(option("--iperf-seconds"), "--iperf-seconds"),
+            "udp_rate": option("--udp-rate"),
+            "page_timeout": check_seconds(option("--page-timeout"), "--page-timeout"),
+            "download_mb": tuple(int(x) for x in option("--download-sizes").split(",")),
+        }
     except ValueError as exc:
         raise pytest.UsageError(f"comps-harness: {exc}") from None
     except HarnessError as exc:
@@ -151,3 +184,27 @@ def results(run_settings: RunSettings) -> ResultsWriter:
 @pytest.fixture(scope="session")
 def tolerances(request: pytest.FixtureRequest) -> dict:
     return request.config.stash[TOLERANCES]
+
+
+@pytest.fixture
+def origin_services(network: Network, tolerances: dict) -> OriginServices:
+    """Web pages, files, iperf3 and the probe echo on `origin`, for one test."""
+    try:
+        require_measurement_tools(browser=False)
+    except HarnessError as exc:
+        pytest.fail(str(exc), pytrace=False)
+    with OriginServices(network, file_sizes=tuple(mb * MB for mb in tolerances["download_mb"])) as services:
+        yield services
+
+
+@pytest.fixture
+def record_condition(results: ResultsWriter, network: Network, request: pytest.FixtureRequest):
+    """Write one measurement (one condition, one repetition) to the results file as it is produced."""
+    def record(scenario: str, condition: str, rep: int, result) -> None:
+        plan = result.plan
+        results.record("measurement", scenario=scenario, test=request.node.name, condition=condition,
+                       repetition=rep, backend=network.backend, wireguard=network.wireguard_impl,
+                       topology=network.topology.describe(), strategy=plan.strategy,
+                       interval=None if plan.strategy == "none" else plan.interval, mechanism=plan.mechanism,
+                       seed=plan.seed, figures=result.figures, evidence=result.evidence.to_dict())
+    return record

@@ -1,0 +1,138 @@
+"""Measurements with real tools, run inside the hosts: iperf3, the UDP probe, HTTP downloads, Chromium.
+
+`OriginServices` starts what `origin` serves (web pages and files, iperf3, the probe's echo).
+`measure_condition` runs one measurement under one migration plan (strategy none = baseline)
+and returns its figures together with the migration evidence.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from harness import content, iperf, prereq
+from harness.errors import MeasurementError
+from harness.evidence import MigrationEvidence
+from harness.loss import analyze
+from harness.migration import MigrationController
+from harness.network import Network
+from harness.proc import wait_until
+from harness.schedule import MigrationPlan
+
+HTTP_PORT = 8080
+PROBE_PORT = 9000
+PROBE_SCRIPT = Path(__file__).with_name("probe.py")
+
+
+def require_measurement_tools(browser: bool = False) -> None:
+    prereq.require_binaries(["iperf3", "curl", "ss"] + (["chromium", "chromedriver"] if browser else []))
+
+
+@dataclass
+class OriginServices:
+    network: Network
+    file_sizes: tuple[int, ...] = (content.MB, 10 * content.MB)
+
+    @property
+    def address(self) -> str:
+        return str(self.network.topology.origin_address().ip)
+
+    def url(self, path: str) -> str:
+        return f"http://{self.address}:{HTTP_PORT}/{path}"
+
+    def __enter__(self) -> OriginServices:
+        origin = self.network.origin
+        www = self.network.workdir / "www"
+        self.paths = content.generate(www, self.file_sizes)
+        origin.spawn([sys.executable, "-m", "http.server", "--bind", self.address, "--directory", str(www),
+                      str(HTTP_PORT)], name="http")
+        origin.spawn(["iperf3", "-s", "-p", str(iperf.IPERF_PORT)], name="iperf3")
+        origin.spawn([sys.executable, str(PROBE_SCRIPT), "echo", "--port", str(PROBE_PORT)], name="probe-echo")
+        wait_until(lambda: self._listening(), timeout=10, interval=0.05, what="origin services listening")
+        return self
+
+    def _listening(self) -> bool:
+        out = self.network.origin.exec(["ss", "-H", "-ltnu"], timeout=5).stdout
+        return all(f":{port} " in out for port in (HTTP_PORT, iperf.IPERF_PORT, PROBE_PORT))
+
+    def __exit__(self, *exc: object) -> None:
+        self.network.origin.stop_processes()
+
+    # -- measurements (run in the client) --------------------------------------------------
+    def iperf3(self, seconds: float, *, reverse: bool = False, udp_rate: str | None = None) -> iperf.IperfResult:
+        argv = iperf.client_argv(self.address, seconds=seconds, reverse=reverse, udp_rate=udp_rate)
+        out = self.network.client.exec(argv, check=False, timeout=seconds + 30)
+        return iperf.parse(out.stdout)
+
+    def probe(self, seconds: float, rate: float) -> dict:
+        out = self.network.client.exec([sys.executable, str(PROBE_SCRIPT), "send", "--to", self.address,
+                                        "--port", str(PROBE_PORT), "--rate", f"{rate:g}",
+                                        "--seconds", f"{seconds:g}"], timeout=seconds + 30)
+        return json.loads(out.stdout)
+
+    def download(self, path: str) -> dict:
+        out = self.network.client.exec(["curl", "-sS", "-o", "/dev/null", "-H", "Cache-Control: no-cache",
+                                        "-w", "%{http_code} %{size_download} %{time_total}", self.url(path)],
+                                       check=False, timeout=300)
+        try:
+            code, size, seconds = out.stdout.split()
+        except ValueError:
+            raise MeasurementError(f"download of {path} failed: {out.stderr.strip()}") from None
+        if code != "200":
+            raise MeasurementError(f"download of {path}: HTTP {code}")
+        return {"path": path, "bytes": int(size), "seconds": float(seconds)}
+
+    def page_loads(self, pages: list[str], *, timeout: float, screenshots: Path) -> list[dict]:
+        out = self.network.client.exec([sys.executable, "-m", "harness.browser", "--timeout", f"{timeout:g}",
+                                        "--screenshots", str(screenshots), *[self.url(p) for p in pages]],
+                                       check=False, timeout=timeout * len(pages) + 60)
+        try:
+            return json.loads(out.stdout)
+        except json.JSONDecodeError:
+            raise MeasurementError(f"the browser run failed: {out.stderr.strip()[-500:]}") from None
+
+
+@dataclass
+class ConditionResult:
+    plan: MigrationPlan
+    figures: dict
+    evidence: MigrationEvidence
+
+
+def measure_condition(network: Network, plan: MigrationPlan, measure: Callable[[], dict]) -> ConditionResult:
+    """Run `measure` while `plan` migrates the client (strategy none: the baseline)."""
+    with MigrationController(network, plan) as controller:
+        figures = measure()
+    assert controller.evidence is not None
+    return ConditionResult(plan, figures, controller.evidence)
+
+
+def loss_figures(probe: dict, evidence: MigrationEvidence, interval: float | None) -> dict:
+    attribution = (interval / 2) if interval else 0.5
+    return analyze(probe, evidence.switch_times_monotonic(), attribution_s=attribution).to_dict()
+
+
+def baseline_of(plan: MigrationPlan) -> MigrationPlan:
+    """The same run without migration."""
+    return dataclasses.replace(plan, strategy="none", mechanism="netlink", jitter=0.0, fixed=())
+
+
+def interleave(network: Network, plan: MigrationPlan, repeat: int, measure: Callable[[], dict],
+               on_result: Callable[[str, int, ConditionResult], None]) -> tuple[list[ConditionResult], ...]:
+    """Baseline and `plan` measured alternately `repeat` times; every result is handed to `on_result` at once."""
+    baseline, migrating = [], []
+    for rep in range(repeat):
+        for condition, bucket in (("baseline", baseline), (plan.label, migrating)):
+            result = measure_condition(network, baseline_of(plan) if condition == "baseline" else plan, measure)
+            bucket.append(result)
+            on_result(condition, rep, result)
+    return baseline, migrating
+
+
+def for_measurement(plan: MigrationPlan, seconds: float) -> MigrationPlan:
+    """`plan` lasting long enough for a measurement of about `seconds` (it stops when the measurement ends)."""
+    return dataclasses.replace(plan, duration=max(plan.duration, seconds * 2 + 10))

@@ -1,0 +1,58 @@
+"""Chromium page loads and timed downloads from origin, with migration vs without, same run, interleaved."""
+
+from __future__ import annotations
+
+import pytest
+
+from harness.compare import describe, ratio_verdict
+from harness.content import PAGES, file_name, MB
+from harness.measure import for_measurement, interleave, require_measurement_tools
+
+pytestmark = [pytest.mark.network, pytest.mark.migration]
+
+
+def test_page_loads(network, origin_services, migration_plan, tolerances, record_condition):
+    try:
+        require_measurement_tools(browser=True)
+    except Exception as exc:  # a missing browser is an error naming it, never a skip
+        pytest.fail(str(exc), pytrace=False)
+    pages = [f"{name}.html" for name in PAGES]
+    shots = network.workdir / "screenshots"
+
+    def measure() -> dict:
+        loads = origin_services.page_loads(pages, timeout=tolerances["page_timeout"], screenshots=shots)
+        failed = [load for load in loads if not load["ok"]]
+        assert not failed, f"page load failed: {failed[0]['url']}: {failed[0]['reason']} " \
+                           f"(screenshot {failed[0]['screenshot']})"
+        return {"loads": loads}
+
+    plan = for_measurement(migration_plan, 10)
+    baseline, migrating = interleave(network, plan, tolerances["repeat"], measure,
+                                     lambda cond, rep, result: record_condition("pageload", cond, rep, result))
+    failed = []
+    for page in pages:
+        verdict = ratio_verdict([l["load_ms"] for r in baseline for l in r.figures["loads"] if l["url"].endswith(page)],
+                                [l["load_ms"] for r in migrating for l in r.figures["loads"] if l["url"].endswith(page)],
+                                limit=tolerances["pageload"], higher_is_better=False)
+        if not verdict["ok"]:
+            failed.append(describe(page, verdict))
+    assert not failed, "; ".join(failed)
+
+
+def test_download_time(network, origin_services, migration_plan, tolerances, record_condition):
+    files = [file_name(mb * MB) for mb in tolerances["download_mb"]]
+
+    def measure() -> dict:
+        return {"downloads": [origin_services.download(name) for name in files]}
+
+    plan = for_measurement(migration_plan, 10)
+    baseline, migrating = interleave(network, plan, tolerances["repeat"], measure,
+                                     lambda cond, rep, result: record_condition("download", cond, rep, result))
+    failed = []
+    for i, name in enumerate(files):
+        verdict = ratio_verdict([r.figures["downloads"][i]["seconds"] for r in baseline],
+                                [r.figures["downloads"][i]["seconds"] for r in migrating],
+                                limit=tolerances["pageload"], higher_is_better=False)
+        if not verdict["ok"]:
+            failed.append(describe(name, verdict))
+    assert not failed, "; ".join(failed)

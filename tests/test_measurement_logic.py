@@ -1,0 +1,73 @@
+"""Unit tests of the measurement parsers and the comparison method (pure code)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from harness.compare import ratio_verdict
+from harness.content import generate, page_html
+from harness.errors import MeasurementError
+from harness.iperf import client_argv, parse
+from harness.loss import analyze
+
+DATA = Path(__file__).with_name("data")
+
+
+def test_iperf3_tcp_and_udp_json():
+    tcp = parse((DATA / "iperf3-tcp.json").read_text())
+    assert tcp.bits_per_second > 0 and tcp.retransmits is not None and tcp.lost_percent is None
+    assert len(tcp.series) == 10 and tcp.series[-1][0] == pytest.approx(1.0, abs=0.05)
+    udp = parse((DATA / "iperf3-udp.json").read_text())
+    assert udp.lost_percent == 0 and udp.retransmits is None
+    assert "-R" in client_argv("10.0.0.1", seconds=2, reverse=True)
+    assert client_argv("10.0.0.1", seconds=2, udp_rate="50M")[-3:] == ["-u", "-b", "50M"]
+
+
+@pytest.mark.parametrize("text", ["not json", '{"error": "unable to connect"}', '{"end": {}}'])
+def test_iperf3_failures_are_measurement_errors(text):
+    with pytest.raises(MeasurementError):
+        parse(text)
+
+
+def probe(sent, rate, start, echoed):
+    return {"sent": sent, "rate": rate, "started_at": start, "echoes": echoed}
+
+
+def test_loss_is_attributed_to_the_nearest_switch():
+    rate, start = 1000.0, 100.0
+    lost = {500, 501, 502, 1500}
+    echoes = [[s, start + s / rate, start + s / rate + 0.001] for s in range(2000) if s not in lost]
+    report = analyze(probe(2000, rate, start, echoes), [start + 0.5005, start + 1.2], attribution_s=0.05)
+    assert report.lost == 4 and report.received == 1996
+    assert report.lost_per_switch == [3, 0]
+    assert report.lost_without_switch == 1  # 1.5 s is 0.3 s from the nearest switch
+    assert report.loss_window_ms == [3.0]
+
+
+def test_duplicates_and_reordering():
+    rate, start = 1000.0, 0.0
+    arrival = [0, 1, 4, 2, 3, 5, 5]
+    echoes = [[s, s / rate, 1 + i / 1000] for i, s in enumerate(arrival)]
+    report = analyze(probe(6, rate, start, echoes), [])
+    assert report.duplicated == 1 and report.reordered == 2 and report.reorder_depth_max == 2
+    assert report.lost == 0 and report.to_dict()["lost_per_switch"] is None
+
+
+def test_ratio_verdicts():
+    up = ratio_verdict([100, 110, 90], [95, 99, 93], limit=0.9, higher_is_better=True)
+    assert up["ok"] and up["ratio"] == pytest.approx(0.95)
+    assert not ratio_verdict([100], [80], limit=0.9, higher_is_better=True)["ok"]
+    assert not ratio_verdict([1.0], [1.2], limit=1.15, higher_is_better=False)["ok"]
+    assert ratio_verdict([1.0], [5.0], limit=None, higher_is_better=False)["ok"]
+    with pytest.raises(ValueError):
+        ratio_verdict([], [1.0], limit=1.0, higher_is_better=True)
+
+
+def test_generated_content_stays_on_the_origin(tmp_path):
+    paths = generate(tmp_path, file_sizes=(1000,))
+    assert (tmp_path / "file-1000B.bin").stat().st_size == 1000
+    heavy = sum(f.stat().st_size for f in (tmp_path / "heavy").iterdir())
+    assert 1_900_000 <= heavy <= 2_100_000 and len(list((tmp_path / "heavy").iterdir())) == 50
+    assert "http" not in page_html("many", 3) and paths["pages"] == ["small.html", "heavy.html", "many.html"]
