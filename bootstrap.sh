@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # One-command set-up on Debian 12 as root: apt packages, .venv with the project, then run.
-#   ./bootstrap.sh main   -> the main job (for now: the connectivity scenarios on the netns backend)
-#   ./bootstrap.sh test   -> the unit tests and the network scenarios (what .ci/run calls)
+#   ./bootstrap.sh main   -> the main job (for now: every migration scenario, with the measurement verdicts)
+#   ./bootstrap.sh test   -> unit tests and network scenarios but the measurement verdicts (what .ci/run calls)
 set -euo pipefail
 cd "$(dirname "$0")"
 packages=(wireguard-tools wireguard-go iperf3 iptables iproute2 iputils-ping util-linux python3-venv
@@ -21,7 +21,7 @@ if [ ! -f "$stamp" ]; then
 fi
 mode=${1:-test}; shift || true
 case "$mode" in
-  main) exec .venv/bin/pytest -p no:cacheprovider scenarios/test_connectivity.py "$@" ;;
-  test) exec .venv/bin/pytest -p no:cacheprovider -v tests scenarios "$@" ;;
+  main) exec .venv/bin/pytest -p no:cacheprovider -v scenarios -k migration "$@" ;;
+  test) exec .venv/bin/pytest -p no:cacheprovider -v tests scenarios -m "not measurement" "$@" ;;
   *) echo "usage: $0 main|test [pytest options]" >&2; exit 2 ;;
 esac

@@ -8,7 +8,7 @@ from harness.compare import describe, ratio_verdict
 from harness.content import PAGES, file_name, MB
 from harness.measure import for_measurement, interleave, require_measurement_tools
 
-pytestmark = [pytest.mark.network, pytest.mark.migration]
+pytestmark = [pytest.mark.network, pytest.mark.migration, pytest.mark.measurement]
 
 
 def test_page_loads(network, origin_services, migration_plan, tolerances, record_condition):

@@ -7,7 +7,7 @@ import pytest
 from harness.compare import describe, ratio_verdict
 from harness.measure import for_measurement, interleave
 
-pytestmark = [pytest.mark.network, pytest.mark.migration]
+pytestmark = [pytest.mark.network, pytest.mark.migration, pytest.mark.measurement]
 
 
 def test_throughput(network, origin_services, migration_plan, tolerances, record_condition):
