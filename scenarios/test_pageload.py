@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from harness.compare import describe, ratio_verdict
-from harness.content import PAGES, file_name, MB
+from harness.content import MB, PAGES, file_name
+from harness.errors import HarnessError
 from harness.measure import for_measurement, interleave, require_measurement_tools
 
 pytestmark = [pytest.mark.network, pytest.mark.migration, pytest.mark.measurement]
@@ -14,7 +15,7 @@ pytestmark = [pytest.mark.network, pytest.mark.migration, pytest.mark.measuremen
 def test_page_loads(network, origin_services, migration_plan, tolerances, record_condition):
     try:
         require_measurement_tools(browser=True)
-    except Exception as exc:  # a missing browser is an error naming it, never a skip
+    except HarnessError as exc:  # a missing browser is an error naming it, never a skip
         pytest.fail(str(exc), pytrace=False)
     pages = [f"{name}.html" for name in PAGES]
     shots = network.workdir / "screenshots"

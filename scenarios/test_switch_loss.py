@@ -28,7 +28,7 @@ def test_loss_around_switches(network, origin_services, migration_plan, mechanis
     record_condition("switch_loss", plan.label, 0, result)
     assert loss["switches"] > 0, "no switch happened while the probe ran"
     if mechanism == "netlink":
-        worst = max(result_loss for result_loss in [loss["lost_per_switch"]["max"]])
+        worst = loss["lost_per_switch"]["max"]
         assert worst <= tolerances["max_lost_per_switch"], (
             f"the atomic switch lost up to {worst} probe packets per switch (limit "
             f"{tolerances['max_lost_per_switch']:g}); {loss['lost']} of {loss['sent']} lost in all")
