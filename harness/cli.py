@@ -6,6 +6,7 @@ Long commands print progress to stderr; results go to stdout (JSON with --json).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import statistics
@@ -17,7 +18,7 @@ from harness.backends import network_for
 from harness.errors import HarnessError
 from harness.migration import run_migration
 from harness.schedule import MECHANISMS, MigrationPlan
-from harness.settings import BACKENDS, RUN_PREFIX, RunSettings, parse_positive_float
+from harness.settings import BACKENDS, RUN_PREFIX, RunSettings, parse_number
 from harness.stats import percentile
 from harness.traffic import ping_stream
 
@@ -36,17 +37,12 @@ def _settings(args: argparse.Namespace) -> RunSettings:
 def cmd_up(args: argparse.Namespace) -> int:
     """Bring the topology up, optionally send traffic, hold, and tear down (used by interruption tests)."""
     settings = _settings(args)
-    hold = parse_positive_float(args.hold, "--hold")
+    hold = parse_number(args.hold, "--hold")
     with network_for(args.backend, settings, progress=_progress) as network:
-        origin = str(network.topology.origin_address().ip)
-        traffic = None
-        if args.traffic:
-            traffic = network.client.spawn(["ping", "-q", "-i", "0.01", "-w", str(int(hold) + 1), origin],
-                                           name="traffic")
-            _progress(f"{settings.run_id}: traffic running")
-        time.sleep(hold)
-        if traffic is not None:
-            traffic.stop()
+        with ping_stream(network, interval_s=0.01, size=56) if args.traffic else contextlib.nullcontext():
+            if args.traffic:
+                _progress(f"{settings.run_id}: traffic running")
+            time.sleep(hold)
     _progress(f"{settings.run_id}: done")
     return 0
 

@@ -15,7 +15,6 @@ read before and after: together they are the `MigrationEvidence` of the run.
 
 from __future__ import annotations
 
-import logging
 import select
 import sys
 import threading
@@ -32,8 +31,6 @@ from harness.evidence import MigrationEvidence, PathUse, SwitchRecord
 from harness.network import Network
 from harness.schedule import MigrationPlan
 from harness.topology import PATH_TABLE
-
-log = logging.getLogger(__name__)
 
 MIGRATE_SCRIPT = Path(__file__).resolve().parent.parent / "docker" / "migrate.sh"
 SCRIPT_PATH_IN_CLIENT = "/etc/wireguard/migrate.sh"
@@ -208,14 +205,12 @@ class MigrationController:
         self.network.set_path(self.plan.start_path)
         if self.plan.mechanism == "script":
             client.write_file(SCRIPT_PATH_IN_CLIENT, MIGRATE_SCRIPT.read_text(), mode=0o755)
-        path_of_index = {client.link_index(self.network.topology.path_device(k)): k
-                         for k in self.network.topology.path_ids}
+        path_of_index = {self.network.path_ifindex(k): k for k in self.network.topology.path_ids}
         self._before = self._path_use()
         monitor = RouteMonitor(client.netns_path(), path_of_index, self._on_switch)
         sampler = EndpointSampler(self.network, self.endpoint_poll_s, self._on_endpoint)
         self._workers = [monitor, sampler]
         # threads hand the GIL over every 5 ms by default: far too coarse for 10 ms switching
-        self._switch_interval = sys.getswitchinterval()
         sys.setswitchinterval(GIL_SWITCH_S)
         monitor.start()
         sampler.start()

@@ -16,8 +16,8 @@ from harness.content import MB
 from harness.measure import OriginServices, require_measurement_tools
 from harness.network import Network
 from harness.results import ResultsWriter
-from harness.schedule import MECHANISMS, STRATEGIES, MigrationPlan, check_seconds, parse_fixed, parse_weights
-from harness.settings import RunSettings, parse_backends, parse_intervals
+from harness.schedule import MECHANISMS, STRATEGIES, MigrationPlan, parse_fixed, parse_weights
+from harness.settings import RunSettings, parse_backends, parse_intervals, parse_number
 
 _unwind = None
 SETTINGS = pytest.StashKey[RunSettings]()
@@ -77,16 +77,16 @@ def _migration_plans(config: pytest.Config, paths: tuple[int, ...]) -> list[Migr
         seed = int(option("--seed"))
     except ValueError:
         raise ConfigError(f"--seed {option('--seed')!r} is not an integer") from None
+    jitter = parse_number(option("--jitter"), "--jitter", allow_zero=True)
+    fixed_duration = None if option("--duration") == "auto" else parse_number(option("--duration"), "--duration")
     plans = []
     for strategy in strategies:
         for interval in parse_intervals(option("--intervals")):
-            duration = (max(MIN_DURATION_S, SWITCHES_PER_RUN * interval) if option("--duration") == "auto"
-                        else check_seconds(option("--duration"), "--duration"))
+            duration = fixed_duration or max(MIN_DURATION_S, SWITCHES_PER_RUN * interval)
             for mechanism in mechanisms:
                 plans.append(MigrationPlan(strategy=strategy, interval=interval, paths=paths, duration=duration,
-                                           jitter=float(check_seconds(option("--jitter"), "--jitter",
-                                                                      allow_zero=True)),
-                                           seed=seed, weights=weights, fixed=fixed, mechanism=mechanism))
+                                           jitter=jitter, seed=seed, weights=weights, fixed=fixed,
+                                           mechanism=mechanism))
     return plans
 
 
@@ -113,16 +113,16 @@ def pytest_configure(config: pytest.Config) -> None:
             raise ConfigError(f"--repeat {repeat} must be at least 1")
         config.stash[TOLERANCES] = {
             "switches": tolerance, "repeat": repeat,
-            "throughput": check_seconds(option("--throughput-tolerance"), "--throughput-tolerance"),
-            "verdict_from_interval": check_seconds(option("--verdict-from-interval"), "--verdict-from-interval",
+            "throughput": parse_number(option("--throughput-tolerance"), "--throughput-tolerance"),
+            "verdict_from_interval": parse_number(option("--verdict-from-interval"), "--verdict-from-interval",
                                                    allow_zero=True),
-            "pageload": check_seconds(option("--pageload-tolerance"), "--pageload-tolerance"),
-            "max_lost_per_switch": check_seconds(option("--max-lost-per-switch"), "--max-lost-per-switch",
+            "pageload": parse_number(option("--pageload-tolerance"), "--pageload-tolerance"),
+            "max_lost_per_switch": parse_number(option("--max-lost-per-switch"), "--max-lost-per-switch",
                                                  allow_zero=True),
-            "probe_rate": check_seconds(option("--probe-rate"), "--probe-rate"),
-            "iperf_seconds": check_seconds(option("--iperf-seconds"), "--iperf-seconds"),
+            "probe_rate": parse_number(option("--probe-rate"), "--probe-rate"),
+            "iperf_seconds": parse_number(option("--iperf-seconds"), "--iperf-seconds"),
             "udp_rate": option("--udp-rate"),
-            "page_timeout": check_seconds(option("--page-timeout"), "--page-timeout"),
+            "page_timeout": parse_number(option("--page-timeout"), "--page-timeout"),
             "download_mb": tuple(int(x) for x in option("--download-sizes").split(",")),
         }
     except ValueError as exc:

@@ -21,6 +21,7 @@ class ResultsWriter:
     def __init__(self, run_dir: Path, run_id: str) -> None:
         self.run_id = run_id
         self.path = run_dir / RESULTS_FILE
+        self.path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
         self._environment: dict | None = None
 
@@ -36,7 +37,6 @@ class ResultsWriter:
                   "environment": self.environment}
         line = json.dumps(record, sort_keys=True, default=str)
         with self._lock:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
             with self.path.open("a") as out:
                 out.write(line + "\n")
         return record

@@ -18,6 +18,7 @@ import random
 from dataclasses import dataclass, field
 
 from harness.errors import ConfigError
+from harness.settings import parse_number
 
 STRATEGIES = ("alternate", "weighted-random", "fixed", "none")
 MECHANISMS = ("netlink", "script")
@@ -29,17 +30,6 @@ class PlannedSwitch:
     path: int
 
 
-def check_seconds(value: float, what: str, *, allow_zero: bool = False) -> float:
-    try:
-        value = float(value)
-    except (TypeError, ValueError):
-        raise ConfigError(f"{what} {value!r} is not a number") from None
-    if not math.isfinite(value) or value < 0 or (value == 0 and not allow_zero):
-        bound = "0 or more" if allow_zero else "above 0"
-        raise ConfigError(f"{what} must be a finite number of seconds {bound}, not {value}")
-    return value
-
-
 def parse_fixed(text: str) -> tuple[tuple[float, int], ...]:
     """'0.5:2,1.0:1' -> ((0.5, 2), (1.0, 1))."""
     pairs = []
@@ -48,7 +38,7 @@ def parse_fixed(text: str) -> tuple[tuple[float, int], ...]:
         if not sep:
             raise ConfigError(f"fixed schedule entry {part!r} is not TIME:PATH")
         try:
-            pairs.append((check_seconds(at, "fixed switch time", allow_zero=True), int(path)))
+            pairs.append((parse_number(at, "fixed switch time", allow_zero=True), int(path)))
         except ValueError:
             raise ConfigError(f"fixed schedule entry {part!r}: path {path!r} is not a number") from None
     if not pairs:
@@ -92,9 +82,9 @@ class MigrationPlan:
             raise ConfigError(f"unknown switch mechanism {self.mechanism!r}; choose one of {', '.join(MECHANISMS)}")
         if len(self.paths) < 2 or len(set(self.paths)) != len(self.paths):
             raise ConfigError(f"migration needs at least two distinct paths, got {self.paths}")
-        object.__setattr__(self, "interval", check_seconds(self.interval, "interval"))
-        object.__setattr__(self, "duration", check_seconds(self.duration, "duration"))
-        object.__setattr__(self, "jitter", check_seconds(self.jitter, "jitter", allow_zero=True))
+        object.__setattr__(self, "interval", parse_number(self.interval, "interval"))
+        object.__setattr__(self, "duration", parse_number(self.duration, "duration"))
+        object.__setattr__(self, "jitter", parse_number(self.jitter, "jitter", allow_zero=True))
         if self.jitter >= self.interval / 2:
             raise ConfigError(f"jitter {self.jitter} s must stay below half the interval ({self.interval / 2} s)")
         if self.start_path not in self.paths:

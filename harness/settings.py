@@ -39,13 +39,15 @@ def parse_backends(value: str) -> tuple[str, ...]:
     return tuple(result)
 
 
-def parse_positive_float(text: str, what: str) -> float:
+def parse_number(text: object, what: str, *, allow_zero: bool = False) -> float:
+    """A finite number above 0 (or 0 and above), else a ConfigError naming the option."""
     try:
         value = float(text)
     except (TypeError, ValueError):
         raise ConfigError(f"{what} {text!r} is not a number") from None
-    if not math.isfinite(value) or value <= 0:
-        raise ConfigError(f"{what} must be a finite number above 0, not {text}")
+    if not math.isfinite(value) or value < 0 or (value == 0 and not allow_zero):
+        bound = "0 or more" if allow_zero else "above 0"
+        raise ConfigError(f"{what} must be a finite number {bound}, not {text}")
     return value
 
 
@@ -54,7 +56,7 @@ def parse_intervals(text: str) -> tuple[float, ...]:
     parts = [part.strip().removesuffix("s") for part in str(text).split(",") if part.strip()]
     if not parts:
         raise ConfigError("--intervals is empty; give seconds such as 0.01,0.1,1")
-    values = tuple(parse_positive_float(part, "interval") for part in parts)
+    values = tuple(parse_number(part, "interval") for part in parts)
     if len(set(values)) != len(values):
         raise ConfigError(f"--intervals {text} repeats a value")
     return values
