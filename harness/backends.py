@@ -12,21 +12,37 @@ from harness.settings import BACKENDS, RunSettings
 from harness.topology import Topology
 
 
-def check_backend(backend: str, settings: RunSettings) -> str:
-    """Raise PrerequisiteError/ConfigError naming what is missing; return the WireGuard implementation."""
+def check_backend(backend: str, settings: RunSettings, progress: Progress | None = None) -> str:
+    """Raise PrerequisiteError/ConfigError naming what is missing; return the WireGuard implementation.
+
+    For docker this also builds the images that are missing (the first run only).
+    """
     if backend == "netns":
         return prereq.check_netns_backend(settings.wireguard)
     if backend == "docker":
-        raise PrerequisiteError("the docker backend is not built yet (issue 6); use --backend netns")
+        docker_images(progress)
+        return prereq.resolve_wireguard(settings.wireguard)  # wireguard-go is in the node image
     raise ConfigError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
+
+
+def docker_images(progress: Progress | None = None) -> dict[str, str]:
+    """name -> tag of the Docker backend's images, built if missing; the engine must answer."""
+    from harness.dockerbackend import docker_client
+    from harness.images import Images
+    prereq.require_binaries(["docker"])
+    return Images(docker_client(), progress or (lambda message: None)).ensure()
 
 
 def network_for(backend: str, settings: RunSettings, *, topology: Topology | None = None,
                 run_id: str | None = None, progress: Progress | None = None) -> Network:
     topology = topology or Topology(paths=settings.paths)
-    wireguard = check_backend(backend, settings)
+    wireguard = check_backend(backend, settings, progress)
     run_id = run_id or settings.run_id
     if backend == "netns":
         from harness.netns import NetnsNetwork
         return NetnsNetwork(topology, run_id=run_id, wireguard=wireguard, progress=progress)
-    raise PrerequisiteError(f"backend {backend!r} cannot build networks yet")
+    if backend == "docker":
+        from harness.dockerbackend import DockerNetwork
+        return DockerNetwork(topology, run_id=run_id, wireguard=wireguard, progress=progress,
+                             images=docker_images(progress))
+    raise PrerequisiteError(f"backend {backend!r} cannot build networks")

@@ -1,8 +1,10 @@
-"""Page loads in a real Chromium through Selenium, run as a script inside the client host.
+"""Page loads in a real Chromium through Selenium; prints one JSON object per load.
 
-chromedriver and Chromium start inside the client's network namespace (this script is run there
-with nsenter), so all browser traffic goes through wg0. Prints one JSON object per load.
-    python -m harness.browser --timeout 30 --screenshots DIR URL [URL ...]
+Namespace backend: run inside the client host (nsenter), it starts chromedriver and Chromium
+there. Docker backend: run by the harness with --remote, it drives the chromedriver of a browser
+container that shares the client container's network namespace. Either way all browser traffic
+leaves through the client's wg0.
+    python -m harness.browser [--remote URL] --timeout 30 --screenshots DIR URL [URL ...]
 """
 
 from __future__ import annotations
@@ -25,20 +27,26 @@ return {ttfb_ms: nav.responseStart - nav.startTime,
 """
 
 
-def driver(timeout: float):
+def driver(timeout: float, remote: str | None = None):
+    """A local chromedriver + Chromium, or (with `remote`) the chromedriver of a browser container."""
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
+    from selenium.webdriver.chromium.remote_connection import ChromiumRemoteConnection
     options = webdriver.ChromeOptions()
-    options.binary_location = shutil.which("chromium") or "chromium"
+    options.binary_location = "/usr/bin/chromium" if remote else (shutil.which("chromium") or "chromium")
     for flag in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu",
                  "--no-first-run", "--disable-extensions", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync", "--metrics-recording-only",
                  "--disable-default-apps", "--no-proxy-server"):
         options.add_argument(flag)
-    browser = webdriver.Chrome(options=options, service=Service(shutil.which("chromedriver") or "chromedriver"))
+    if remote:
+        connection = ChromiumRemoteConnection(remote, vendor_prefix="goog", browser_name="chrome", ignore_proxy=True)
+        browser = webdriver.Remote(command_executor=connection, options=options)
+    else:
+        browser = webdriver.Chrome(options=options, service=Service(shutil.which("chromedriver") or "chromedriver"))
     browser.set_page_load_timeout(timeout)
-    browser.execute_cdp_cmd("Network.enable", {})
-    browser.execute_cdp_cmd("Network.setCacheDisabled", {"cacheDisabled": True})
+    for cmd, params in (("Network.enable", {}), ("Network.setCacheDisabled", {"cacheDisabled": True})):
+        browser.execute("executeCdpCommand", {"cmd": cmd, "params": params})
     return browser
 
 
@@ -67,9 +75,10 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--timeout", type=float, default=30.0)
     parser.add_argument("--screenshots", type=Path)
+    parser.add_argument("--remote", help="URL of a chromedriver to drive (the Docker backend's browser container)")
     parser.add_argument("urls", nargs="+")
     args = parser.parse_args(argv)
-    browser = driver(args.timeout)
+    browser = driver(args.timeout, args.remote)
     try:
         results = [load(browser, url, args.screenshots, i) for i, url in enumerate(args.urls)]
     finally:

@@ -86,8 +86,61 @@ def stray_wireguard_sockets() -> list[str]:
     return sorted(glob.glob("/run/wireguard/*.sock"))
 
 
+DOCKER_RUN_LABEL = "org.comps-harness.run"
+DOCKER_SOCKET = "/var/run/docker.sock"
+
+
+def _docker():
+    """A client of the local engine, or None when there is none (then there is nothing of ours in it)."""
+    if not os.path.exists(DOCKER_SOCKET):
+        return None
+    try:
+        import docker
+        client = docker.from_env(timeout=30)
+        client.ping()
+        return client
+    except Exception:  # no SDK, or no engine behind the socket
+        return None
+
+
+def docker_objects(run_prefix: str, client=None) -> list[tuple[str, object]]:
+    """(kind, object) of containers, networks and volumes labelled by runs whose id starts with `run_prefix`."""
+    client = client or _docker()
+    if client is None:
+        return []
+    found = []
+    for kind, collection in (("container", client.containers), ("network", client.networks),
+                             ("volume", client.volumes)):
+        kwargs = {"all": True} if kind == "container" else {}
+        for item in collection.list(filters={"label": DOCKER_RUN_LABEL}, **kwargs):
+            labels = item.attrs.get("Labels") or item.attrs.get("Config", {}).get("Labels") or {}
+            if labels.get(DOCKER_RUN_LABEL, "").startswith(run_prefix):
+                found.append((kind, item))
+    return found
+
+
+def _describe(kind: str, item) -> str:
+    return f"docker {kind} {getattr(item, 'name', None) or item.id}"
+
+
+def remove_docker(run_prefix: str) -> list[str]:
+    """Remove our containers first (they hold the networks), then networks and volumes."""
+    removed = []
+    for kind, item in docker_objects(run_prefix):
+        try:
+            if kind == "container":
+                item.remove(force=True, v=True)
+            else:
+                item.remove()
+        except Exception:  # already gone, or still in use: find_leftovers reports what stays
+            continue
+        removed.append(_describe(kind, item))
+    return removed
+
+
 def find_leftovers(run_prefix: str) -> Leftovers:
-    return Leftovers(tagged_processes(run_prefix), workdirs(run_prefix), stray_wireguard_sockets())
+    return Leftovers(tagged_processes(run_prefix), workdirs(run_prefix), stray_wireguard_sockets(),
+                     [_describe(kind, item) for kind, item in docker_objects(run_prefix)])
 
 
 def _kill(processes: list[TaggedProcess], sig: int) -> None:
@@ -109,6 +162,7 @@ def remove_run(run_prefix: str, grace: float = 2.0) -> list[str]:
             time.sleep(0.02)
         _kill(tagged_processes(run_prefix), signal.SIGKILL)
         removed += [f"process {p.pid} ({p.command})" for p in processes]
+    removed += remove_docker(run_prefix)
     for directory in workdirs(run_prefix):
         shutil.rmtree(directory, ignore_errors=True)
         removed.append(f"directory {directory}")

@@ -18,7 +18,7 @@ from harness.backends import network_for
 from harness.errors import HarnessError
 from harness.migration import run_migration
 from harness.schedule import MECHANISMS, MigrationPlan
-from harness.settings import BACKENDS, RUN_PREFIX, RunSettings, parse_number
+from harness.settings import BACKENDS, RUN_PREFIX, RunSettings, parse_intervals, parse_number
 from harness.stats import percentile
 from harness.traffic import ping_stream
 
@@ -100,6 +100,27 @@ def cmd_bench_switching(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_bench_migration(args: argparse.Namespace) -> int:
+    """Throughput, page-load and loss cost of migrating at each interval, against a same-run baseline."""
+    from harness.bench import BenchOptions, MigrationBench
+    from harness.measure import OriginServices, require_measurement_tools
+    from harness.results import ResultsWriter
+
+    settings = _settings(args)
+    if args.reps < 1:
+        raise HarnessError("--reps must be at least 1")
+    options = BenchOptions(intervals=parse_intervals(args.intervals), reps=args.reps,
+                           iperf_seconds=parse_number(args.iperf_seconds, "--iperf-seconds"),
+                           probe_rate=parse_number(args.probe_rate, "--probe-rate"))
+    require_measurement_tools(browser=True)
+    results = ResultsWriter(settings.run_dir, settings.run_id)
+    with network_for(args.backend, settings, progress=_progress) as network:
+        with OriginServices(network, file_sizes=()) as services:
+            result = MigrationBench(network, services, options, results, _progress).run()
+    print(json.dumps(result) if args.json else "\n".join(f"{k}: {v}" for k, v in result.items()))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="comps-harness", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -134,6 +155,14 @@ def build_parser() -> argparse.ArgumentParser:
     switching.add_argument("--mechanism", choices=MECHANISMS, default="netlink")
     switching.add_argument("--json", action="store_true")
     switching.set_defaults(func=cmd_bench_switching)
+    migration = bench_sub.add_parser("migration", help="throughput, page-load and loss ratios against a baseline")
+    topology_options(migration)
+    migration.add_argument("--intervals", default="0.01,0.1", help="seconds between switches, comma separated")
+    migration.add_argument("--reps", type=int, default=5, help="interleaved repetitions per condition")
+    migration.add_argument("--iperf-seconds", default="2")
+    migration.add_argument("--probe-rate", default="2000", help="UDP probe packets per second")
+    migration.add_argument("--json", action="store_true")
+    migration.set_defaults(func=cmd_bench_migration)
     return parser
 
 

@@ -5,6 +5,8 @@ Scenarios and the migration controller talk to hosts only through this, never to
 
 from __future__ import annotations
 
+import os
+import sys
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from ipaddress import IPv4Address
@@ -15,6 +17,8 @@ from pyroute2 import IPRoute
 
 from harness import nslink, proc, wguapi
 from harness.wgstate import PeerTransfer, parse_endpoints, parse_transfer
+
+HARNESS_DIR = Path(__file__).resolve().parent
 
 
 @dataclass(frozen=True)
@@ -50,11 +54,20 @@ class Host(ABC):
     def path(self, inside: str) -> Path:
         """A path inside the host's file system view, as reachable from the harness."""
 
-    @abstractmethod
-    def write_file(self, path: str, data: str, mode: int = 0o600) -> None:
-        """Write a file inside the host (its own file system view), with `mode`."""
-
     # -- shared behaviour ------------------------------------------------------------------
+    def write_file(self, path: str, data: str, mode: int = 0o600) -> None:
+        """Write a file inside the host (its own file system view, through `path()`), with `mode`."""
+        fd = os.open(self.path(path), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+        try:
+            os.fchmod(fd, mode)
+            os.write(fd, data.encode())
+        finally:
+            os.close(fd)
+
+    def python(self, script: str | None = None) -> list[str]:
+        """The argv that runs Python (and a script of the harness package, by file name) inside this host."""
+        return [sys.executable] + ([str(HARNESS_DIR / script)] if script else [])
+
     def env(self, extra: dict[str, str] | None = None) -> dict[str, str]:
         return proc.tagged_env(self.run_id, extra)
 

@@ -27,10 +27,11 @@ class IperfResult:
     series: list[tuple[float, float]] = field(default_factory=list)  # (end of interval s, bits/s)
     lost_percent: float | None = None  # UDP only
     retransmits: int | None = None     # TCP sender only
+    started_monotonic: float | None = None  # CLOCK_MONOTONIC when the client started (set by the caller)
 
     def to_dict(self) -> dict:
         return {"bits_per_second": round(self.bits_per_second), "lost_percent": self.lost_percent,
-                "retransmits": self.retransmits,
+                "retransmits": self.retransmits, "started_monotonic": self.started_monotonic,
                 "series": [[round(t, 3), round(bps)] for t, bps in self.series]}
 
 

@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import sys
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from harness import content, iperf, prereq
+from harness.compare import THROUGHPUT_KINDS
 from harness.errors import MeasurementError
 from harness.evidence import MigrationEvidence
 from harness.loss import analyze
@@ -25,7 +26,7 @@ from harness.schedule import MigrationPlan
 
 HTTP_PORT = 8080
 PROBE_PORT = 9000
-PROBE_SCRIPT = Path(__file__).with_name("probe.py")
+PROBE_SCRIPT = "probe.py"
 
 
 def require_measurement_tools(browser: bool = False) -> None:
@@ -48,10 +49,10 @@ class OriginServices:
         origin = self.network.origin
         www = self.network.workdir / "www"
         self.paths = content.generate(www, self.file_sizes)
-        origin.spawn([sys.executable, "-m", "http.server", "--bind", self.address, "--directory", str(www),
-                      str(HTTP_PORT)], name="http")
+        origin.spawn(origin.python() + ["-m", "http.server", "--bind", self.address, "--directory", str(www),
+                                        str(HTTP_PORT)], name="http")
         origin.spawn(["iperf3", "-s", "-p", str(iperf.IPERF_PORT)], name="iperf3")
-        origin.spawn([sys.executable, str(PROBE_SCRIPT), "echo", "--port", str(PROBE_PORT)], name="probe-echo")
+        origin.spawn(origin.python(PROBE_SCRIPT) + ["echo", "--port", str(PROBE_PORT)], name="probe-echo")
         wait_until(lambda: self._listening(), timeout=10, interval=0.05, what="origin services listening")
         return self
 
@@ -65,11 +66,17 @@ class OriginServices:
     # -- measurements (run in the client) --------------------------------------------------
     def iperf3(self, seconds: float, *, reverse: bool = False, udp_rate: str | None = None) -> iperf.IperfResult:
         argv = iperf.client_argv(self.address, seconds=seconds, reverse=reverse, udp_rate=udp_rate)
+        started = time.monotonic()  # places the series on the migration's clock (switch markers)
         out = self.network.client.exec(argv, check=False, timeout=seconds + 30)
-        return iperf.parse(out.stdout)
+        return dataclasses.replace(iperf.parse(out.stdout), started_monotonic=started)
+
+    def throughput(self, seconds: float, kinds: tuple[str, ...] = THROUGHPUT_KINDS, udp_rate: str = "50M") -> dict:
+        """Of `kinds`, one after the other: TCP upload, TCP download (-R), UDP at `udp_rate`."""
+        options = {"tcp_up": {}, "tcp_down": {"reverse": True}, "udp": {"udp_rate": udp_rate}}
+        return {kind: self.iperf3(seconds, **options[kind]).to_dict() for kind in kinds}
 
     def probe(self, seconds: float, rate: float) -> dict:
-        out = self.network.client.exec([sys.executable, str(PROBE_SCRIPT), "send", "--to", self.address,
+        out = self.network.client.exec(self.network.client.python(PROBE_SCRIPT) + ["send", "--to", self.address,
                                         "--port", str(PROBE_PORT), "--rate", f"{rate:g}",
                                         "--seconds", f"{seconds:g}"], timeout=seconds + 30)
         return json.loads(out.stdout)
@@ -87,9 +94,8 @@ class OriginServices:
         return {"path": path, "bytes": int(size), "seconds": float(seconds)}
 
     def page_loads(self, pages: list[str], *, timeout: float, screenshots: Path) -> list[dict]:
-        out = self.network.client.exec([sys.executable, "-m", "harness.browser", "--timeout", f"{timeout:g}",
-                                        "--screenshots", str(screenshots), *[self.url(p) for p in pages]],
-                                       check=False, timeout=timeout * len(pages) + 60)
+        out = self.network.run_browser(["--timeout", f"{timeout:g}", "--screenshots", str(screenshots),
+                                        *[self.url(p) for p in pages]], timeout=timeout * len(pages) + 60)
         try:
             return json.loads(out.stdout)
         except json.JSONDecodeError:
@@ -114,6 +120,15 @@ def measure_condition(network: Network, plan: MigrationPlan, measure: Callable[[
 def loss_figures(probe: dict, evidence: MigrationEvidence, interval: float | None) -> dict:
     attribution = (interval / 2) if interval else 0.5
     return analyze(probe, evidence.switch_times_monotonic(), attribution_s=attribution).to_dict()
+
+
+def measure_loss(network: Network, services: OriginServices, plan: MigrationPlan, *, seconds: float,
+                 rate: float) -> ConditionResult:
+    """The UDP probe for `seconds` at `rate` packets/s under `plan`; figures = the loss attributed to switches."""
+    plan = for_measurement(plan, seconds)
+    result = measure_condition(network, plan, lambda: services.probe(seconds, rate))
+    result.figures = {"loss": loss_figures(result.figures, result.evidence, plan.interval), "probe_rate": rate}
+    return result
 
 
 def baseline_of(plan: MigrationPlan) -> MigrationPlan:

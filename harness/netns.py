@@ -9,19 +9,16 @@ import os
 import select
 import signal
 import subprocess
-import time
 from pathlib import Path
 
 from harness import proc
 from harness.errors import BackendError
 from harness.hosts import Host
 from harness.network import Network
-from harness.topology import HostSpec, LinkSpec, WireGuardSpec
+from harness.topology import HostSpec, LinkSpec
 
-WIREGUARD_GO_ENV = {"WG_I_PREFER_BUGGY_USERSPACE_TO_POLISHED_KMOD": "1"}
 PRIVATE_DIRS = ("/run/wireguard", "/etc/wireguard")
 KEEPER_TIMEOUT = 10.0
-DEVICE_TIMEOUT = 10.0
 
 # The keeper: private tmpfs on the WireGuard directories (as a container has), the host's
 # sysctls, then it sleeps under a name that `comps-harness clean` can find. Arguments are
@@ -87,14 +84,6 @@ class NetnsHost(Host):
         """A path inside the host's mount namespace, as seen from outside (through /proc/<pid>/root)."""
         return Path(f"/proc/{self.pid}/root") / inside.lstrip("/")
 
-    def write_file(self, path: str, data: str, mode: int = 0o600) -> None:
-        fd = os.open(self.path(path), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
-        try:
-            os.fchmod(fd, mode)
-            os.write(fd, data.encode())
-        finally:
-            os.close(fd)
-
     def destroy(self) -> None:
         self.close_netlink()
         self.keeper.stop(sig=signal.SIGKILL)
@@ -141,34 +130,6 @@ class NetnsNetwork(Network):
                 host.netlink.addr("add", index=index, address=str(address.ip), prefixlen=address.network.prefixlen)
             extra = {"master": b.link_index(link.b_bridge)} if host is b and link.b_bridge else {}
             host.netlink.link("set", index=index, state="up", mtu=mtu, **extra)
-
-    def _create_wireguard_devices(self) -> None:
-        specs = self.topology.wireguard
-        if self.wireguard_impl == "kernel":
-            for spec in specs:
-                self.hosts[spec.host].netlink.link("add", ifname=spec.ifname, kind="wireguard")
-            return
-        # wireguard-go in the foreground, owned by its host; spawned from this thread so that
-        # the die-with-parent signal is tied to a thread that lives as long as the run.
-        daemons = {(spec.host, spec.ifname): self.hosts[spec.host].spawn(
-            ["wireguard-go", "-f", spec.ifname], name=f"wireguard-go-{spec.ifname}", env=WIREGUARD_GO_ENV)
-            for spec in specs}
-        deadline = time.monotonic() + DEVICE_TIMEOUT
-        for spec in specs:
-            self._wait_for_device(spec, daemons[(spec.host, spec.ifname)], deadline)
-
-    def _wait_for_device(self, spec: WireGuardSpec, daemon: proc.Process, deadline: float) -> None:
-        host = self.hosts[spec.host]
-        assert isinstance(host, NetnsHost)
-        socket_path = host.path(f"/run/wireguard/{spec.ifname}.sock")
-        while not (socket_path.exists() and host.netlink.link_lookup(ifname=spec.ifname)):
-            if not daemon.running():
-                raise BackendError(f"{spec.host}: wireguard-go {spec.ifname} exited with {daemon.popen.returncode}: "
-                                   f"{daemon.log_tail() or 'no output'}")
-            if time.monotonic() > deadline:
-                raise BackendError(f"{spec.host}: wireguard-go {spec.ifname} did not create its device and socket "
-                                   f"within {DEVICE_TIMEOUT:g} s")
-            time.sleep(0.002)
 
     def _destroy_hosts(self) -> None:
         hosts = [h for h in self.hosts.values() if isinstance(h, NetnsHost)]

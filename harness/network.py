@@ -16,7 +16,7 @@ from concurrent.futures import ThreadPoolExecutor
 from ipaddress import IPv4Address
 from pathlib import Path
 
-from harness import cleanup, signals
+from harness import cleanup, proc, signals
 from harness.errors import BackendError
 from harness.hosts import Host
 from harness.topology import (CLIENT, DEFAULT_ROUTE, ORIGIN, PATH_TABLE, SERVER, RouteSpec, Topology,
@@ -25,6 +25,8 @@ from harness.wgconfig import Keyring, iptables_restore_text, render_setconf
 from harness.wgstate import PeerTransfer
 
 log = logging.getLogger(__name__)
+WIREGUARD_GO_ENV = {"WG_I_PREFER_BUGGY_USERSPACE_TO_POLISHED_KMOD": "1"}
+DEVICE_TIMEOUT = 10.0
 MAIN_TABLE = 254
 FIB_RULE_INVERT = 0x2
 Progress = Callable[[str], None]
@@ -109,9 +111,33 @@ class Network(ABC):
     def _create_hosts(self) -> None:
         """Create every host and underlay link, registering teardown on self._stack."""
 
-    @abstractmethod
     def _create_wireguard_devices(self) -> None:
         """Create the WireGuard interfaces of topology.wireguard (down, unconfigured)."""
+        specs = self.topology.wireguard
+        if self.wireguard_impl == "kernel":
+            for spec in specs:
+                self.hosts[spec.host].netlink.link("add", ifname=spec.ifname, kind="wireguard")
+            return
+        # wireguard-go in the foreground, owned by its host; spawned from this thread so that
+        # the die-with-parent signal is tied to a thread that lives as long as the run.
+        daemons = {(spec.host, spec.ifname): self.hosts[spec.host].spawn(
+            ["wireguard-go", "-f", spec.ifname], name=f"wireguard-go-{spec.ifname}", env=WIREGUARD_GO_ENV)
+            for spec in specs}
+        deadline = time.monotonic() + DEVICE_TIMEOUT
+        for spec in specs:
+            self._wait_for_device(spec, daemons[(spec.host, spec.ifname)], deadline)
+
+    def _wait_for_device(self, spec: WireGuardSpec, daemon: proc.Process, deadline: float) -> None:
+        host = self.hosts[spec.host]
+        socket_path = host.path(f"/run/wireguard/{spec.ifname}.sock")
+        while not (socket_path.exists() and host.netlink.link_lookup(ifname=spec.ifname)):
+            if not daemon.running():
+                raise BackendError(f"{spec.host}: wireguard-go {spec.ifname} exited with {daemon.popen.returncode}: "
+                                   f"{daemon.log_tail() or 'no output'}")
+            if time.monotonic() > deadline:
+                raise BackendError(f"{spec.host}: wireguard-go {spec.ifname} did not create its device and socket "
+                                   f"within {DEVICE_TIMEOUT:g} s")
+            time.sleep(0.002)
 
     @staticmethod
     def _parallel(function: Callable, items) -> list:
@@ -234,6 +260,25 @@ class Network(ABC):
 
     def proxy_address_seen_by_server(self, path: int) -> IPv4Address:
         return self.topology.proxy_backbone_address(path).ip
+
+    @contextlib.contextmanager
+    def degraded_path(self, path: int, drop_probability: float):
+        """Drop a random share of what proxy `path` forwards (iptables `statistic`), until the block ends."""
+        if not 0 < drop_probability < 1:
+            raise ValueError(f"drop probability {drop_probability} must be between 0 and 1")
+        rule = ["FORWARD", "-m", "statistic", "--mode", "random", "--probability", f"{drop_probability:g}",
+                "-m", "comment", "--comment", f"comps-degrade-{self.run_id}", "-j", "DROP"]
+        proxy = self.proxy(path)
+        proxy.exec(["iptables", "-I", *rule], timeout=10)
+        try:
+            yield
+        finally:
+            proxy.exec(["iptables", "-D", *rule], timeout=10, check=False)
+
+    def run_browser(self, args: list[str], timeout: float) -> proc.CommandResult:
+        """Run `python -m harness.browser ARGS` so that Chromium's traffic leaves from the client."""
+        return self.client.exec(self.client.python() + ["-m", "harness.browser", *args], check=False,
+                                timeout=timeout)
 
     def describe(self) -> dict:
         return {"backend": self.backend, "run_id": self.run_id, "wireguard": self.wireguard_impl,

@@ -62,7 +62,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--iperf-seconds", default="2", help="seconds per iperf3 run (default 2)")
     group.addoption("--udp-rate", default="50M", help="iperf3 UDP offered rate (default 50M)")
     group.addoption("--page-timeout", default="30", help="seconds a page load may take before it fails (default 30)")
-    group.addoption("--download-sizes", default="1,10", help="download file sizes in MB (default 1,10)")
+    group.addoption("--download-sizes", default="1,10", help="download file sizes in MB (default 1,10; 100 also works)")
+    group.addoption("--degrade-drop", default="0.2",
+                    help="share of packets the degraded-path scenarios drop on the last proxy (default 0.2)")
 
 
 def _migration_plans(config: pytest.Config, paths: tuple[int, ...]) -> list[MigrationPlan]:
@@ -111,6 +113,8 @@ def pytest_configure(config: pytest.Config) -> None:
         repeat = int(option("--repeat"))
         if repeat < 1:
             raise ConfigError(f"--repeat {repeat} must be at least 1")
+        if parse_number(option("--degrade-drop"), "--degrade-drop") >= 1:
+            raise ConfigError(f"--degrade-drop {option('--degrade-drop')} must be below 1 (a share of packets)")
         config.stash[TOLERANCES] = {
             "switches": tolerance, "repeat": repeat,
             "throughput": parse_number(option("--throughput-tolerance"), "--throughput-tolerance"),
@@ -123,7 +127,8 @@ def pytest_configure(config: pytest.Config) -> None:
             "iperf_seconds": parse_number(option("--iperf-seconds"), "--iperf-seconds"),
             "udp_rate": option("--udp-rate"),
             "page_timeout": parse_number(option("--page-timeout"), "--page-timeout"),
-            "download_mb": tuple(int(x) for x in option("--download-sizes").split(",")),
+            "download_mb": tuple(parse_number(x, "--download-sizes") for x in option("--download-sizes").split(",")),
+            "degrade_drop": parse_number(option("--degrade-drop"), "--degrade-drop"),
         }
     except ValueError as exc:
         raise pytest.UsageError(f"comps-harness: {exc}") from None
@@ -193,7 +198,7 @@ def origin_services(network: Network, tolerances: dict) -> OriginServices:
         require_measurement_tools(browser=False)
     except HarnessError as exc:
         pytest.fail(str(exc), pytrace=False)
-    with OriginServices(network, file_sizes=tuple(mb * MB for mb in tolerances["download_mb"])) as services:
+    with OriginServices(network, file_sizes=tuple(int(mb * MB) for mb in tolerances["download_mb"])) as services:
         yield services
 
 

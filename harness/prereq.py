@@ -65,19 +65,24 @@ def kernel_wireguard_available() -> bool:
     return modules.is_dir() and any(modules.rglob("wireguard.ko*"))
 
 
-def wireguard_implementation(requested: str) -> str:
-    """Resolve --wireguard auto|kernel|userspace to 'kernel' or 'wireguard-go', or say why not."""
+def resolve_wireguard(requested: str) -> str:
+    """--wireguard auto|kernel|userspace -> 'kernel' or 'wireguard-go', or say why not."""
     if requested not in WIREGUARD_CHOICES:
         raise PrerequisiteError(f"unknown WireGuard implementation {requested!r}; choose one of {WIREGUARD_CHOICES}")
     has_kernel = kernel_wireguard_available()
     if requested == "kernel" and not has_kernel:
         raise PrerequisiteError("--wireguard kernel: this kernel has no WireGuard module; "
                                 "use --wireguard userspace (wireguard-go) or auto")
-    if requested == "kernel" or (requested == "auto" and has_kernel):
-        return "kernel"
-    require_binaries(["wireguard-go"])
-    require_tun()
-    return "wireguard-go"
+    return "kernel" if requested == "kernel" or (requested == "auto" and has_kernel) else "wireguard-go"
+
+
+def wireguard_implementation(requested: str) -> str:
+    """resolve_wireguard, plus what wireguard-go needs on this machine."""
+    implementation = resolve_wireguard(requested)
+    if implementation == "wireguard-go":
+        require_binaries(["wireguard-go"])
+        require_tun()
+    return implementation
 
 
 def check_netns_backend(wireguard: str) -> str:

@@ -41,7 +41,7 @@ def test_page_loads(network, origin_services, migration_plan, tolerances, record
 
 
 def test_download_time(network, origin_services, migration_plan, tolerances, record_condition):
-    files = [file_name(mb * MB) for mb in tolerances["download_mb"]]
+    files = [file_name(int(mb * MB)) for mb in tolerances["download_mb"]]
 
     def measure() -> dict:
         return {"downloads": [origin_services.download(name) for name in files]}

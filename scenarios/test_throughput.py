@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import functools
+
 import pytest
 
-from harness.compare import describe, ratio_verdict
+from harness.compare import describe, throughput_verdicts
 from harness.measure import for_measurement, interleave
 
 pytestmark = [pytest.mark.network, pytest.mark.migration, pytest.mark.measurement]
@@ -12,21 +14,13 @@ pytestmark = [pytest.mark.network, pytest.mark.migration, pytest.mark.measuremen
 
 def test_throughput(network, origin_services, migration_plan, tolerances, record_condition):
     seconds = tolerances["iperf_seconds"]
-
-    def measure() -> dict:
-        return {"tcp_up": origin_services.iperf3(seconds).to_dict(),
-                "tcp_down": origin_services.iperf3(seconds, reverse=True).to_dict(),
-                "udp": origin_services.iperf3(seconds, udp_rate=tolerances["udp_rate"]).to_dict()}
-
     plan = for_measurement(migration_plan, 3 * seconds)
+    measure = functools.partial(origin_services.throughput, seconds, udp_rate=tolerances["udp_rate"])
     baseline, migrating = interleave(network, plan, tolerances["repeat"], measure,
                                      lambda cond, rep, result: record_condition("throughput", cond, rep, result))
     judged = migration_plan.interval >= tolerances["verdict_from_interval"]
     limit = tolerances["throughput"] if judged else None
-    verdicts = {kind: ratio_verdict([r.figures[kind]["bits_per_second"] for r in baseline],
-                                    [r.figures[kind]["bits_per_second"] for r in migrating],
-                                    limit=limit, higher_is_better=True)
-                for kind in ("tcp_up", "tcp_down", "udp")}
+    verdicts = throughput_verdicts([r.figures for r in baseline], [r.figures for r in migrating], limit=limit)
     proofs = [f for r in migrating for f in r.evidence.failures(tolerances["switches"])]
     assert not proofs, f"migration did not happen as planned: {proofs[0]}"
     failed = [describe(kind, v) for kind, v in verdicts.items() if not v["ok"]]

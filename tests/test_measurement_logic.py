@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.compare import ratio_verdict
+from harness.compare import loss_verdict, ratio_verdict, throughput_verdicts
 from harness.content import generate, page_html
 from harness.errors import MeasurementError
 from harness.iperf import client_argv, parse
@@ -63,6 +63,27 @@ def test_ratio_verdicts():
     assert ratio_verdict([1.0], [5.0], limit=None, higher_is_better=False)["ok"]
     with pytest.raises(ValueError):
         ratio_verdict([], [1.0], limit=1.0, higher_is_better=True)
+
+
+def test_throughput_verdicts_per_kind():
+    def figures(up, down):
+        return {"tcp_up": {"bits_per_second": up}, "tcp_down": {"bits_per_second": down}}
+    verdicts = throughput_verdicts([figures(100, 100), figures(100, 100)], [figures(95, 50), figures(97, 60)], limit=0.9)
+    assert set(verdicts) == {"tcp_up", "tcp_down"}
+    assert verdicts["tcp_up"]["ok"] and not verdicts["tcp_down"]["ok"]
+    assert verdicts["tcp_down"]["ratio"] == pytest.approx(0.55)
+
+
+def test_loss_verdict():
+    def loss(worst, switches=4):
+        return {"switches": switches, "lost_per_switch": {"max": worst} if switches else None, "lost": worst,
+                "sent": 1000, "lost_without_switch": 0}
+    assert loss_verdict(loss(0), 0)["ok"]
+    bad = loss_verdict(loss(3), 0)
+    assert not bad["ok"] and "up to 3 probe packets" in bad["reason"]
+    assert loss_verdict(loss(3), 3)["ok"]
+    none = loss_verdict(loss(0, switches=0), 0)
+    assert not none["ok"] and "no switch" in none["reason"]
 
 
 def test_generated_content_stays_on_the_origin(tmp_path):
