@@ -1,11 +1,17 @@
 #!/usr/bin/env bash
 # One-command set-up on Debian 12 as root: apt packages, .venv with the project, then run.
-#   ./bootstrap.sh main   -> the main job (for now: every migration scenario, with the measurement verdicts)
-#   ./bootstrap.sh test   -> unit tests and network scenarios but the measurement verdicts (what .ci/run calls)
+#   ./bootstrap.sh main [options]  -> the main job: an interval sweep with its HTML report (namespace backend)
+#   ./bootstrap.sh test [options]  -> unit tests and network scenarios on both backends (what .ci/run calls)
+# `test` starts dockerd when none runs (there is no systemd here) and stops it again afterwards;
+# the Docker images are built by the harness on first use (offline with debootstrap if no registry answers).
 set -euo pipefail
 cd "$(dirname "$0")"
+mode=${1:-test}; shift || true
+case "$mode" in main|test) ;; *) echo "usage: $0 main|test [options]" >&2; exit 2 ;; esac
+
 packages=(wireguard-tools wireguard-go iperf3 iptables iproute2 iputils-ping util-linux python3-venv
           chromium chromium-driver curl)
+[ "$mode" = test ] && packages+=(docker.io docker-compose debootstrap)
 missing=()
 for p in "${packages[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 if [ ${#missing[@]} -gt 0 ]; then
@@ -16,12 +22,35 @@ stamp=.venv/.installed-$(sha256sum pyproject.toml | cut -c1-12)
 if [ ! -f "$stamp" ]; then
   python3 -m venv .venv
   .venv/bin/pip install -q --upgrade pip >&2
-  .venv/bin/pip install -q -e '.[browser]' >&2
+  .venv/bin/pip install -q -e '.[browser,docker]' >&2
   touch "$stamp"
 fi
-mode=${1:-test}; shift || true
+
+started_dockerd=
+stop_dockerd() {
+  if [ -n "$started_dockerd" ]; then
+    echo "stopping the dockerd this script started (pid $started_dockerd)" >&2
+    kill "$started_dockerd" 2>/dev/null || true
+    for _ in $(seq 100); do kill -0 "$started_dockerd" 2>/dev/null || break; sleep 0.1; done
+  fi
+}
+start_dockerd() {
+  docker info >/dev/null 2>&1 && return 0
+  echo "starting dockerd (log: reports/dockerd.log)" >&2
+  mkdir -p reports
+  dockerd >reports/dockerd.log 2>&1 &
+  started_dockerd=$!
+  trap stop_dockerd EXIT
+  for _ in $(seq 120); do docker info >/dev/null 2>&1 && return 0; sleep 0.5; done
+  echo "dockerd did not come up within 60 s; see reports/dockerd.log" >&2
+  exit 1
+}
+
 case "$mode" in
-  main) exec .venv/bin/pytest -p no:cacheprovider -v scenarios -k migration "$@" ;;
-  test) exec .venv/bin/pytest -p no:cacheprovider -v tests scenarios -m "not measurement" "$@" ;;
-  *) echo "usage: $0 main|test [pytest options]" >&2; exit 2 ;;
+  main) exec .venv/bin/comps-harness sweep "$@" ;;
+  test)
+    start_dockerd
+    status=0
+    .venv/bin/pytest -p no:cacheprovider -v tests scenarios -m "not measurement" --backend all "$@" || status=$?
+    exit "$status" ;;
 esac

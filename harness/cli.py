@@ -12,6 +12,7 @@ import logging
 import statistics
 import sys
 import time
+from pathlib import Path
 
 from harness import cleanup, signals
 from harness.backends import network_for
@@ -121,6 +122,26 @@ def cmd_bench_migration(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_images(args: argparse.Namespace) -> int:
+    """Build the Docker backend's images (base image offline if needed); also tag them :demo for compose."""
+    from harness.backends import docker_images
+    from harness.dockerbackend import docker_client
+    tags = docker_images(_progress)
+    client = docker_client()
+    for name, tag in tags.items():
+        client.images.get(tag).tag(f"comps-harness/{name}", "demo")
+        print(f"{name}: {tag} (also comps-harness/{name}:demo)")
+    return 0
+
+
+def cmd_render_demo(args: argparse.Namespace) -> int:
+    from harness import demo
+    out = Path(args.out)
+    demo.render(out)
+    print(f"wrote the compose demo's configs with fresh keys to {out} (ignored by git; never commit them)")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="comps-harness", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -140,6 +161,13 @@ def build_parser() -> argparse.ArgumentParser:
     clean = sub.add_parser("clean", help="remove what crashed runs left (processes, work dirs)")
     clean.add_argument("--run-id", help="a run id or prefix (default: every run)")
     clean.set_defaults(func=cmd_clean)
+
+    images = sub.add_parser("images", help="build the Docker images (node, origin, browser)")
+    images.set_defaults(func=cmd_images)
+
+    render_demo = sub.add_parser("render-demo", help="write the compose demo's configs with fresh keys")
+    render_demo.add_argument("--out", default=str(Path(__file__).resolve().parent.parent / "docker/demo/config"))
+    render_demo.set_defaults(func=cmd_render_demo)
 
     bench = sub.add_parser("bench", help="benchmarks")
     bench_sub = bench.add_subparsers(dest="bench", required=True)

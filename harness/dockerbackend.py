@@ -85,11 +85,9 @@ class DockerHost(Host):
     def __init__(self, spec: HostSpec, run_id: str, log_dir: Path, container) -> None:
         super().__init__(spec.name, run_id, log_dir)
         self.spec = spec
-        self.container = container  # testcontainers DockerContainer
-        wrapped = container.get_wrapped_container()
-        wrapped.reload()
-        self.id = wrapped.id
-        self.pid = int(wrapped.attrs["State"]["Pid"])
+        container.reload()  # a docker SDK container
+        self.id = container.id
+        self.pid = int(container.attrs["State"]["Pid"])
 
     def command_prefix(self) -> list[str]:
         return ["docker", "exec", "-i", self.id]
@@ -193,7 +191,7 @@ class DockerNetwork(Network):
         wrapped = container.get_wrapped_container()
         for address in others:
             self._networks[address.network]._unwrap_network.connect(wrapped, ipv4_address=str(address.ip))
-        return DockerHost(spec, self.run_id, self.workdir, container)
+        return DockerHost(spec, self.run_id, self.workdir, wrapped)
 
     def _create_hosts(self) -> None:
         attachments = self._attachments()

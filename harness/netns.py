@@ -37,6 +37,7 @@ def keeper_name(run_id: str, host: str) -> str:
 
 
 VETH_INDEX_BASE = 100
+BRIDGE_NETFILTER = "net/bridge/bridge-nf-call-iptables"
 
 
 def host_sysctls(spec: HostSpec) -> list[str]:
@@ -48,6 +49,9 @@ def host_sysctls(spec: HostSpec) -> list[str]:
         settings.append("net/ipv4/conf/all/src_valid_mark=1")
     if spec.forwarding:
         settings.append("net/ipv4/ip_forward=1")
+    if spec.role == "server" and os.path.exists(f"/proc/sys/{BRIDGE_NETFILTER}"):
+        # br_netfilter (loaded by dockerd) would pass the server's bridged frames through iptables
+        settings.append(f"{BRIDGE_NETFILTER}=0")
     return settings
 
 

@@ -155,16 +155,43 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         metafunc.parametrize("migration_plan", plans, ids=[plan.label for plan in plans])
 
 
+DESELECTED = pytest.StashKey[list]()
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Docker-only scenarios (the compose demo) leave the run, with a line saying so, without docker."""
+    if "docker" in config.stash[SETTINGS].backends:
+        return
+    dropped = [item for item in items if item.get_closest_marker("docker_only")]
+    if dropped:
+        items[:] = [item for item in items if item not in dropped]
+        config.hook.pytest_deselected(items=dropped)
+        config.stash[DESELECTED] = [item.nodeid for item in dropped]
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Config) -> None:
+    dropped = config.stash.get(DESELECTED, [])
+    if dropped:
+        terminalreporter.write_line(f"comps-harness: {len(dropped)} Docker-only scenario(s) not run, because "
+                                    f"--backend does not include docker: {', '.join(dropped)}", yellow=True)
+
+
 @pytest.fixture(scope="session")
 def run_settings(request: pytest.FixtureRequest) -> RunSettings:
     return request.config.stash[SETTINGS]
 
 
 @pytest.fixture(scope="session")
-def backend_ready(backend: str, run_settings: RunSettings) -> str:
-    """Check the backend's prerequisites once; a missing piece is an error naming it, never a skip."""
+def backend_ready(backend: str, run_settings: RunSettings, request: pytest.FixtureRequest) -> str:
+    """Check the backend's prerequisites once (docker: build missing images, with progress); a missing
+    piece is an error naming it, never a skip."""
+    reporter = request.config.pluginmanager.get_plugin("terminalreporter")
+
+    def progress(message: str) -> None:
+        if reporter is not None:
+            reporter.write_line(f"comps-harness: {message}")
     try:
-        return check_backend(backend, run_settings)
+        return check_backend(backend, run_settings, progress)
     except HarnessError as exc:
         pytest.fail(f"backend {backend} cannot run: {exc}", pytrace=False)
 

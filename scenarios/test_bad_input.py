@@ -82,3 +82,10 @@ def test_without_root_the_error_says_so():
                                     "--inh-caps=-all", "--bounding-set=-all"),
                             env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1"})
     assert code == 2 and len(lines) == 1 and "needs root" in lines[0], lines
+
+
+def test_docker_backend_without_an_engine_says_so(tmp_path):
+    env = {**os.environ, "DOCKER_HOST": f"unix://{tmp_path}/no-engine.sock"}
+    code, lines, run_id = run_up("--backend", "docker", env=env)
+    assert code == 2 and len(lines) == 1 and "no Docker engine answers" in lines[0], lines
+    assert not find_leftovers(run_id)

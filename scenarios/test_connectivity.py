@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import pytest
 
+from harness import traffic
+
 pytestmark = pytest.mark.network
 
 # A passive WireGuard keepalive is 32 bytes; an idle path may carry at most a couple of them.
@@ -14,11 +16,8 @@ IDLE_PATH_ALLOWANCE_BYTES = 64
 
 
 def ping_origin(network, count: int = 10) -> None:
-    origin = str(network.topology.origin_address().ip)
-    result = network.client.exec(["ping", "-n", "-q", "-c", str(count), "-i", "0.05", "-W", "2", origin],
-                                 check=False, timeout=30)
-    assert result.returncode == 0 and f"{count} received" in result.stdout, (
-        f"client could not reach origin {origin} through wg0: {result.stdout.strip()} {result.stderr.strip()}")
+    problem = traffic.ping_origin(network, count)
+    assert problem is None, problem
 
 
 def test_traffic_moves_from_path_1_to_path_2(network):

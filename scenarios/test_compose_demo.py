@@ -1,0 +1,48 @@
+"""The compose demo (docker/demo/) as a user runs it: docker-compose up, then the demo's migrate.sh.
+
+Runs only where the Docker backend is selected (--backend docker or all); elsewhere it is
+deselected and the run's summary says so.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from harness.backends import docker_images
+from harness.demo import ComposeDemoNetwork
+from harness.errors import HarnessError
+from harness.migration import MigrationController
+from harness.schedule import MigrationPlan
+from harness.traffic import ping_origin, ping_stream
+
+pytestmark = [pytest.mark.network, pytest.mark.docker_only]
+
+
+@pytest.fixture
+def demo(run_settings):
+    try:
+        images = docker_images()
+    except HarnessError as exc:  # a missing engine is an error naming it, never a skip
+        pytest.fail(f"the compose demo cannot run: {exc}", pytrace=False)
+    with ComposeDemoNetwork(run_id=f"{run_settings.run_id}-demo", images=images) as network:
+        yield network
+
+
+def test_compose_demo_reaches_the_origin_over_every_path(demo):
+    for path in demo.topology.path_ids:
+        demo.set_path(path)
+        problem = ping_origin(demo, count=3)
+        assert problem is None, problem
+        assert demo.path_of_endpoint(demo.server_endpoint()) == path
+
+
+@pytest.mark.migration
+def test_compose_demo_migrates_with_its_own_script(demo, tolerances):
+    """migrate.sh 0.1, unchanged, with no help from the harness (no sticky-source guard)."""
+    plan = MigrationPlan(interval=0.1, duration=3.0, mechanism="script", paths=demo.topology.path_ids)
+    with ping_stream(demo):
+        with MigrationController(demo, plan, sticky_guard=False) as controller:
+            controller.run()
+    evidence = controller.evidence
+    failures = evidence.failures(tolerances["switches"])
+    assert not failures, f"the demo did not migrate: {failures}; split {evidence.split_ratio()}"
