@@ -11,7 +11,10 @@ case "$mode" in main|test) ;; *) echo "usage: $0 main|test [options]" >&2; exit 
 
 packages=(wireguard-tools wireguard-go iperf3 iptables iproute2 iputils-ping util-linux python3-venv
           chromium chromium-driver curl)
-[ "$mode" = test ] && packages+=(docker.io docker-compose debootstrap)
+# Docker is needed by the tests (both backends) and by a sweep asked to run on docker or all
+needs_docker=
+if [ "$mode" = test ] || [[ " $* " =~ [[:space:]=,](docker|all)[[:space:],] ]]; then needs_docker=1; fi
+[ -n "$needs_docker" ] && packages+=(docker.io docker-compose debootstrap)
 missing=()
 for p in "${packages[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 if [ ${#missing[@]} -gt 0 ]; then
@@ -47,7 +50,11 @@ start_dockerd() {
 }
 
 case "$mode" in
-  main) exec .venv/bin/comps-harness sweep "$@" ;;
+  main)
+    [ -n "$needs_docker" ] && start_dockerd
+    status=0
+    .venv/bin/comps-harness sweep "$@" || status=$?
+    exit "$status" ;;
   test)
     start_dockerd
     status=0

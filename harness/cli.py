@@ -10,6 +10,7 @@ import contextlib
 import json
 import logging
 import statistics
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -142,6 +143,74 @@ def cmd_render_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+REPO = Path(__file__).resolve().parent.parent
+SWEEP_DEFAULT_INTERVALS = "0.01,0.1,1"
+
+
+def cmd_sweep(args: argparse.Namespace, pytest_args: list[str]) -> int:
+    """Every migration scenario across the intervals through pytest, then the HTML report of its results."""
+    from harness import report
+    parse_intervals(args.intervals)  # bad input stops here, before anything starts
+    for backend in args.backend.split(","):
+        if backend not in BACKENDS and backend != "all":
+            raise HarnessError(f"unknown backend {backend!r}; choose netns, docker or all")
+    if args.repeat < 1:
+        raise HarnessError("--repeat must be at least 1")
+    out = Path(args.out) if args.out else REPO / "reports" / RunSettings().run_id
+    run_id = out.name
+    RunSettings(run_id=run_id)  # validates the name
+    out.mkdir(parents=True, exist_ok=True)
+    argv = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q", "-rfE", str(REPO / "scenarios"),
+            "-m", "migration", "--backend", args.backend, "--intervals", args.intervals, "--strategy", args.strategy,
+            "--repeat", str(args.repeat), "--run-id", run_id, "--results-dir", str(out.parent), "--sweep-progress",
+            "--junitxml", str(out / "junit.xml"), *pytest_args]
+    _progress(f"sweep {run_id}: {' '.join(argv[1:])}")
+    status = subprocess.call(argv, cwd=REPO)
+    results = out / "results.jsonl"
+    if not results.exists():
+        raise HarnessError(f"the sweep produced no results ({results} is missing); pytest exited {status}")
+    path = report.write(results)
+    print(f"report: {path}\nresults: {results}\npytest exit status: {status}")
+    return status
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from harness import report
+    results = Path(args.results)
+    if not results.is_file():
+        raise HarnessError(f"{results} is not a results file")
+    started = time.monotonic()
+    path = report.write(results, Path(args.out) if args.out else None)
+    _progress(f"report built in {time.monotonic() - started:.2f} s")
+    print(path)
+    return 0
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    from harness import runcompare
+    from harness.results import load
+    tolerance = parse_number(args.tolerance, "--tolerance")
+    if tolerance > 1:
+        raise HarnessError(f"--tolerance {args.tolerance} must be at most 1 (e.g. 0.9: 10 % worse is a regression)")
+    records = []
+    for name in (args.old, args.new):
+        path = Path(name)
+        if not path.is_file():
+            raise HarnessError(f"{path} is not a results file")
+        records.append(load(path))
+    rows = runcompare.compare(*records, tolerance=tolerance)
+    if not rows:
+        raise HarnessError("the two runs have no metric in common (different scenarios, backends or intervals?)")
+    if args.json:
+        print(json.dumps(rows))
+    else:
+        for row in rows:
+            print(runcompare.describe(row))
+    regressed = sum(row["regressed"] for row in rows)
+    _progress(f"{len(rows)} metrics compared, {regressed} regressed (tolerance {tolerance:g}, 95 % bootstrap intervals)")
+    return 1 if regressed else 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="comps-harness", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -161,6 +230,29 @@ def build_parser() -> argparse.ArgumentParser:
     clean = sub.add_parser("clean", help="remove what crashed runs left (processes, work dirs)")
     clean.add_argument("--run-id", help="a run id or prefix (default: every run)")
     clean.set_defaults(func=cmd_clean)
+
+    sweep = sub.add_parser("sweep", help="run the migration scenarios across intervals and write the HTML report",
+                           epilog="Unknown options are passed on to pytest (e.g. -x, --throughput-tolerance 0.8).")
+    sweep.add_argument("--backend", default="netns", help="netns, docker, all or a comma list (default netns)")
+    sweep.add_argument("--intervals", default=SWEEP_DEFAULT_INTERVALS,
+                       help=f"seconds between switches, comma separated (default {SWEEP_DEFAULT_INTERVALS})")
+    sweep.add_argument("--strategy", default="alternate")
+    sweep.add_argument("--repeat", type=int, default=3, help="interleaved repetitions per condition (default 3)")
+    sweep.add_argument("--out", help="output directory (default reports/<new run id>/); its name is the run id")
+    sweep.set_defaults(func=cmd_sweep, passthrough=True)
+
+    report = sub.add_parser("report", help="rebuild the HTML report from a results file alone")
+    report.add_argument("results", help="a results.jsonl")
+    report.add_argument("--out", help="the HTML file (default: report.html beside the results)")
+    report.set_defaults(func=cmd_report)
+
+    compare = sub.add_parser("compare", help="per-metric changes between two runs; exit 1 on a regression")
+    compare.add_argument("old")
+    compare.add_argument("new")
+    compare.add_argument("--tolerance", default="0.9",
+                         help="worst acceptable NEW/OLD ratio for higher-is-better metrics (1/x for the others)")
+    compare.add_argument("--json", action="store_true")
+    compare.set_defaults(func=cmd_compare)
 
     images = sub.add_parser("images", help="build the Docker images (node, origin, browser)")
     images.set_defaults(func=cmd_images)
@@ -195,11 +287,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args, extra = parser.parse_known_args(argv)
+    if extra and not getattr(args, "passthrough", False):
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     try:
         with signals.interrupts_unwind():
-            return args.func(args)
+            return args.func(args, extra) if getattr(args, "passthrough", False) else args.func(args)
     except HarnessError as exc:
         print(f"comps-harness: error: {exc}", file=sys.stderr)
         return 2

@@ -5,6 +5,8 @@ Thin by design: the library does the work; this maps options to RunSettings and 
 
 from __future__ import annotations
 
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -23,6 +25,7 @@ _unwind = None
 SETTINGS = pytest.StashKey[RunSettings]()
 PLANS = pytest.StashKey[list]()
 TOLERANCES = pytest.StashKey[dict]()
+RESULTS = pytest.StashKey[ResultsWriter]()
 DEFAULT_INTERVALS = "0.01,0.1,1"
 MIN_DURATION_S = 2.0
 SWITCHES_PER_RUN = 10
@@ -63,6 +66,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--udp-rate", default="50M", help="iperf3 UDP offered rate (default 50M)")
     group.addoption("--page-timeout", default="30", help="seconds a page load may take before it fails (default 30)")
     group.addoption("--download-sizes", default="1,10", help="download file sizes in MB (default 1,10; 100 also works)")
+    group.addoption("--sweep-progress", action="store_true",
+                    help="print a progress line per test to stderr: done/total, elapsed, estimate left")
     group.addoption("--degrade-drop", default="0.2",
                     help="share of packets the degraded-path scenarios drop on the last proxy (default 0.2)")
 
@@ -134,6 +139,7 @@ def pytest_configure(config: pytest.Config) -> None:
         raise pytest.UsageError(f"comps-harness: {exc}") from None
     except HarnessError as exc:
         raise pytest.UsageError(f"comps-harness: {exc}") from None
+    config.stash[RESULTS] = ResultsWriter(settings.run_dir, settings.run_id)
     # SIGTERM unwinds like Ctrl-C, so fixture finalizers remove what the run built.
     _unwind = signals.interrupts_unwind()
     _unwind.__enter__()
@@ -156,6 +162,72 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 
 
 DESELECTED = pytest.StashKey[list]()
+PROGRESS = pytest.StashKey[dict]()
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """The run record: the exact command, its options and the environment (reports reproduce runs from it)."""
+    config = session.config
+    if config.stash.get(RESULTS, None) is None:
+        return
+    options = {name: value for name, value in vars(config.option).items()
+               if isinstance(value, (str, int, float, bool, type(None)))}
+    config.stash[RESULTS].record("run", argv=[sys.executable, "-m", "pytest", *config.invocation_params.args],
+                                 cwd=str(config.invocation_params.dir), options=options,
+                                 backends=list(config.stash[SETTINGS].backends))
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    session.config.stash[PROGRESS] = {"total": len(session.items), "done": 0, "started": time.monotonic()}
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_protocol(item: pytest.Item, nextitem) -> None:
+    config = item.config
+    if not config.getoption("--sweep-progress"):
+        return
+    state = config.stash[PROGRESS]
+    elapsed = time.monotonic() - state["started"]
+    left = ""
+    if state["done"]:
+        left = f", about {_minutes(elapsed / state['done'] * (state['total'] - state['done']))} left"
+    print(f"[{state['done'] + 1}/{state['total']}] {item.nodeid} ({_minutes(elapsed)} so far{left})",
+          file=sys.stderr, flush=True)
+
+
+def _minutes(seconds: float) -> str:
+    return f"{int(seconds // 60)}m{int(seconds % 60):02d}s"
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call):
+    """Every test outcome is also a record, so a report's verdict table and its figures come from one file."""
+    outcome = yield
+    report = outcome.get_result()
+    if report.when == "call" or (report.when == "setup" and not report.passed):
+        _record_outcome(item, report)
+    if report.when == "teardown":
+        item.config.stash[PROGRESS]["done"] += 1
+        if report.failed:
+            _record_outcome(item, report)
+
+
+def _record_outcome(item: pytest.Item, report: pytest.TestReport) -> None:
+    params = getattr(item, "callspec", None)
+    params = params.params if params is not None else {}
+    plan = params.get("migration_plan")
+    reason = ""
+    if report.failed or report.skipped:
+        crash = getattr(report.longrepr, "reprcrash", None)
+        reason = crash.message if crash is not None else str(report.longrepr)
+        reason = reason.splitlines()[0][:500] if reason else ""
+    item.config.stash[RESULTS].record(
+        "test", test=item.nodeid, scenario=item.originalname or item.name, phase=report.when,
+        outcome=report.outcome, reason=reason, duration_s=round(report.duration, 3),
+        backend=params.get("backend"), interval=plan.interval if plan is not None else None,
+        strategy=plan.strategy if plan is not None else None,
+        mechanism=params.get("mechanism") or (plan.mechanism if plan is not None else None),
+        label=plan.label if plan is not None else None)
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -208,9 +280,9 @@ def network(backend: str, backend_ready: str, run_settings: RunSettings) -> Netw
 
 
 @pytest.fixture(scope="session")
-def results(run_settings: RunSettings) -> ResultsWriter:
+def results(request: pytest.FixtureRequest) -> ResultsWriter:
     """The run's results file (reports/<run id>/results.jsonl), appended as results come in."""
-    return ResultsWriter(run_settings.run_dir, run_settings.run_id)
+    return request.config.stash[RESULTS]
 
 
 @pytest.fixture(scope="session")
