@@ -8,6 +8,8 @@ from dataclasses import dataclass, field
 from harness.errors import MeasurementError
 
 IPERF_PORT = 5201
+# iperf3's own words for "the server cannot take this test now" (not a measurement failure)
+RETRYABLE = ("the server is busy", "unable to connect to server", "Connection refused")
 SERIES_INTERVAL_S = 0.1
 
 
@@ -28,10 +30,11 @@ class IperfResult:
     lost_percent: float | None = None  # UDP only
     retransmits: int | None = None     # TCP sender only
     started_monotonic: float | None = None  # CLOCK_MONOTONIC when the client started (set by the caller)
+    retries: int = 0  # runs the server refused before this one (busy, or restarted)
 
     def to_dict(self) -> dict:
         return {"bits_per_second": round(self.bits_per_second), "lost_percent": self.lost_percent,
-                "retransmits": self.retransmits, "started_monotonic": self.started_monotonic,
+                "retransmits": self.retransmits, "started_monotonic": self.started_monotonic, "retries": self.retries,
                 "series": [[round(t, 3), round(bps)] for t, bps in self.series]}
 
 

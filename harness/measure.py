@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -24,7 +25,10 @@ from harness.network import Network
 from harness.proc import wait_until
 from harness.schedule import MigrationPlan
 
+log = logging.getLogger(__name__)
 HTTP_PORT = 8080
+IPERF_ATTEMPTS = 4
+IPERF_RETRY_S = 0.3
 PROBE_PORT = 9000
 PROBE_SCRIPT = "probe.py"
 
@@ -51,7 +55,7 @@ class OriginServices:
         self.paths = content.generate(www, self.file_sizes)
         origin.spawn(origin.python() + ["-m", "http.server", "--bind", self.address, "--directory", str(www),
                                         str(HTTP_PORT)], name="http")
-        origin.spawn(["iperf3", "-s", "-p", str(iperf.IPERF_PORT)], name="iperf3")
+        self._iperf_server = self._start_iperf_server()
         origin.spawn(origin.python(PROBE_SCRIPT) + ["echo", "--port", str(PROBE_PORT)], name="probe-echo")
         wait_until(lambda: self._listening(), timeout=10, interval=0.05, what="origin services listening")
         return self
@@ -64,11 +68,28 @@ class OriginServices:
         self.network.origin.stop_processes()
 
     # -- measurements (run in the client) --------------------------------------------------
+    def _start_iperf_server(self):
+        return self.network.origin.spawn(["iperf3", "-s", "-p", str(iperf.IPERF_PORT)], name="iperf3")
+
     def iperf3(self, seconds: float, *, reverse: bool = False, udp_rate: str | None = None) -> iperf.IperfResult:
+        """One iperf3 run. The server takes a moment to accept the next test after one ends, and
+        iperf3 3.12's server sometimes exits after a test: those (and only those) are retried, with
+        a fresh server when it died; the retries are counted in the result."""
         argv = iperf.client_argv(self.address, seconds=seconds, reverse=reverse, udp_rate=udp_rate)
-        started = time.monotonic()  # places the series on the migration's clock (switch markers)
-        out = self.network.client.exec(argv, check=False, timeout=seconds + 30)
-        return dataclasses.replace(iperf.parse(out.stdout), started_monotonic=started)
+        for attempt in range(IPERF_ATTEMPTS):
+            started = time.monotonic()  # places the series on the migration's clock (switch markers)
+            out = self.network.client.exec(argv, check=False, timeout=seconds + 30)
+            try:
+                return dataclasses.replace(iperf.parse(out.stdout), started_monotonic=started, retries=attempt)
+            except MeasurementError as error:
+                if not any(text in str(error) for text in iperf.RETRYABLE) or attempt == IPERF_ATTEMPTS - 1:
+                    raise
+                if not self._iperf_server.running():
+                    log.warning("iperf3 server exited (%s); starting a new one", self._iperf_server.log_tail(2))
+                    self._iperf_server = self._start_iperf_server()
+                wait_until(self._listening, timeout=10, interval=0.05, what="the iperf3 server listening")
+                time.sleep(IPERF_RETRY_S)
+        raise MeasurementError(f"iperf3 gave no result in {IPERF_ATTEMPTS} attempts")
 
     def throughput(self, seconds: float, kinds: tuple[str, ...] = THROUGHPUT_KINDS, udp_rate: str = "50M") -> dict:
         """Of `kinds`, one after the other: TCP upload, TCP download (-R), UDP at `udp_rate`."""

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import sys
 import time
+from collections import defaultdict
 from pathlib import Path
 
 import pytest
@@ -178,7 +179,18 @@ def pytest_sessionstart(session: pytest.Session) -> None:
 
 
 def pytest_collection_finish(session: pytest.Session) -> None:
-    session.config.stash[PROGRESS] = {"total": len(session.items), "done": 0, "started": time.monotonic()}
+    session.config.stash[PROGRESS] = {"items": list(session.items), "done": 0, "started": time.monotonic(),
+                                      "seconds": defaultdict(list)}
+
+
+def estimate_left(remaining: list[str], seconds: dict[str, list[float]]) -> float | None:
+    """Seconds the `remaining` tests (by function name) should take, from those of the same function
+    that finished (the mean of all finished tests for a function not seen yet); None before any finished."""
+    finished = [s for values in seconds.values() for s in values]
+    if not finished:
+        return None
+    overall = sum(finished) / len(finished)
+    return sum(sum(seconds[name]) / len(seconds[name]) if seconds.get(name) else overall for name in remaining)
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -188,10 +200,10 @@ def pytest_runtest_protocol(item: pytest.Item, nextitem) -> None:
         return
     state = config.stash[PROGRESS]
     elapsed = time.monotonic() - state["started"]
-    left = ""
-    if state["done"]:
-        left = f", about {_minutes(elapsed / state['done'] * (state['total'] - state['done']))} left"
-    print(f"[{state['done'] + 1}/{state['total']}] {item.nodeid} ({_minutes(elapsed)} so far{left})",
+    remaining = [i.originalname or i.name for i in state["items"][state["done"]:]]
+    left = estimate_left(remaining, state["seconds"])
+    left_text = "" if left is None else f", about {_minutes(left)} left"
+    print(f"[{state['done'] + 1}/{len(state['items'])}] {item.nodeid} ({_minutes(elapsed)} so far{left_text})",
           file=sys.stderr, flush=True)
 
 
@@ -206,8 +218,12 @@ def pytest_runtest_makereport(item: pytest.Item, call):
     report = outcome.get_result()
     if report.when == "call" or (report.when == "setup" and not report.passed):
         _record_outcome(item, report)
+    state = item.config.stash[PROGRESS]
+    state.setdefault("running", 0.0)
+    state["running"] += report.duration
     if report.when == "teardown":
-        item.config.stash[PROGRESS]["done"] += 1
+        state["done"] += 1
+        state["seconds"][item.originalname or item.name].append(state.pop("running"))
         if report.failed:
             _record_outcome(item, report)
 

@@ -20,7 +20,7 @@ RESULTS_FILE = "results.jsonl"
 class ResultsWriter:
     def __init__(self, run_dir: Path, run_id: str) -> None:
         self.run_id = run_id
-        self.path = run_dir / RESULTS_FILE
+        self.path = (run_dir / RESULTS_FILE).absolute()  # tests may change the working directory
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
         self._environment: dict | None = None
