@@ -41,6 +41,12 @@ def _median_by(rows: list[tuple[tuple, float]]) -> dict[tuple, float]:
     return {key: statistics.median(values) for key, values in grouped.items()}
 
 
+def _series_by_interval(medians: dict[tuple, float], label) -> list[svg.Series]:
+    """Medians keyed (a, b, interval) -> one series over the intervals per (a, b), named label((a, b))."""
+    return [svg.Series(label(group), [(k[2], v) for k, v in medians.items() if k[:2] == group])
+            for group in sorted({k[:2] for k in medians}, key=str)]
+
+
 # -- plots ----------------------------------------------------------------------------------
 def throughput_vs_interval(records: list[dict]) -> list[svg.Chart]:
     measured = _by(records, "measurement", "throughput")
@@ -109,9 +115,7 @@ def loss_per_switch(records: list[dict]) -> list[svg.Chart]:
                            r["figures"]["loss"]["lost_per_switch_mean"] or 0.0) for r in measured])
     chart = svg.Chart("Lost probe packets per switch vs interval", "interval (s, log)", "lost per switch (mean)",
                       log_x=True)
-    for backend, mechanism in sorted({k[:2] for k in medians}):
-        chart.series.append(svg.Series(f"{backend} {mechanism}", [(k[2], v) for k, v in medians.items()
-                                                                   if k[:2] == (backend, mechanism)]))
+    chart.series += _series_by_interval(medians, lambda group: f"{group[0]} {group[1]}")
     return [chart]
 
 
@@ -123,9 +127,7 @@ def split_ratio(records: list[dict]) -> list[svg.Chart]:
                           for path, share in r["evidence"]["split_ratio"].items()])
     chart = svg.Chart("Share of the client's bytes per path (split ratio)", "interval (s, log)", "share of bytes",
                       log_x=True)
-    for backend, path in sorted({k[:2] for k in medians}):
-        chart.series.append(svg.Series(f"{backend} path {path}", [(k[2], v) for k, v in medians.items()
-                                                                   if k[:2] == (backend, path)]))
+    chart.series += _series_by_interval(medians, lambda group: f"{group[0]} path {group[1]}")
     return [chart]
 
 
@@ -138,9 +140,7 @@ def timing_error(records: list[dict]) -> list[svg.Chart]:
     for stat in ("median", "p99"):
         medians = _median_by([((r["backend"], r["mechanism"], r["interval"]), r["evidence"]["timing_error_ms"][stat])
                               for r in measured])
-        for backend, mechanism in sorted({k[:2] for k in medians}):
-            chart.series.append(svg.Series(f"{backend} {mechanism} {stat}",
-                                           [(k[2], v) for k, v in medians.items() if k[:2] == (backend, mechanism)]))
+        chart.series += _series_by_interval(medians, lambda group: f"{group[0]} {group[1]} {stat}")
     return [chart]
 
 
