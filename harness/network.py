@@ -262,18 +262,30 @@ class Network(ABC):
         return self.topology.proxy_backbone_address(path).ip
 
     @contextlib.contextmanager
-    def degraded_path(self, path: int, drop_probability: float):
-        """Drop a random share of what proxy `path` forwards (iptables `statistic`), until the block ends."""
-        if not 0 < drop_probability < 1:
-            raise ValueError(f"drop probability {drop_probability} must be between 0 and 1")
-        rule = ["FORWARD", "-m", "statistic", "--mode", "random", "--probability", f"{drop_probability:g}",
-                "-m", "comment", "--comment", f"comps-degrade-{self.run_id}", "-j", "DROP"]
-        proxy = self.proxy(path)
-        proxy.exec(["iptables", "-I", *rule], timeout=10)
+    def degraded_path(self, path: int, *, drop: float | None = None, rate: str | None = None):
+        """Degrade proxy `path` until the block ends: drop a random share of what it forwards
+        (iptables `statistic`), and/or limit both directions to `rate` (tc tbf, e.g. "20mbit")."""
+        if drop is None and rate is None:
+            raise ValueError("a degraded path needs a drop probability, a rate, or both")
+        if drop is not None and not 0 < drop < 1:
+            raise ValueError(f"drop probability {drop} must be between 0 and 1")
+        proxy, undo = self.proxy(path), []
         try:
+            if drop is not None:
+                rule = ["FORWARD", "-m", "statistic", "--mode", "random", "--probability", f"{drop:g}",
+                        "-m", "comment", "--comment", f"comps-degrade-{self.run_id}", "-j", "DROP"]
+                proxy.exec(["iptables", "-I", *rule], timeout=10)
+                undo.append(["iptables", "-D", *rule])
+            if rate is not None:  # egress of both underlay links: towards the server and towards the client
+                for link in (link for link in self.topology.links if proxy.name in (link.a_host, link.b_host)):
+                    dev = link.a_ifname if link.a_host == proxy.name else link.b_ifname
+                    proxy.exec(["tc", "qdisc", "replace", "dev", dev, "root", "tbf", "rate", rate,
+                                "burst", "32kbit", "latency", "50ms"], timeout=10)
+                    undo.append(["tc", "qdisc", "del", "dev", dev, "root"])
             yield
         finally:
-            proxy.exec(["iptables", "-D", *rule], timeout=10, check=False)
+            for argv in reversed(undo):
+                proxy.exec(argv, timeout=10, check=False)
 
     def run_browser(self, args: list[str], timeout: float) -> proc.CommandResult:
         """Run `python -m harness.browser ARGS` so that Chromium's traffic leaves from the client."""

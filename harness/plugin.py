@@ -20,7 +20,7 @@ from harness.measure import OriginServices, require_measurement_tools
 from harness.network import Network
 from harness.results import ResultsWriter
 from harness.schedule import MECHANISMS, STRATEGIES, MigrationPlan, parse_fixed, parse_weights
-from harness.settings import RunSettings, parse_backends, parse_intervals, parse_number
+from harness.settings import RunSettings, parse_backends, parse_intervals, parse_number, parse_rate
 
 _unwind = None
 SETTINGS = pytest.StashKey[RunSettings]()
@@ -69,8 +69,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--download-sizes", default="1,10", help="download file sizes in MB (default 1,10; 100 also works)")
     group.addoption("--sweep-progress", action="store_true",
                     help="print a progress line per test to stderr: done/total, elapsed, estimate left")
-    group.addoption("--degrade-drop", default="0.2",
-                    help="share of packets the degraded-path scenarios drop on the last proxy (default 0.2)")
+    group.addoption("--degrade-drop", default="0.05",
+                    help="share of packets the degraded-path loss scenario drops on the last proxy (default 0.05)")
+    group.addoption("--degrade-rate", default="20mbit",
+                    help="rate limit of the last proxy in the degraded-path throughput scenario (tc rate, default 20mbit)")
 
 
 def _migration_plans(config: pytest.Config, paths: tuple[int, ...]) -> list[MigrationPlan]:
@@ -135,6 +137,7 @@ def pytest_configure(config: pytest.Config) -> None:
             "page_timeout": parse_number(option("--page-timeout"), "--page-timeout"),
             "download_mb": tuple(parse_number(x, "--download-sizes") for x in option("--download-sizes").split(",")),
             "degrade_drop": parse_number(option("--degrade-drop"), "--degrade-drop"),
+            "degrade_rate": parse_rate(option("--degrade-rate"), "--degrade-rate"),
         }
     except ValueError as exc:
         raise pytest.UsageError(f"comps-harness: {exc}") from None

@@ -6,6 +6,7 @@ Validation happens here, so bad input fails before anything is created.
 from __future__ import annotations
 
 import math
+import re
 import secrets
 import time
 from dataclasses import dataclass, field
@@ -49,6 +50,14 @@ def parse_number(text: object, what: str, *, allow_zero: bool = False) -> float:
         bound = "0 or more" if allow_zero else "above 0"
         raise ConfigError(f"{what} must be a finite number {bound}, not {text}")
     return value
+
+
+def parse_rate(text: str, what: str) -> str:
+    """A tc rate such as 20mbit, 500kbit or 1gbit (positive), else a ConfigError naming the option."""
+    match = re.fullmatch(r"(\d+(?:\.\d+)?)(bit|kbit|mbit|gbit)", str(text).strip().lower())
+    if not match or float(match.group(1)) <= 0:
+        raise ConfigError(f"{what} {text!r} is not a rate such as 20mbit, 500kbit or 1gbit")
+    return match.group(0)
 
 
 def parse_intervals(text: str) -> tuple[float, ...]:

@@ -1,18 +1,23 @@
 """A deliberately degraded path must turn the loss and the throughput checks red.
 
-The last proxy drops a random share (--degrade-drop) of what it forwards, with the iptables
-`statistic` match. These tests pass only when the same checks the healthy scenarios use fail.
+Loss: the last proxy drops a random share (--degrade-drop) of what it forwards (iptables
+`statistic`). Throughput: the last proxy is limited to --degrade-rate (tc tbf). Each test
+passes only when the same check the healthy scenarios use fails, and the throughput test also
+measures healthy migration in the same run, so a red verdict that migration alone would give
+(at short intervals) does not count: the degradation itself must cost throughput.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import functools
+import statistics
 
 import pytest
 
 from harness.compare import describe, loss_verdict, throughput_verdicts
-from harness.measure import for_measurement, interleave, measure_loss
+from harness.measure import for_measurement, measure_condition, measure_loss
 
 pytestmark = [pytest.mark.network, pytest.mark.migration]
 PROBE_SECONDS = 2.0
@@ -21,7 +26,7 @@ PROBE_SECONDS = 2.0
 def test_degraded_path_fails_the_loss_check(network, origin_services, migration_plan, tolerances, record_condition):
     path, drop = network.topology.path_ids[-1], tolerances["degrade_drop"]
     plan = dataclasses.replace(migration_plan, mechanism="netlink")
-    with network.degraded_path(path, drop):
+    with network.degraded_path(path, drop=drop):
         result = measure_loss(network, origin_services, plan, seconds=PROBE_SECONDS, rate=tolerances["probe_rate"])
     record_condition("switch_loss_degraded", plan.label, 0, result)
     verdict = loss_verdict(result.figures["loss"], tolerances["max_lost_per_switch"])
@@ -32,14 +37,24 @@ def test_degraded_path_fails_the_loss_check(network, origin_services, migration_
 
 def test_degraded_path_fails_the_throughput_check(network, origin_services, migration_plan, tolerances,
                                                   record_condition):
-    path, drop, seconds = network.topology.path_ids[-1], tolerances["degrade_drop"], tolerances["iperf_seconds"]
+    path, rate, seconds = network.topology.path_ids[-1], tolerances["degrade_rate"], tolerances["iperf_seconds"]
     plan = for_measurement(migration_plan, seconds)
     measure = functools.partial(origin_services.throughput, seconds, ("tcp_up",))
-    with network.degraded_path(path, drop):  # the baseline stays on path 1, which is healthy
-        baseline, migrating = interleave(
-            network, plan, tolerances["repeat"], measure,
-            lambda cond, rep, result: record_condition("throughput_degraded", cond, rep, result))
-    verdict = throughput_verdicts([r.figures for r in baseline], [r.figures for r in migrating],
-                                  limit=tolerances["throughput"])["tcp_up"]
-    assert not verdict["ok"], f"path {path} dropped {drop:.0%} of its packets, yet the throughput check passed: " \
+    conditions = {"baseline": (dataclasses.replace(plan, strategy="none"), False),
+                  plan.label: (plan, False), f"{plan.label}-degraded": (plan, True)}
+    figures: dict[str, list[dict]] = {name: [] for name in conditions}
+    for rep in range(tolerances["repeat"]):  # interleaved; the baseline stays on path 1, which is healthy
+        for name, (condition_plan, degraded) in conditions.items():
+            with network.degraded_path(path, rate=rate) if degraded else contextlib.nullcontext():
+                result = measure_condition(network, condition_plan, measure)
+            record_condition("throughput_degraded", name, rep, result)
+            figures[name].append(result.figures)
+    degraded, healthy = figures[f"{plan.label}-degraded"], figures[plan.label]
+    verdict = throughput_verdicts(figures["baseline"], degraded, limit=tolerances["throughput"])["tcp_up"]
+    assert not verdict["ok"], f"path {path} was limited to {rate}, yet the throughput check passed: " \
                               f"{describe('tcp_up', verdict)}"
+    cost = (statistics.median(f["tcp_up"]["bits_per_second"] for f in degraded)
+            / statistics.median(f["tcp_up"]["bits_per_second"] for f in healthy))
+    assert cost <= tolerances["throughput"], (
+        f"limiting path {path} to {rate} cost no more throughput than healthy migration ({cost:.3f} x): "
+        f"the red verdict comes from migration, not from the degradation")
