@@ -168,7 +168,13 @@ class DockerNetwork(Network):
                 "ipam": IPAMConfig(pool_configs=[IPAMPool(subnet=str(subnet), gateway=gateway)]),
                 "options": {"com.docker.network.driver.mtu": str(self.topology.mtus.underlay)}})
             net.name = f"comps-{self.run_id}-{subnet.network_address}"
-            net.create()
+            try:
+                net.create()
+            except Exception as exc:  # docker.errors.APIError; the SDK is imported lazily
+                if "overlap" not in str(exc):
+                    raise
+                raise BackendError(f"subnet {subnet} is taken by another Docker network (another run, or one "
+                                   f"that crashed: `comps-harness clean` removes those): {exc}") from None
             self._stack.callback(net.remove)
             self._networks[subnet] = net
 
