@@ -221,6 +221,8 @@ def pytest_runtest_makereport(item: pytest.Item, call):
     report = outcome.get_result()
     if report.when == "call" or (report.when == "setup" and not report.passed):
         _record_outcome(item, report)
+    if report.when == "call":
+        _attach_plots(item, report)
     state = item.config.stash[PROGRESS]
     state.setdefault("running", 0.0)
     state["running"] += report.duration
@@ -229,6 +231,17 @@ def pytest_runtest_makereport(item: pytest.Item, call):
         state["seconds"][item.originalname or item.name].append(state.pop("running"))
         if report.failed:
             _record_outcome(item, report)
+
+
+def _attach_plots(item: pytest.Item, report: pytest.TestReport) -> None:
+    """With pytest-html (`pytest --html=FILE`), a measurement test's plots go into its row of that report."""
+    if not item.config.pluginmanager.hasplugin("html"):
+        return
+    from pytest_html import extras
+    from harness.report import charts_svg
+    records = item.config.stash[RESULTS].measurements_of(item.name)
+    if records:
+        report.extras = [*getattr(report, "extras", []), *(extras.html(chart) for chart in charts_svg(records))]
 
 
 def _record_outcome(item: pytest.Item, report: pytest.TestReport) -> None:

@@ -149,6 +149,11 @@ PLOTS = (("Throughput", throughput_vs_interval), ("Throughput over time", throug
          ("Bytes per path", split_ratio), ("Switch timing", timing_error))
 
 
+def charts_svg(records: list[dict]) -> list[str]:
+    """The report's plots that these records have data for, as SVG (pytest-html extras use this)."""
+    return [svg.render(chart) for _, plot in PLOTS for chart in plot(records)]
+
+
 # -- page -----------------------------------------------------------------------------------
 def verdict_rows(records: list[dict]) -> list[dict]:
     """One row per test (the last outcome recorded for it wins: a teardown error overrides a pass)."""

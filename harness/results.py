@@ -24,6 +24,7 @@ class ResultsWriter:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
         self._environment: dict | None = None
+        self._by_test: dict[str, list[dict]] = {}
 
     @property
     def environment(self) -> dict:
@@ -39,7 +40,14 @@ class ResultsWriter:
         with self._lock:
             with self.path.open("a") as out:
                 out.write(line + "\n")
+            if kind == "measurement" and fields.get("test"):
+                self._by_test.setdefault(fields["test"], []).append(record)
         return record
+
+    def measurements_of(self, test: str) -> list[dict]:
+        """The measurement records one test (by name) wrote in this session."""
+        with self._lock:
+            return list(self._by_test.get(test, []))
 
 
 def load(path: Path) -> list[dict]:
