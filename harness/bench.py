@@ -52,13 +52,7 @@ class MigrationBench:
 
     def _recorder(self, scenario: str) -> Callable[[str, int, ConditionResult], None]:
         def record(condition: str, rep: int, result: ConditionResult) -> None:
-            plan = result.plan
-            self.results.record("measurement", scenario=scenario, test="bench migration", condition=condition,
-                                repetition=rep, backend=self.network.backend,
-                                wireguard=self.network.wireguard_impl, topology=self.network.topology.describe(),
-                                strategy=plan.strategy, interval=None if plan.strategy == "none" else plan.interval,
-                                mechanism=plan.mechanism, seed=plan.seed, figures=result.figures,
-                                evidence=result.evidence.to_dict())
+            self.results.measurement(scenario, "bench migration", condition, rep, self.network, result)
             self.progress(f"bench migration: {scenario} {condition} rep {rep + 1}/{self.options.reps} done")
         return record
 

@@ -20,7 +20,7 @@ from harness.backends import network_for
 from harness.errors import HarnessError
 from harness.migration import run_migration
 from harness.schedule import MECHANISMS, MigrationPlan
-from harness.settings import BACKENDS, RUN_PREFIX, RunSettings, parse_intervals, parse_number
+from harness.settings import BACKENDS, RUN_PREFIX, RunSettings, parse_backends, parse_intervals, parse_number
 from harness.stats import percentile
 from harness.traffic import ping_stream
 
@@ -151,9 +151,7 @@ def cmd_sweep(args: argparse.Namespace, pytest_args: list[str]) -> int:
     """Every migration scenario across the intervals through pytest, then the HTML report of its results."""
     from harness import report
     parse_intervals(args.intervals)  # bad input stops here, before anything starts
-    for backend in args.backend.split(","):
-        if backend not in BACKENDS and backend != "all":
-            raise HarnessError(f"unknown backend {backend!r}; choose netns, docker or all")
+    parse_backends(args.backend)
     if args.repeat < 1:
         raise HarnessError("--repeat must be at least 1")
     out = Path(args.out) if args.out else REPO / "reports" / RunSettings().run_id

@@ -337,10 +337,5 @@ def origin_services(network: Network, tolerances: dict) -> OriginServices:
 def record_condition(results: ResultsWriter, network: Network, request: pytest.FixtureRequest):
     """Write one measurement (one condition, one repetition) to the results file as it is produced."""
     def record(scenario: str, condition: str, rep: int, result) -> None:
-        plan = result.plan
-        results.record("measurement", scenario=scenario, test=request.node.name, condition=condition,
-                       repetition=rep, backend=network.backend, wireguard=network.wireguard_impl,
-                       topology=network.topology.describe(), strategy=plan.strategy,
-                       interval=None if plan.strategy == "none" else plan.interval, mechanism=plan.mechanism,
-                       seed=plan.seed, figures=result.figures, evidence=result.evidence.to_dict())
+        results.measurement(scenario, request.node.name, condition, rep, network, result)
     return record

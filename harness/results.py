@@ -44,6 +44,15 @@ class ResultsWriter:
                 self._by_test.setdefault(fields["test"], []).append(record)
         return record
 
+    def measurement(self, scenario: str, test: str, condition: str, repetition: int, network, result) -> dict:
+        """One measurement (one condition, one repetition of a scenario; `result` a measure.ConditionResult)."""
+        plan = result.plan
+        return self.record("measurement", scenario=scenario, test=test, condition=condition, repetition=repetition,
+                           backend=network.backend, wireguard=network.wireguard_impl,
+                           topology=network.topology.describe(), strategy=plan.strategy,
+                           interval=None if plan.strategy == "none" else plan.interval, mechanism=plan.mechanism,
+                           seed=plan.seed, figures=result.figures, evidence=result.evidence.to_dict())
+
     def measurements_of(self, test: str) -> list[dict]:
         """The measurement records one test (by name) wrote in this session."""
         with self._lock:
