@@ -17,11 +17,16 @@ def check_backend(backend: str, settings: RunSettings, progress: Progress | None
 
     For docker this also builds the images that are missing (the first run only).
     """
+    return _checked(backend, settings, progress)[0]
+
+
+def _checked(backend: str, settings: RunSettings, progress: Progress | None) -> tuple[str, dict[str, str]]:
+    """(WireGuard implementation, Docker image tags: empty for netns), after every prerequisite check."""
     if backend == "netns":
-        return prereq.check_netns_backend(settings.wireguard)
+        return prereq.check_netns_backend(settings.wireguard), {}
     if backend == "docker":
-        docker_images(progress)
-        return prereq.resolve_wireguard(settings.wireguard)  # wireguard-go is in the node image
+        images = docker_images(progress)
+        return prereq.resolve_wireguard(settings.wireguard), images  # wireguard-go is in the node image
     raise ConfigError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
 
 
@@ -36,7 +41,7 @@ def docker_images(progress: Progress | None = None) -> dict[str, str]:
 def network_for(backend: str, settings: RunSettings, *, topology: Topology | None = None,
                 run_id: str | None = None, progress: Progress | None = None) -> Network:
     topology = topology or Topology(paths=settings.paths)
-    wireguard = check_backend(backend, settings, progress)
+    wireguard, images = _checked(backend, settings, progress)
     run_id = run_id or settings.run_id
     if backend == "netns":
         from harness.netns import NetnsNetwork
@@ -44,5 +49,5 @@ def network_for(backend: str, settings: RunSettings, *, topology: Topology | Non
     if backend == "docker":
         from harness.dockerbackend import DockerNetwork
         return DockerNetwork(topology, run_id=run_id, wireguard=wireguard, progress=progress,
-                             images=docker_images(progress))
+                             images=images)
     raise PrerequisiteError(f"backend {backend!r} cannot build networks")

@@ -17,9 +17,8 @@ from dataclasses import dataclass
 from harness import iperf
 from harness.compare import ratio_verdict, throughput_verdicts
 from harness.content import PAGES
-from harness.errors import MeasurementError
 from harness.measure import (ConditionResult, OriginServices, for_measurement, interleave, measure_condition,
-                             measure_loss)
+                             measure_loss, page_load_ms)
 from harness.network import Network
 from harness.results import ResultsWriter
 from harness.schedule import MECHANISMS, MigrationPlan
@@ -66,22 +65,11 @@ class MigrationBench:
 
     def pageload_ratios(self, interval: float) -> dict[str, float]:
         pages = [f"{name}.html" for name in PAGES]
-        shots = self.network.workdir / "screenshots"
-
-        def measure() -> dict:
-            loads = self.services.page_loads(pages, timeout=self.options.page_timeout, screenshots=shots)
-            failed = [load for load in loads if not load["ok"]]
-            if failed:
-                raise MeasurementError(f"page load failed: {failed[0]['url']}: {failed[0]['reason']}")
-            return {"loads": loads}
-
+        measure = functools.partial(self.services.page_set, pages, timeout=self.options.page_timeout,
+                                    screenshots=self.network.workdir / "screenshots")
         baseline, migrating = interleave(self.network, for_measurement(self._plan(interval), 10), self.options.reps,
                                          measure, self._recorder("pageload"))
-
-        def load_ms(results: list[ConditionResult], page: str) -> list[float]:
-            return [load["load_ms"] for r in results for load in r.figures["loads"] if load["url"].endswith(page)]
-
-        return {page: ratio_verdict(load_ms(baseline, page), load_ms(migrating, page), limit=None,
+        return {page: ratio_verdict(page_load_ms(baseline, page), page_load_ms(migrating, page), limit=None,
                                     higher_is_better=False)["ratio"] for page in pages}
 
     def lost_per_switch(self, mechanism: str, interval: float) -> tuple[int, int]:

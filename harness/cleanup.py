@@ -151,7 +151,7 @@ def _kill(processes: list[TaggedProcess], sig: int) -> None:
             pass
 
 
-def remove_run(run_prefix: str, grace: float = 2.0) -> list[str]:
+def remove_run(run_prefix: str, grace: float = 2.0, *, docker: bool = True) -> list[str]:
     """Stop every tagged process (daemons get SIGTERM first, so they remove their devices) and remove work dirs."""
     removed = []
     processes = tagged_processes(run_prefix)
@@ -162,7 +162,8 @@ def remove_run(run_prefix: str, grace: float = 2.0) -> list[str]:
             time.sleep(0.02)
         _kill(tagged_processes(run_prefix), signal.SIGKILL)
         removed += [f"process {p.pid} ({p.command})" for p in processes]
-    removed += remove_docker(run_prefix)
+    if docker:  # a namespace run creates nothing in Docker: its teardown skips asking the engine
+        removed += remove_docker(run_prefix)
     for directory in workdirs(run_prefix):
         shutil.rmtree(directory, ignore_errors=True)
         removed.append(f"directory {directory}")

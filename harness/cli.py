@@ -256,7 +256,7 @@ def build_parser() -> argparse.ArgumentParser:
     images.set_defaults(func=cmd_images)
 
     render_demo = sub.add_parser("render-demo", help="write the compose demo's configs with fresh keys")
-    render_demo.add_argument("--out", default=str(Path(__file__).resolve().parent.parent / "docker/demo/config"))
+    render_demo.add_argument("--out", default=str(REPO / "docker" / "demo" / "config"))
     render_demo.set_defaults(func=cmd_render_demo)
 
     bench = sub.add_parser("bench", help="benchmarks")

@@ -95,6 +95,7 @@ class ComposeDemoNetwork(Network):
     """
 
     backend = "docker-compose"
+    uses_docker = True
 
     def __init__(self, *, run_id: str, images: dict[str, str], progress=None) -> None:
         super().__init__(demo_topology(), run_id=run_id, wireguard="wireguard-go", progress=progress)
@@ -104,7 +105,7 @@ class ComposeDemoNetwork(Network):
         raise NotImplementedError("the compose demo creates its own hosts")
 
     def _build(self) -> None:
-        self._stack.callback(cleanup.remove_run, self.run_id)
+        self._stack.callback(cleanup.remove_run, self.run_id, docker=self.uses_docker)
         self.workdir = Path(tempfile.mkdtemp(prefix=cleanup.workdir_prefix(self.run_id)))
         project = self.workdir / "demo"
         project.mkdir()

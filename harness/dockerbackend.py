@@ -131,6 +131,7 @@ class DockerNetwork(Network):
     """The topology as containers on internal Docker networks; the faithful twin of the namespace backend."""
 
     backend = "docker"
+    uses_docker = True
 
     def __init__(self, *args, images: dict[str, str], **kwargs) -> None:
         super().__init__(*args, **kwargs)

@@ -123,6 +123,16 @@ class OriginServices:
             raise MeasurementError(f"the browser run failed: {out.stderr.strip()[-500:]}") from None
 
 
+    def page_set(self, pages: list[str], *, timeout: float, screenshots: Path) -> dict:
+        """One load of each page, as measurement figures; a load that failed is a MeasurementError naming it."""
+        loads = self.page_loads(pages, timeout=timeout, screenshots=screenshots)
+        failed = [load for load in loads if not load["ok"]]
+        if failed:
+            raise MeasurementError(f"page load failed: {failed[0]['url']}: {failed[0]['reason']} "
+                                   f"(screenshot {failed[0]['screenshot']})")
+        return {"loads": loads}
+
+
 @dataclass
 class ConditionResult:
     plan: MigrationPlan
@@ -150,6 +160,11 @@ def measure_loss(network: Network, services: OriginServices, plan: MigrationPlan
     result = measure_condition(network, plan, lambda: services.probe(seconds, rate))
     result.figures = {"loss": loss_figures(result.figures, result.evidence, plan.interval), "probe_rate": rate}
     return result
+
+
+def page_load_ms(results: list[ConditionResult], page: str) -> list[float]:
+    """The load-event times of `page` in page_set figures."""
+    return [load["load_ms"] for r in results for load in r.figures["loads"] if load["url"].endswith(page)]
 
 
 def baseline_of(plan: MigrationPlan) -> MigrationPlan:

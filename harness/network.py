@@ -40,6 +40,7 @@ class Network(ABC):
     """Owns every resource of one topology instance; a context manager that tears down in reverse."""
 
     backend = "abstract"
+    uses_docker = False  # whether the last sweep of a teardown must look for labelled Docker objects
 
     def __init__(self, topology: Topology, *, run_id: str, wireguard: str, progress: Progress | None = None) -> None:
         self.topology = topology
@@ -75,7 +76,7 @@ class Network(ABC):
     def _build(self) -> None:
         started = time.monotonic()
         # Registered first, so it runs last: whatever escaped its owner is found by its run tag.
-        self._stack.callback(cleanup.remove_run, self.run_id)
+        self._stack.callback(cleanup.remove_run, self.run_id, docker=self.uses_docker)
         self.workdir = Path(tempfile.mkdtemp(prefix=cleanup.workdir_prefix(self.run_id)))
         self.progress(f"{self.run_id}: creating hosts ({self.backend})")
         self._create_hosts()

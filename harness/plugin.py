@@ -121,7 +121,8 @@ def pytest_configure(config: pytest.Config) -> None:
         repeat = int(option("--repeat"))
         if repeat < 1:
             raise ConfigError(f"--repeat {repeat} must be at least 1")
-        if parse_number(option("--degrade-drop"), "--degrade-drop") >= 1:
+        degrade_drop = parse_number(option("--degrade-drop"), "--degrade-drop")
+        if degrade_drop >= 1:
             raise ConfigError(f"--degrade-drop {option('--degrade-drop')} must be below 1 (a share of packets)")
         config.stash[TOLERANCES] = {
             "switches": tolerance, "repeat": repeat,
@@ -136,7 +137,7 @@ def pytest_configure(config: pytest.Config) -> None:
             "udp_rate": option("--udp-rate"),
             "page_timeout": parse_number(option("--page-timeout"), "--page-timeout"),
             "download_mb": tuple(parse_number(x, "--download-sizes") for x in option("--download-sizes").split(",")),
-            "degrade_drop": parse_number(option("--degrade-drop"), "--degrade-drop"),
+            "degrade_drop": degrade_drop,
             "degrade_rate": parse_rate(option("--degrade-rate"), "--degrade-rate"),
         }
     except ValueError as exc:

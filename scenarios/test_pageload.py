@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import functools
+
 import pytest
 
 from harness.compare import describe, ratio_verdict
 from harness.content import MB, PAGES, file_name
 from harness.errors import HarnessError
-from harness.measure import for_measurement, interleave, require_measurement_tools
+from harness.measure import for_measurement, interleave, page_load_ms, require_measurement_tools
 
 pytestmark = [pytest.mark.network, pytest.mark.migration, pytest.mark.measurement]
 
@@ -18,22 +20,14 @@ def test_page_loads(network, origin_services, migration_plan, tolerances, record
     except HarnessError as exc:  # a missing browser is an error naming it, never a skip
         pytest.fail(str(exc), pytrace=False)
     pages = [f"{name}.html" for name in PAGES]
-    shots = network.workdir / "screenshots"
-
-    def measure() -> dict:
-        loads = origin_services.page_loads(pages, timeout=tolerances["page_timeout"], screenshots=shots)
-        failed = [load for load in loads if not load["ok"]]
-        assert not failed, f"page load failed: {failed[0]['url']}: {failed[0]['reason']} " \
-                           f"(screenshot {failed[0]['screenshot']})"
-        return {"loads": loads}
-
+    measure = functools.partial(origin_services.page_set, pages, timeout=tolerances["page_timeout"],
+                                screenshots=network.workdir / "screenshots")
     plan = for_measurement(migration_plan, 10)
     baseline, migrating = interleave(network, plan, tolerances["repeat"], measure,
                                      lambda cond, rep, result: record_condition("pageload", cond, rep, result))
     failed = []
     for page in pages:
-        verdict = ratio_verdict([l["load_ms"] for r in baseline for l in r.figures["loads"] if l["url"].endswith(page)],
-                                [l["load_ms"] for r in migrating for l in r.figures["loads"] if l["url"].endswith(page)],
+        verdict = ratio_verdict(page_load_ms(baseline, page), page_load_ms(migrating, page),
                                 limit=tolerances["pageload"], higher_is_better=False)
         if not verdict["ok"]:
             failed.append(describe(page, verdict))
