@@ -1,6 +1,7 @@
-"""The comps-harness command: bring a topology up, clean after crashes, benchmark bring-up.
+"""The comps-harness command: bring a topology up, clean after crashes, sweep, report, compare, benchmark.
 
-Long commands print progress to stderr; results go to stdout (JSON with --json).
+Options shared with pytest come from one table (harness.options). Long commands print progress
+to stderr; results go to stdout (JSON with --json).
 """
 
 from __future__ import annotations
@@ -9,53 +10,92 @@ import argparse
 import contextlib
 import json
 import logging
+import re
+import signal
 import statistics
 import subprocess
 import sys
 import time
 from pathlib import Path
 
-from harness import cleanup, signals
-from harness.backends import network_for
-from harness.errors import HarnessError
-from harness.migration import run_migration
-from harness.schedule import MECHANISMS, MigrationPlan
-from harness.settings import BACKENDS, RUN_PREFIX, RunSettings, parse_backends, parse_intervals, parse_number
-from harness.stats import percentile
-from harness.traffic import ping_stream
+from harness import options
+from harness.backends.registry import REGISTRY, network_for
+from harness.errors import ConfigError, HarnessError
+from harness.model.schedule import MigrationPlan
+from harness.model.settings import (
+    Settings,
+    check_run_id,
+    new_run_id,
+    parse_number,
+)
+from harness.model.stats import percentile
+from harness.runtime.migration import run_migration
+from harness.runtime.traffic import ping_stream
+from harness.system import cleanup, signals
+
+REPO = Path(__file__).resolve().parent.parent  # the source checkout: `sweep` runs its scenarios/
+RUN_OPTIONS = ("--backend", "--paths", "--wireguard", "--run-id")
 
 
 def _progress(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
-def _settings(args: argparse.Namespace) -> RunSettings:
-    kwargs = {"backends": (args.backend,), "paths": args.paths, "wireguard": args.wireguard}
-    if getattr(args, "run_id", None):
-        kwargs["run_id"] = args.run_id
-    return RunSettings(**kwargs)
+def _settings(args: argparse.Namespace) -> Settings:
+    return options.settings_from(vars(args))
+
+
+def _single_backend(settings: Settings) -> str:
+    if len(settings.run.backends) != 1:
+        raise ConfigError("--backend: this command takes one backend (netns or docker)")
+    return settings.run.backends[0]
+
+
+def _emit(result: dict, as_json: bool) -> None:
+    print(json.dumps(result) if as_json else "\n".join(f"{k}: {v}" for k, v in result.items()))
 
 
 def cmd_up(args: argparse.Namespace) -> int:
     """Bring the topology up, optionally send traffic, hold, and tear down (used by interruption tests)."""
     settings = _settings(args)
+    backend = _single_backend(settings)
     hold = parse_number(args.hold, "--hold")
-    with network_for(args.backend, settings, progress=_progress) as network:
+    with network_for(backend, settings.run, progress=_progress) as network:
         with ping_stream(network, interval_s=0.01, size=56) if args.traffic else contextlib.nullcontext():
             if args.traffic:
-                _progress(f"{settings.run_id}: traffic running")
+                _progress(f"{settings.run.run_id}: traffic running")
             time.sleep(hold)
-    _progress(f"{settings.run_id}: done")
+    _progress(f"{settings.run.run_id}: done")
     return 0
 
 
 def cmd_clean(args: argparse.Namespace) -> int:
-    prefix = args.run_id or RUN_PREFIX
-    removed = cleanup.remove_run(prefix)
+    """Remove one run's leftovers (exact id), or every dead run's; a live run is never touched."""
+    if args.run_id is not None:
+        check_run_id(args.run_id, "--run-id")
+        targets = [args.run_id]
+    else:
+        runs = cleanup.run_ids_on_machine()
+        for backend in REGISTRY.values():
+            for run_id in backend.run_ids():
+                runs.setdefault(run_id, False)
+        targets = sorted(run_id for run_id, live in runs.items() if not live)
+        for run_id in sorted(run_id for run_id, live in runs.items() if live):
+            print(f"left alone: run {run_id} (its harness process is alive)")
+    removed, leftovers = [], []
+    for run_id in targets:
+        if args.dry_run:
+            found = cleanup.find_leftovers(run_id).describe()
+            found += [item for backend in REGISTRY.values() for item in backend.leftovers(run_id)]
+            removed += [f"would remove {item}" for item in found]
+            continue
+        removed += cleanup.remove_run(run_id)
+        removed += [item for backend in REGISTRY.values() for item in backend.sweep(run_id)]
+        found = cleanup.find_leftovers(run_id).describe()
+        leftovers += found + [item for backend in REGISTRY.values() for item in backend.leftovers(run_id)]
     for item in removed:
-        print(f"removed {item}")
-    leftovers = cleanup.find_leftovers(prefix)
-    for item in leftovers.describe():
+        print(item if args.dry_run else f"removed {item}")
+    for item in leftovers:
         print(f"still there: {item}", file=sys.stderr)
     if not removed and not leftovers:
         print("nothing to clean")
@@ -64,69 +104,71 @@ def cmd_clean(args: argparse.Namespace) -> int:
 
 def cmd_bench_bringup(args: argparse.Namespace) -> int:
     settings = _settings(args)
-    if args.runs < 1:
-        raise HarnessError("--runs must be at least 1")
-    ups, downs = [], []
-    for run in range(args.runs):
-        network = network_for(args.backend, settings, run_id=f"{settings.run_id}-{run}")
+    backend = _single_backend(settings)
+    runs = int(parse_number(args.runs, "--runs"))
+    ups, downs, wireguard = [], [], ""
+    for run in range(runs):
+        network = network_for(backend, settings.run, run_id=f"{settings.run.run_id}-{run}")
         start = time.monotonic()
         with network:
             ups.append(time.monotonic() - start)
             start = time.monotonic()
         downs.append(time.monotonic() - start)
-        _progress(f"bench bringup {run + 1}/{args.runs}: up {ups[-1]:.3f} s, down {downs[-1]:.3f} s")
-    result = {"backend": args.backend, "paths": args.paths, "runs": args.runs,
-              "wireguard": network.wireguard_impl,
-              "up_median_s": round(statistics.median(ups), 4), "up_p95_s": round(percentile(ups, 95), 4),
-              "down_median_s": round(statistics.median(downs), 4), "down_p95_s": round(percentile(downs, 95), 4)}
-    print(json.dumps(result) if args.json else "\n".join(f"{k}: {v}" for k, v in result.items()))
+        wireguard = network.wireguard_impl
+        _progress(f"bench bringup {run + 1}/{runs}: up {ups[-1]:.3f} s, down {downs[-1]:.3f} s")
+    _emit({"backend": backend, "paths": settings.run.paths, "runs": runs, "wireguard": wireguard,
+           "up_median_s": round(statistics.median(ups), 4), "up_p95_s": round(percentile(ups, 95), 4),
+           "down_median_s": round(statistics.median(downs), 4), "down_p95_s": round(percentile(downs, 95), 4)},
+          args.json)
     return 0
 
 
 def cmd_bench_switching(args: argparse.Namespace) -> int:
     """Switch on a schedule while traffic flows; report how far actual switches were from planned."""
     settings = _settings(args)
-    plan = MigrationPlan(interval=args.interval, duration=args.duration, mechanism=args.mechanism,
-                         paths=tuple(range(1, settings.paths + 1)))
-    with network_for(args.backend, settings, progress=_progress) as network:
+    backend = _single_backend(settings)
+    plan_options = settings.plan
+    if len(plan_options.intervals) != 1 or len(plan_options.mechanisms) != 1:
+        raise ConfigError("bench switching takes one --interval and one --mechanism")
+    plan = MigrationPlan(interval=plan_options.intervals[0], duration=plan_options.duration or 30.0,
+                         mechanism=plan_options.mechanisms[0], paths=tuple(range(1, settings.run.paths + 1)))
+    with network_for(backend, settings.run, progress=_progress) as network:
         with ping_stream(network):
             evidence = run_migration(network, plan, progress=_progress)
     errors = evidence.timing_error_ms()
-    result = {"backend": args.backend, "mechanism": args.mechanism, "interval_s": args.interval,
-              "duration_s": args.duration, "wireguard": network.wireguard_impl,
-              "planned_switches": evidence.planned_switches, "switches": len(evidence.switches),
-              "timing_error_median_ms": errors["median"], "timing_error_p99_ms": errors["p99"],
-              "timing_error_max_ms": errors["max"], "no_route_window_median_ms": evidence.no_route_ms()["median"],
-              "endpoint_changes": evidence.endpoint_changes, "proof_failures": evidence.failures()}
-    print(json.dumps(result) if args.json else "\n".join(f"{k}: {v}" for k, v in result.items()))
+    _emit({"backend": backend, "mechanism": plan.mechanism, "interval_s": plan.interval,
+           "duration_s": plan.duration, "wireguard": network.wireguard_impl,
+           "planned_switches": evidence.planned_switches, "switches": len(evidence.switches),
+           "timing_error_median_ms": errors["median"], "timing_error_p99_ms": errors["p99"],
+           "timing_error_max_ms": errors["max"], "no_route_window_median_ms": evidence.no_route_ms()["median"],
+           "endpoint_changes": evidence.endpoint_changes, "proof_failures": evidence.failures()}, args.json)
     return 0
 
 
 def cmd_bench_migration(args: argparse.Namespace) -> int:
     """Throughput, page-load and loss cost of migrating at each interval, against a same-run baseline."""
-    from harness.bench import BenchOptions, MigrationBench
-    from harness.measure import OriginServices, require_measurement_tools
-    from harness.results import ResultsWriter
+    from harness.measure.bench import MigrationBench
+    from harness.measure.services import OriginServices, require_measurement_tools
+    from harness.reporting.results import ResultsWriter
 
     settings = _settings(args)
-    if args.reps < 1:
-        raise HarnessError("--reps must be at least 1")
-    options = BenchOptions(intervals=parse_intervals(args.intervals), reps=args.reps,
-                           iperf_seconds=parse_number(args.iperf_seconds, "--iperf-seconds"),
-                           probe_rate=parse_number(args.probe_rate, "--probe-rate"))
+    backend = _single_backend(settings)
     require_measurement_tools(browser=True)
-    results = ResultsWriter(settings.run_dir, settings.run_id)
-    with network_for(args.backend, settings, progress=_progress) as network:
+    results = ResultsWriter(settings.run.run_dir, settings.run.run_id)
+    with network_for(backend, settings.run, progress=_progress) as network:
         with OriginServices(network, file_sizes=()) as services:
-            result = MigrationBench(network, services, options, results, _progress).run()
-    print(json.dumps(result) if args.json else "\n".join(f"{k}: {v}" for k, v in result.items()))
+            def record(scenario: str, condition: str, rep: int, result) -> None:
+                results.measurement(scenario, "bench migration", condition, rep, network, result)
+            result = MigrationBench(network, services, settings.plan.intervals, settings.measure, record,
+                                    _progress).run()
+    result["results"] = str(results.path)
+    _emit(result, args.json)
     return 0
 
 
 def cmd_images(args: argparse.Namespace) -> int:
     """Build the Docker backend's images (base image offline if needed); also tag them :demo for compose."""
-    from harness.backends import docker_images
-    from harness.dockerbackend import docker_client
+    from harness.backends.docker import docker_client, docker_images
     tags = docker_images(_progress)
     client = docker_client()
     for name, tag in tags.items():
@@ -136,34 +178,53 @@ def cmd_images(args: argparse.Namespace) -> int:
 
 
 def cmd_render_demo(args: argparse.Namespace) -> int:
-    from harness import demo
+    import shutil
+
+    from harness.backends import compose
+    from harness.data import DEMO_DIR
     out = Path(args.out)
-    demo.render(out)
-    print(f"wrote the compose demo's configs with fresh keys to {out} (ignored by git; never commit them)")
+    out.mkdir(parents=True, exist_ok=True)
+    shutil.copy(DEMO_DIR / "docker-compose.yml", out / "docker-compose.yml")
+    compose.render(out / "config")
+    print(f"wrote the compose demo with fresh keys to {out} (docker-compose.yml and config/; never commit config/)")
     return 0
 
 
-REPO = Path(__file__).resolve().parent.parent
-SWEEP_DEFAULT_INTERVALS = "0.01,0.1,1"
+def run_id_for(out: Path) -> str:
+    """A run id from an output directory's name: its letters, digits and dashes (any name is accepted)."""
+    text = re.sub(r"[^A-Za-z0-9-]+", "-", out.name).strip("-")
+    return text or new_run_id()
+
+
+SWEEP_OPTIONS = [option for option in options.OPTIONS
+                 if option.section in ("plan", "measure", "tolerances") or option.flag in ("--backend", "--paths",
+                                                                                            "--wireguard")]
 
 
 def cmd_sweep(args: argparse.Namespace, pytest_args: list[str]) -> int:
     """Every migration scenario across the intervals through pytest, then the HTML report of its results."""
-    from harness import report
-    parse_intervals(args.intervals)  # bad input stops here, before anything starts
-    parse_backends(args.backend)
-    if args.repeat < 1:
-        raise HarnessError("--repeat must be at least 1")
-    out = Path(args.out) if args.out else REPO / "reports" / RunSettings().run_id
-    run_id = out.name
-    RunSettings(run_id=run_id)  # validates the name
-    out.mkdir(parents=True, exist_ok=True)
+    from harness.reporting import report
+    _settings(args)  # bad input stops here, before anything starts
+    if not (REPO / "scenarios").is_dir():
+        raise HarnessError(f"sweep runs the scenarios of a source checkout; {REPO / 'scenarios'} is missing")
+    out = Path(args.out).absolute() if args.out else REPO / "reports" / new_run_id()
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"--out {args.out} is a file, not a directory")
+    if out.is_dir() and any(out.iterdir()) and not args.force:
+        raise ConfigError(f"--out {out} is not empty: pick a new directory, or add --force to replace its results")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        for name in ("results.jsonl", "junit.xml", "report.html"):
+            (out / name).unlink(missing_ok=True)
+    except OSError as exc:
+        raise ConfigError(f"--out {out}: cannot write there ({exc.strerror})") from None
+    run_id = run_id_for(out)
     argv = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q", "-rfE", str(REPO / "scenarios"),
-            "-m", "migration", "--backend", args.backend, "--intervals", args.intervals, "--strategy", args.strategy,
-            "--repeat", str(args.repeat), "--run-id", run_id, "--results-dir", str(out.parent), "--sweep-progress",
+            "-m", "migration", *options.passthrough_argv(vars(args), SWEEP_OPTIONS),
+            "--run-id", run_id, "--run-dir", str(out), "--sweep-progress",
             "--junitxml", str(out / "junit.xml"), *pytest_args]
     _progress(f"sweep {run_id}: {' '.join(argv[1:])}")
-    status = subprocess.call(argv, cwd=REPO)
+    status = _run_forwarding_signals(argv)
     results = out / "results.jsonl"
     if not results.exists():
         raise HarnessError(f"the sweep produced no results ({results} is missing); pytest exited {status}")
@@ -172,11 +233,29 @@ def cmd_sweep(args: argparse.Namespace, pytest_args: list[str]) -> int:
     return status
 
 
+def _run_forwarding_signals(argv: list[str]) -> int:
+    """Run pytest in its own session; a SIGINT/SIGTERM here is passed on, and pytest's teardown awaited."""
+    child = subprocess.Popen(argv, cwd=REPO, start_new_session=True)
+    try:
+        with signals.interrupts_unwind():
+            return child.wait()
+    except KeyboardInterrupt as exc:
+        received = signal.SIGTERM if "SIGTERM" in str(exc) else signal.SIGINT
+        _progress(f"sweep: {received.name} received; waiting for pytest to tear down")
+        with signals.deferred():
+            child.send_signal(signal.SIGINT)
+            child.wait()
+        raise KeyboardInterrupt(f"received {received.name}") from None
+
+
 def cmd_report(args: argparse.Namespace) -> int:
-    from harness import report
+    from harness.model.records import load
+    from harness.reporting import report
     results = Path(args.results)
     if not results.is_file():
         raise HarnessError(f"{results} is not a results file")
+    if not load(results):
+        raise HarnessError(f"{results} holds no comps-harness records")
     started = time.monotonic()
     path = report.write(results, Path(args.out) if args.out else None)
     _progress(f"report built in {time.monotonic() - started:.2f} s")
@@ -185,25 +264,25 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
-    from harness import runcompare
-    from harness.results import load
+    from harness.model.records import load
+    from harness.reporting import compare
     tolerance = parse_number(args.tolerance, "--tolerance")
     if tolerance > 1:
-        raise HarnessError(f"--tolerance {args.tolerance} must be at most 1 (e.g. 0.9: 10 % worse is a regression)")
+        raise ConfigError(f"--tolerance {args.tolerance} must be at most 1 (e.g. 0.9: 10 % worse is a regression)")
     records = []
     for name in (args.old, args.new):
         path = Path(name)
         if not path.is_file():
             raise HarnessError(f"{path} is not a results file")
         records.append(load(path))
-    rows = runcompare.compare(*records, tolerance=tolerance)
+    rows = compare.compare(*records, tolerance=tolerance)
     if not rows:
         raise HarnessError("the two runs have no metric in common (different scenarios, backends or intervals?)")
     if args.json:
         print(json.dumps(rows))
     else:
         for row in rows:
-            print(runcompare.describe(row))
+            print(compare.describe(row))
     regressed = sum(row["regressed"] for row in rows)
     _progress(f"{len(rows)} metrics compared, {regressed} regressed (tolerance {tolerance:g}, 95 % bootstrap intervals)")
     return 1 if regressed else 0
@@ -213,30 +292,25 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="comps-harness", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
 
-    def topology_options(p: argparse.ArgumentParser) -> None:
-        p.add_argument("--backend", choices=BACKENDS, default="netns")
-        p.add_argument("--paths", type=int, default=2)
-        p.add_argument("--wireguard", default="auto", help="auto | kernel | userspace")
+    def run_options(p: argparse.ArgumentParser) -> None:
+        options.add_to_argparse(p, options.named(RUN_OPTIONS))
 
     up = sub.add_parser("up", help="bring the topology up, hold it, tear it down")
-    topology_options(up)
+    run_options(up)
     up.add_argument("--hold", default="5", help="seconds to hold the topology")
     up.add_argument("--traffic", action="store_true", help="ping the origin through wg0 while holding")
-    up.add_argument("--run-id")
     up.set_defaults(func=cmd_up)
 
-    clean = sub.add_parser("clean", help="remove what crashed runs left (processes, work dirs)")
-    clean.add_argument("--run-id", help="a run id or prefix (default: every run)")
+    clean = sub.add_parser("clean", help="remove what dead runs left (processes, work dirs, Docker objects)")
+    clean.add_argument("--run-id", help="exactly this run (default: every run whose harness process is gone)")
+    clean.add_argument("--dry-run", action="store_true", help="list what would be removed, remove nothing")
     clean.set_defaults(func=cmd_clean)
 
     sweep = sub.add_parser("sweep", help="run the migration scenarios across intervals and write the HTML report",
-                           epilog="Unknown options are passed on to pytest (e.g. -x, --throughput-tolerance 0.8).")
-    sweep.add_argument("--backend", default="netns", help="netns, docker, all or a comma list (default netns)")
-    sweep.add_argument("--intervals", default=SWEEP_DEFAULT_INTERVALS,
-                       help=f"seconds between switches, comma separated (default {SWEEP_DEFAULT_INTERVALS})")
-    sweep.add_argument("--strategy", default="alternate")
-    sweep.add_argument("--repeat", type=int, default=3, help="interleaved repetitions per condition (default 3)")
+                           epilog="Unknown options are passed on to pytest (e.g. -x).")
+    options.add_to_argparse(sweep, SWEEP_OPTIONS)
     sweep.add_argument("--out", help="output directory (default reports/<new run id>/); its name is the run id")
+    sweep.add_argument("--force", action="store_true", help="replace the results of a non-empty --out")
     sweep.set_defaults(func=cmd_sweep, passthrough=True)
 
     report = sub.add_parser("report", help="rebuild the HTML report from a results file alone")
@@ -255,38 +329,48 @@ def build_parser() -> argparse.ArgumentParser:
     images = sub.add_parser("images", help="build the Docker images (node, origin, browser)")
     images.set_defaults(func=cmd_images)
 
-    render_demo = sub.add_parser("render-demo", help="write the compose demo's configs with fresh keys")
-    render_demo.add_argument("--out", default=str(REPO / "docker" / "demo" / "config"))
+    render_demo = sub.add_parser("render-demo", help="write the compose demo with fresh keys into a directory")
+    render_demo.add_argument("--out", default="reports/demo", help="the demo's directory (default reports/demo)")
     render_demo.set_defaults(func=cmd_render_demo)
 
     bench = sub.add_parser("bench", help="benchmarks")
     bench_sub = bench.add_subparsers(dest="bench", required=True)
     bringup = bench_sub.add_parser("bringup", help="bring the topology up and down repeatedly")
-    topology_options(bringup)
-    bringup.add_argument("--runs", type=int, default=10)
+    run_options(bringup)
+    bringup.add_argument("--runs", default="10")
     bringup.add_argument("--json", action="store_true")
     bringup.set_defaults(func=cmd_bench_bringup)
     switching = bench_sub.add_parser("switching", help="timing error of path switches while traffic flows")
-    topology_options(switching)
-    switching.add_argument("--interval", type=float, default=0.01, help="seconds between switches")
-    switching.add_argument("--duration", type=float, default=30.0, help="seconds to switch for")
-    switching.add_argument("--mechanism", choices=MECHANISMS, default="netlink")
+    run_options(switching)
+    options.add_to_argparse(switching, options.named(("--intervals", "--duration", "--switch-mechanism")),
+                            defaults={"--intervals": "0.01", "--duration": "30"})
     switching.add_argument("--json", action="store_true")
     switching.set_defaults(func=cmd_bench_switching)
     migration = bench_sub.add_parser("migration", help="throughput, page-load and loss ratios against a baseline")
-    topology_options(migration)
-    migration.add_argument("--intervals", default="0.01,0.1", help="seconds between switches, comma separated")
-    migration.add_argument("--reps", type=int, default=5, help="interleaved repetitions per condition")
-    migration.add_argument("--iperf-seconds", default="2")
-    migration.add_argument("--probe-rate", default="2000", help="UDP probe packets per second")
+    run_options(migration)
+    options.add_to_argparse(migration, options.named(("--intervals", "--repeat", "--iperf-seconds", "--probe-rate",
+                                                      "--page-timeout")),
+                            defaults={"--intervals": "0.01,0.1", "--repeat": "5"})
     migration.add_argument("--json", action="store_true")
     migration.set_defaults(func=cmd_bench_migration)
     return parser
 
 
+def _attach_negative_values(argv: list[str]) -> list[str]:
+    """`--weights -1,2` -> `--weights=-1,2`: argparse would take '-1,2' for an option and say only
+    "expected one argument"; attached, the value reaches the option's own check, which names it."""
+    out: list[str] = []
+    for arg in argv:
+        if out and out[-1] in options.BY_FLAG and arg[:1] == "-" and arg[1:2].isdigit():
+            out[-1] = f"{out[-1]}={arg}"
+        else:
+            out.append(arg)
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args, extra = parser.parse_known_args(argv)
+    args, extra = parser.parse_known_args(_attach_negative_values(sys.argv[1:] if argv is None else argv))
     if extra and not getattr(args, "passthrough", False):
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
@@ -297,8 +381,12 @@ def main(argv: list[str] | None = None) -> int:
         print(f"comps-harness: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt as exc:
+        code = 143 if "SIGTERM" in str(exc) else 130
         print(f"comps-harness: interrupted ({exc or 'SIGINT'}); everything it created was removed", file=sys.stderr)
-        return 130
+        return code
+    except BrokenPipeError:
+        sys.stderr.close()  # `comps-harness compare ... | head`: the reader left; nothing more to say
+        return 0
 
 
 if __name__ == "__main__":

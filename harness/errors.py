@@ -44,3 +44,7 @@ class MigrationError(HarnessError):
 
 class MeasurementError(HarnessError):
     """A measurement tool failed or produced output that could not be read."""
+
+
+class WaitTimeout(HarnessError):
+    """Something the harness waited for did not happen in time (harness.system.wait)."""

@@ -8,146 +8,56 @@ from __future__ import annotations
 import sys
 import time
 from collections import defaultdict
-from pathlib import Path
 
 import pytest
 
-from harness import signals
-from harness.backends import check_backend, network_for
-from harness.errors import ConfigError, HarnessError
-from harness.content import MB
-from harness.measure import OriginServices, require_measurement_tools
-from harness.network import Network
-from harness.results import ResultsWriter
-from harness.schedule import MECHANISMS, STRATEGIES, MigrationPlan, parse_fixed, parse_weights
-from harness.settings import RunSettings, parse_backends, parse_intervals, parse_number, parse_rate
+from harness import options
+from harness.backends.registry import Prepared, check_backend, network_for
+from harness.errors import HarnessError
+from harness.measure.services import OriginServices, require_measurement_tools
+from harness.model.kinds import Outcome
+from harness.model.records import TestRecord
+from harness.model.schedule import build_plans
+from harness.model.settings import MeasureSettings, RunSettings, Settings, Tolerances
+from harness.reporting.results import ResultsWriter
+from harness.runtime.content import MB
+from harness.runtime.network import Network
+from harness.system import signals
 
 _unwind = None
-SETTINGS = pytest.StashKey[RunSettings]()
+SETTINGS = pytest.StashKey[Settings]()
 PLANS = pytest.StashKey[list]()
-TOLERANCES = pytest.StashKey[dict]()
 RESULTS = pytest.StashKey[ResultsWriter]()
-DEFAULT_INTERVALS = "0.01,0.1,1"
-MIN_DURATION_S = 2.0
-SWITCHES_PER_RUN = 10
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("comps-harness")
-    group.addoption("--backend", default="netns", help="netns | docker | all, or a comma list (default netns)")
-    group.addoption("--paths", default="2", help="number of proxy paths (2..8, default 2)")
-    group.addoption("--wireguard", default="auto", help="auto | kernel | userspace (wireguard-go)")
-    group.addoption("--run-id", default=None, help="run id to use (default: a fresh one)")
-    group.addoption("--results-dir", default="reports", help="results go to DIR/<run id>/ (default reports)")
-    group.addoption("--intervals", default=DEFAULT_INTERVALS,
-                    help=f"migration intervals in seconds, comma separated (default {DEFAULT_INTERVALS})")
-    group.addoption("--strategy", default="alternate", help=f"comma list of {', '.join(STRATEGIES)}")
-    group.addoption("--switch-mechanism", default="netlink",
-                    help="netlink (atomic route replace), script (the demo's migrate.sh), or both")
-    group.addoption("--seed", default="1", help="seed of the random strategies (default 1)")
-    group.addoption("--jitter", default="0", help="random shift of each switch, +- seconds (default 0)")
-    group.addoption("--weights", default=None, help="weighted-random: per-path weights (default: flat Dirichlet)")
-    group.addoption("--fixed", default=None, help="fixed strategy: TIME:PATH,... (seconds after start)")
-    group.addoption("--duration", default="auto",
-                    help=f"seconds each migration runs (auto: {SWITCHES_PER_RUN} intervals, at least "
-                         f"{MIN_DURATION_S:g} s)")
-    group.addoption("--switch-tolerance", default="0.1",
-                    help="fraction of planned switches that may be missing before the proof fails (default 0.1)")
-    group.addoption("--repeat", default="3", help="interleaved repetitions of baseline and migration (default 3)")
-    group.addoption("--throughput-tolerance", default="0.90",
-                    help="throughput with migration must be >= this x baseline (default 0.90)")
-    group.addoption("--verdict-from-interval", default="0.1",
-                    help="throughput verdicts apply to intervals >= this many seconds; below: reported (default 0.1)")
-    group.addoption("--pageload-tolerance", default="1.15",
-                    help="page-load and download median must be <= this x baseline (default 1.15)")
-    group.addoption("--max-lost-per-switch", default="0",
-                    help="probe packets that may be lost per switch with the atomic mechanism (default 0)")
-    group.addoption("--probe-rate", default="2000", help="UDP probe packets per second (default 2000)")
-    group.addoption("--iperf-seconds", default="2", help="seconds per iperf3 run (default 2)")
-    group.addoption("--udp-rate", default="50M", help="iperf3 UDP offered rate (default 50M)")
-    group.addoption("--page-timeout", default="30", help="seconds a page load may take before it fails (default 30)")
-    group.addoption("--download-sizes", default="1,10", help="download file sizes in MB (default 1,10; 100 also works)")
+    options.add_to_pytest(group)
     group.addoption("--sweep-progress", action="store_true",
                     help="print a progress line per test to stderr: done/total, elapsed, estimate left")
-    group.addoption("--degrade-drop", default="0.05",
-                    help="share of packets the degraded-path loss scenario drops on the last proxy (default 0.05)")
-    group.addoption("--degrade-rate", default="20mbit",
-                    help="rate limit of the last proxy in the degraded-path throughput scenario (tc rate, default 20mbit)")
-
-
-def _migration_plans(config: pytest.Config, paths: tuple[int, ...]) -> list[MigrationPlan]:
-    """Every (strategy, interval, mechanism) the options ask for, validated before anything starts."""
-    option = config.getoption
-    mechanisms = MECHANISMS if option("--switch-mechanism") == "both" else \
-        tuple(m.strip() for m in option("--switch-mechanism").split(","))
-    strategies = tuple(s.strip() for s in option("--strategy").split(","))
-    weights = parse_weights(option("--weights")) if option("--weights") else None
-    fixed = parse_fixed(option("--fixed")) if option("--fixed") else ()
-    try:
-        seed = int(option("--seed"))
-    except ValueError:
-        raise ConfigError(f"--seed {option('--seed')!r} is not an integer") from None
-    jitter = parse_number(option("--jitter"), "--jitter", allow_zero=True)
-    fixed_duration = None if option("--duration") == "auto" else parse_number(option("--duration"), "--duration")
-    plans = []
-    for strategy in strategies:
-        for interval in parse_intervals(option("--intervals")):
-            duration = fixed_duration or max(MIN_DURATION_S, SWITCHES_PER_RUN * interval)
-            for mechanism in mechanisms:
-                plans.append(MigrationPlan(strategy=strategy, interval=interval, paths=paths, duration=duration,
-                                           jitter=jitter, seed=seed, weights=weights, fixed=fixed,
-                                           mechanism=mechanism))
-    return plans
 
 
 def pytest_configure(config: pytest.Config) -> None:
     global _unwind
+    raw = {option.dest: config.getoption(option.dest) for option in options.OPTIONS}
     try:
-        kwargs = {"backends": parse_backends(config.getoption("--backend")),
-                  "paths": int(config.getoption("--paths")),
-                  "wireguard": config.getoption("--wireguard")}
-    except ValueError as exc:
-        raise pytest.UsageError(f"comps-harness: {exc}") from None
-    if config.getoption("--run-id"):
-        kwargs["run_id"] = config.getoption("--run-id")
-    kwargs["results_dir"] = Path(config.getoption("--results-dir"))
-    try:
-        settings = config.stash[SETTINGS] = RunSettings(**kwargs)
-        config.stash[PLANS] = _migration_plans(config, tuple(range(1, settings.paths + 1)))
-        tolerance = float(config.getoption("--switch-tolerance"))
-        if not 0 <= tolerance < 1:
-            raise ConfigError(f"--switch-tolerance {tolerance} must be at least 0 and below 1")
-        option = config.getoption
-        repeat = int(option("--repeat"))
-        if repeat < 1:
-            raise ConfigError(f"--repeat {repeat} must be at least 1")
-        degrade_drop = parse_number(option("--degrade-drop"), "--degrade-drop")
-        if degrade_drop >= 1:
-            raise ConfigError(f"--degrade-drop {option('--degrade-drop')} must be below 1 (a share of packets)")
-        config.stash[TOLERANCES] = {
-            "switches": tolerance, "repeat": repeat,
-            "throughput": parse_number(option("--throughput-tolerance"), "--throughput-tolerance"),
-            "verdict_from_interval": parse_number(option("--verdict-from-interval"), "--verdict-from-interval",
-                                                   allow_zero=True),
-            "pageload": parse_number(option("--pageload-tolerance"), "--pageload-tolerance"),
-            "max_lost_per_switch": parse_number(option("--max-lost-per-switch"), "--max-lost-per-switch",
-                                                 allow_zero=True),
-            "probe_rate": parse_number(option("--probe-rate"), "--probe-rate"),
-            "iperf_seconds": parse_number(option("--iperf-seconds"), "--iperf-seconds"),
-            "udp_rate": option("--udp-rate"),
-            "page_timeout": parse_number(option("--page-timeout"), "--page-timeout"),
-            "download_mb": tuple(parse_number(x, "--download-sizes") for x in option("--download-sizes").split(",")),
-            "degrade_drop": degrade_drop,
-            "degrade_rate": parse_rate(option("--degrade-rate"), "--degrade-rate"),
-        }
-    except ValueError as exc:
-        raise pytest.UsageError(f"comps-harness: {exc}") from None
+        settings = config.stash[SETTINGS] = options.settings_from(raw)
+        config.stash[PLANS] = build_plans(settings.plan, tuple(range(1, settings.run.paths + 1)))
     except HarnessError as exc:
         raise pytest.UsageError(f"comps-harness: {exc}") from None
-    config.stash[RESULTS] = ResultsWriter(settings.run_dir, settings.run_id)
+    config.stash[RESULTS] = ResultsWriter(settings.run.run_dir, settings.run.run_id, run=_run_fields(config))
     # SIGTERM unwinds like Ctrl-C, so fixture finalizers remove what the run built.
     _unwind = signals.interrupts_unwind()
     _unwind.__enter__()
+
+
+def _run_fields(config: pytest.Config) -> dict:
+    """The run record: the exact command, its options and the backends (reports reproduce runs from it)."""
+    values = {name: value for name, value in vars(config.option).items()
+              if isinstance(value, (str, int, float, bool, type(None)))}
+    return {"argv": [sys.executable, "-m", "pytest", *config.invocation_params.args],
+            "cwd": str(config.invocation_params.dir), "options": values,
+            "backends": list(config.stash[SETTINGS].run.backends)}
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
@@ -159,7 +69,7 @@ def pytest_unconfigure(config: pytest.Config) -> None:
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if "backend" in metafunc.fixturenames:
-        backends = metafunc.config.stash[SETTINGS].backends
+        backends = metafunc.config.stash[SETTINGS].run.backends
         metafunc.parametrize("backend", backends, ids=list(backends), scope="session")
     if "migration_plan" in metafunc.fixturenames:
         plans = metafunc.config.stash[PLANS]
@@ -168,18 +78,6 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 
 DESELECTED = pytest.StashKey[list]()
 PROGRESS = pytest.StashKey[dict]()
-
-
-def pytest_sessionstart(session: pytest.Session) -> None:
-    """The run record: the exact command, its options and the environment (reports reproduce runs from it)."""
-    config = session.config
-    if config.stash.get(RESULTS, None) is None:
-        return
-    options = {name: value for name, value in vars(config.option).items()
-               if isinstance(value, (str, int, float, bool, type(None)))}
-    config.stash[RESULTS].record("run", argv=[sys.executable, "-m", "pytest", *config.invocation_params.args],
-                                 cwd=str(config.invocation_params.dir), options=options,
-                                 backends=list(config.stash[SETTINGS].backends))
 
 
 def pytest_collection_finish(session: pytest.Session) -> None:
@@ -239,13 +137,25 @@ def _attach_plots(item: pytest.Item, report: pytest.TestReport) -> None:
     if not item.config.pluginmanager.hasplugin("html"):
         return
     from pytest_html import extras
-    from harness.report import charts_svg
+
+    from harness.reporting.report import charts_svg
     records = item.config.stash[RESULTS].measurements_of(item.name)
     if records:
         report.extras = [*getattr(report, "extras", []), *(extras.html(chart) for chart in charts_svg(records))]
 
 
+def _outcome(report: pytest.TestReport) -> Outcome:
+    if report.passed:
+        return Outcome.PASSED
+    if report.skipped:
+        return Outcome.SKIPPED
+    return Outcome.FAILED if report.when == "call" else Outcome.ERROR
+
+
 def _record_outcome(item: pytest.Item, report: pytest.TestReport) -> None:
+    """Scenarios (marker `network`) only: a unit-test run writes nothing."""
+    if item.get_closest_marker("network") is None:
+        return
     params = getattr(item, "callspec", None)
     params = params.params if params is not None else {}
     plan = params.get("migration_plan")
@@ -254,18 +164,19 @@ def _record_outcome(item: pytest.Item, report: pytest.TestReport) -> None:
         crash = getattr(report.longrepr, "reprcrash", None)
         reason = crash.message if crash is not None else str(report.longrepr)
         reason = reason.splitlines()[0][:500] if reason else ""
-    item.config.stash[RESULTS].record(
-        "test", test=item.nodeid, scenario=item.originalname or item.name, phase=report.when,
-        outcome=report.outcome, reason=reason, duration_s=round(report.duration, 3),
+    results = item.config.stash[RESULTS]
+    results.write(TestRecord(
+        run_id=results.run_id, time=round(time.time(), 3), test=item.nodeid, scenario=item.originalname or item.name,
+        phase=report.when, outcome=_outcome(report), reason=reason, duration_s=round(report.duration, 3),
         backend=params.get("backend"), interval=plan.interval if plan is not None else None,
         strategy=plan.strategy if plan is not None else None,
         mechanism=params.get("mechanism") or (plan.mechanism if plan is not None else None),
-        label=plan.label if plan is not None else None)
+        label=plan.label if plan is not None else None))
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Docker-only scenarios (the compose demo) leave the run, with a line saying so, without docker."""
-    if "docker" in config.stash[SETTINGS].backends:
+    if "docker" in config.stash[SETTINGS].run.backends:
         return
     dropped = [item for item in items if item.get_closest_marker("docker_only")]
     if dropped:
@@ -282,12 +193,27 @@ def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Co
 
 
 @pytest.fixture(scope="session")
-def run_settings(request: pytest.FixtureRequest) -> RunSettings:
+def settings(request: pytest.FixtureRequest) -> Settings:
     return request.config.stash[SETTINGS]
 
 
 @pytest.fixture(scope="session")
-def backend_ready(backend: str, run_settings: RunSettings, request: pytest.FixtureRequest) -> str:
+def run_settings(settings: Settings) -> RunSettings:
+    return settings.run
+
+
+@pytest.fixture(scope="session")
+def tolerances(settings: Settings) -> Tolerances:
+    return settings.tolerances
+
+
+@pytest.fixture(scope="session")
+def measure_settings(settings: Settings) -> MeasureSettings:
+    return settings.measure
+
+
+@pytest.fixture(scope="session")
+def backend_ready(backend: str, run_settings: RunSettings, request: pytest.FixtureRequest) -> Prepared:
     """Check the backend's prerequisites once (docker: build missing images, with progress); a missing
     piece is an error naming it, never a skip."""
     reporter = request.config.pluginmanager.get_plugin("terminalreporter")
@@ -305,10 +231,10 @@ _counter = iter(range(1, 1_000_000))
 
 
 @pytest.fixture
-def network(backend: str, backend_ready: str, run_settings: RunSettings) -> Network:
+def network(backend: str, backend_ready: Prepared, run_settings: RunSettings) -> Network:
     """A freshly built topology for one test, removed afterwards whatever happened."""
     run_id = f"{run_settings.run_id}-{next(_counter)}"
-    with network_for(backend, run_settings, run_id=run_id) as net:
+    with network_for(backend, run_settings, run_id=run_id, prepared=backend_ready) as net:
         yield net
 
 
@@ -318,19 +244,14 @@ def results(request: pytest.FixtureRequest) -> ResultsWriter:
     return request.config.stash[RESULTS]
 
 
-@pytest.fixture(scope="session")
-def tolerances(request: pytest.FixtureRequest) -> dict:
-    return request.config.stash[TOLERANCES]
-
-
 @pytest.fixture
-def origin_services(network: Network, tolerances: dict) -> OriginServices:
+def origin_services(network: Network, measure_settings: MeasureSettings) -> OriginServices:
     """Web pages, files, iperf3 and the probe echo on `origin`, for one test."""
     try:
         require_measurement_tools(browser=False)
     except HarnessError as exc:
         pytest.fail(str(exc), pytrace=False)
-    with OriginServices(network, file_sizes=tuple(int(mb * MB) for mb in tolerances["download_mb"])) as services:
+    with OriginServices(network, file_sizes=tuple(int(mb * MB) for mb in measure_settings.download_mb)) as services:
         yield services
 
 

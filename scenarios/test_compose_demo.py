@@ -1,4 +1,4 @@
-"""The compose demo (docker/demo/) as a user runs it: docker-compose up, then the demo's migrate.sh.
+"""The compose demo (harness/data/demo/) as a user runs it: docker-compose up, then the demo's migrate.sh.
 
 Runs only where the Docker backend is selected (--backend docker or all); elsewhere it is
 deselected and the run's summary says so.
@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import pytest
 
-from harness.backends import docker_images
-from harness.demo import ComposeDemoNetwork
+from harness.backends.compose import compose_demo_network
+from harness.backends.docker import docker_images
 from harness.errors import HarnessError
-from harness.migration import MigrationController
-from harness.schedule import MigrationPlan
-from harness.traffic import ping_origin, ping_stream
+from harness.model.schedule import MigrationPlan
+from harness.runtime.migration import MigrationController
+from harness.runtime.traffic import ping_origin, ping_stream
 
 pytestmark = [pytest.mark.network, pytest.mark.docker_only]
 
@@ -24,7 +24,7 @@ def demo(run_settings):
         images = docker_images()
     except HarnessError as exc:  # a missing engine is an error naming it, never a skip
         pytest.fail(f"the compose demo cannot run: {exc}", pytrace=False)
-    with ComposeDemoNetwork(run_id=f"{run_settings.run_id}-demo", images=images) as network:
+    with compose_demo_network(run_id=f"{run_settings.run_id}-demo", images=images) as network:
         yield network
 
 
@@ -44,5 +44,5 @@ def test_compose_demo_migrates_with_its_own_script(demo, tolerances):
         with MigrationController(demo, plan, sticky_guard=False) as controller:
             controller.run()
     evidence = controller.evidence
-    failures = evidence.failures(tolerances["switches"])
+    failures = evidence.failures(tolerances.switches)
     assert not failures, f"the demo did not migrate: {failures}; split {evidence.split_ratio()}"

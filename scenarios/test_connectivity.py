@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import pytest
 
-from harness import traffic
+from harness.runtime import traffic
 
 pytestmark = pytest.mark.network
 
@@ -51,8 +51,8 @@ def test_every_path_reaches_the_origin(network):
 
 
 def test_route_change_alone_stays_pinned_without_sticky_source_release(network):
-    """Documents why the harness re-sets wg0's endpoint after each switch (see harness.wguapi)."""
-    from harness.topology import PATH_TABLE
+    """Documents why the harness re-sets wg0's endpoint after each switch (see harness.wireguard.uapi)."""
+    from harness.model.topology import PATH_TABLE
     ping_origin(network, count=3)
     client = network.client
     client.netlink.route("replace", dst="0.0.0.0/0", oif=client.link_index("wgnet2"), table=PATH_TABLE)
@@ -66,11 +66,11 @@ def test_route_change_alone_stays_pinned_without_sticky_source_release(network):
 
 
 def test_demo_migrate_script_runs_unchanged_on_the_client(network):
-    """docker/migrate.sh, copied to /etc/wireguard/migrate.sh as the demo mounts it, alternates the paths."""
+    """harness/data/migrate.sh, copied to /etc/wireguard/migrate.sh as the demo mounts it, alternates the paths."""
     import time
-    from pathlib import Path
-    script = Path(__file__).resolve().parents[1] / "docker" / "migrate.sh"
-    network.client.write_file("/etc/wireguard/migrate.sh", script.read_text(), mode=0o755)
+
+    from harness.data import MIGRATE_SCRIPT
+    network.client.write_file("/etc/wireguard/migrate.sh", MIGRATE_SCRIPT.read_text(), mode=0o755)
     seen: list[int | None] = []
     migrate = network.client.spawn(["/etc/wireguard/migrate.sh", "0.2"], name="migrate")
     try:

@@ -16,45 +16,48 @@ import statistics
 
 import pytest
 
-from harness.compare import describe, loss_verdict, throughput_verdicts
-from harness.measure import for_measurement, measure_condition, measure_loss
+from harness.measure.services import for_measurement, measure_condition, measure_loss
+from harness.measure.verdicts import describe, loss_verdict, throughput_verdicts
+from harness.model.schedule import baseline_of
+from harness.runtime.links import ImpairedPath, Impairment
 
 pytestmark = [pytest.mark.network, pytest.mark.migration]
 PROBE_SECONDS = 2.0
 
 
-def test_degraded_path_fails_the_loss_check(network, origin_services, migration_plan, tolerances, record_condition):
-    path, drop = network.topology.path_ids[-1], tolerances["degrade_drop"]
+def test_degraded_path_fails_the_loss_check(network, origin_services, migration_plan, tolerances, measure_settings,
+                                            record_condition):
+    path, drop = network.topology.path_ids[-1], measure_settings.degrade_drop
     plan = dataclasses.replace(migration_plan, mechanism="netlink")
-    with network.degraded_path(path, drop=drop):
-        result = measure_loss(network, origin_services, plan, seconds=PROBE_SECONDS, rate=tolerances["probe_rate"])
+    with ImpairedPath(network, path, Impairment(drop=drop)):
+        result = measure_loss(network, origin_services, plan, seconds=PROBE_SECONDS, rate=measure_settings.probe_rate)
     record_condition("switch_loss_degraded", plan.label, 0, result)
-    verdict = loss_verdict(result.figures["loss"], tolerances["max_lost_per_switch"])
+    verdict = loss_verdict(result.figures["loss"], tolerances.max_lost_per_switch)
     assert result.figures["loss"]["switches"] > 0, verdict["reason"]
     assert not verdict["ok"], f"path {path} dropped {drop:.0%} of its packets, yet the loss check passed: " \
                               f"{verdict['reason']}"
 
 
-def test_degraded_path_fails_the_throughput_check(network, origin_services, migration_plan, tolerances,
+def test_degraded_path_fails_the_throughput_check(network, origin_services, migration_plan, tolerances, measure_settings,
                                                   record_condition):
-    path, rate, seconds = network.topology.path_ids[-1], tolerances["degrade_rate"], tolerances["iperf_seconds"]
+    path, rate, seconds = network.topology.path_ids[-1], measure_settings.degrade_rate, measure_settings.iperf_seconds
     plan = for_measurement(migration_plan, seconds)
     measure = functools.partial(origin_services.throughput, seconds, ("tcp_up",))
-    conditions = {"baseline": (dataclasses.replace(plan, strategy="none"), False),
+    conditions = {"baseline": (baseline_of(plan), False),
                   plan.label: (plan, False), f"{plan.label}-degraded": (plan, True)}
     figures: dict[str, list[dict]] = {name: [] for name in conditions}
-    for rep in range(tolerances["repeat"]):  # interleaved; the baseline stays on path 1, which is healthy
+    for rep in range(measure_settings.repeat):  # interleaved; the baseline stays on path 1, which is healthy
         for name, (condition_plan, degraded) in conditions.items():
-            with network.degraded_path(path, rate=rate) if degraded else contextlib.nullcontext():
+            with ImpairedPath(network, path, Impairment(rate=rate)) if degraded else contextlib.nullcontext():
                 result = measure_condition(network, condition_plan, measure)
             record_condition("throughput_degraded", name, rep, result)
             figures[name].append(result.figures)
     degraded, healthy = figures[f"{plan.label}-degraded"], figures[plan.label]
-    verdict = throughput_verdicts(figures["baseline"], degraded, limit=tolerances["throughput"])["tcp_up"]
+    verdict = throughput_verdicts(figures["baseline"], degraded, limit=tolerances.throughput)["tcp_up"]
     assert not verdict["ok"], f"path {path} was limited to {rate}, yet the throughput check passed: " \
                               f"{describe('tcp_up', verdict)}"
     cost = (statistics.median(f["tcp_up"]["bits_per_second"] for f in degraded)
             / statistics.median(f["tcp_up"]["bits_per_second"] for f in healthy))
-    assert cost <= tolerances["throughput"], (
+    assert cost <= tolerances.throughput, (
         f"limiting path {path} to {rate} cost no more throughput than healthy migration ({cost:.3f} x): "
         f"the red verdict comes from migration, not from the degradation")

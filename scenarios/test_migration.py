@@ -6,25 +6,29 @@ Every run writes its evidence (switch log, bytes per path, endpoint moves) to th
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
-from harness.migration import run_migration
-from harness.schedule import MigrationPlan
-from harness.traffic import ping_stream
+from harness.model.records import MigrationRecord
+from harness.model.schedule import MigrationPlan
+from harness.runtime.migration import run_migration
+from harness.runtime.traffic import ping_stream
 
 pytestmark = [pytest.mark.network, pytest.mark.migration]
 
 
 def record_evidence(results, network, name, evidence, failures) -> None:
-    results.record("migration", test=name, backend=network.backend, wireguard=network.wireguard_impl,
-                   topology=network.topology.describe(), plan=evidence.plan, evidence=evidence.to_dict(),
-                   proof_failures=failures)
+    results.write(MigrationRecord(run_id=results.run_id, time=round(time.time(), 3), test=name,
+                                  backend=network.backend, wireguard=network.wireguard_impl,
+                                  topology=network.topology.describe(), plan=evidence.plan,
+                                  evidence=evidence.to_dict(), proof_failures=failures))
 
 
 def test_migration_moves_the_traffic(network, migration_plan, results, tolerances, request):
     with ping_stream(network):
         evidence = run_migration(network, migration_plan)
-    failures = evidence.failures(tolerances["switches"])
+    failures = evidence.failures(tolerances.switches)
     record_evidence(results, network, request.node.name, evidence, failures)
     assert not failures, f"no proof of migration: {'; '.join(failures)}"
 

@@ -6,48 +6,53 @@ import functools
 
 import pytest
 
-from harness.compare import describe, ratio_verdict
-from harness.content import MB, PAGES, file_name
 from harness.errors import HarnessError
-from harness.measure import for_measurement, interleave, page_load_ms, require_measurement_tools
+from harness.measure.services import (
+    for_measurement,
+    interleave,
+    page_load_ms,
+    require_measurement_tools,
+)
+from harness.measure.verdicts import describe, ratio_verdict
+from harness.runtime.content import MB, PAGES, file_name
 
 pytestmark = [pytest.mark.network, pytest.mark.migration, pytest.mark.measurement]
 
 
-def test_page_loads(network, origin_services, migration_plan, tolerances, record_condition):
+def test_page_loads(network, origin_services, migration_plan, tolerances, measure_settings, record_condition):
     try:
         require_measurement_tools(browser=True)
     except HarnessError as exc:  # a missing browser is an error naming it, never a skip
         pytest.fail(str(exc), pytrace=False)
     pages = [f"{name}.html" for name in PAGES]
-    measure = functools.partial(origin_services.page_set, pages, timeout=tolerances["page_timeout"],
+    measure = functools.partial(origin_services.page_set, pages, timeout=measure_settings.page_timeout,
                                 screenshots=network.workdir / "screenshots")
     plan = for_measurement(migration_plan, 10)
-    baseline, migrating = interleave(network, plan, tolerances["repeat"], measure,
+    baseline, migrating = interleave(network, plan, measure_settings.repeat, measure,
                                      lambda cond, rep, result: record_condition("pageload", cond, rep, result))
     failed = []
     for page in pages:
         verdict = ratio_verdict(page_load_ms(baseline, page), page_load_ms(migrating, page),
-                                limit=tolerances["pageload"], higher_is_better=False)
+                                limit=tolerances.pageload, higher_is_better=False)
         if not verdict["ok"]:
             failed.append(describe(page, verdict))
     assert not failed, "; ".join(failed)
 
 
-def test_download_time(network, origin_services, migration_plan, tolerances, record_condition):
-    files = [file_name(int(mb * MB)) for mb in tolerances["download_mb"]]
+def test_download_time(network, origin_services, migration_plan, tolerances, measure_settings, record_condition):
+    files = [file_name(int(mb * MB)) for mb in measure_settings.download_mb]
 
     def measure() -> dict:
         return {"downloads": [origin_services.download(name) for name in files]}
 
     plan = for_measurement(migration_plan, 10)
-    baseline, migrating = interleave(network, plan, tolerances["repeat"], measure,
+    baseline, migrating = interleave(network, plan, measure_settings.repeat, measure,
                                      lambda cond, rep, result: record_condition("download", cond, rep, result))
     failed = []
     for i, name in enumerate(files):
         verdict = ratio_verdict([r.figures["downloads"][i]["seconds"] for r in baseline],
                                 [r.figures["downloads"][i]["seconds"] for r in migrating],
-                                limit=tolerances["pageload"], higher_is_better=False)
+                                limit=tolerances.pageload, higher_is_better=False)
         if not verdict["ok"]:
             failed.append(describe(name, verdict))
     assert not failed, "; ".join(failed)

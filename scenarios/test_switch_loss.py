@@ -10,23 +10,23 @@ import dataclasses
 
 import pytest
 
-from harness.compare import loss_verdict
-from harness.measure import measure_loss
+from harness.measure.services import measure_loss
+from harness.measure.verdicts import loss_verdict
 
 pytestmark = [pytest.mark.network, pytest.mark.migration]
 PROBE_SECONDS = 2.0
 
 
 @pytest.mark.parametrize("mechanism", ["netlink", "script"])
-def test_loss_around_switches(network, origin_services, migration_plan, mechanism, tolerances, record_condition):
+def test_loss_around_switches(network, origin_services, migration_plan, mechanism, tolerances, measure_settings, record_condition):
     if migration_plan.strategy != "alternate" and mechanism == "script":
         pytest.fail(f"the demo's script only alternates; run this with --strategy alternate, "
                     f"not {migration_plan.strategy}", pytrace=False)
     plan = dataclasses.replace(migration_plan, mechanism=mechanism)
-    result = measure_loss(network, origin_services, plan, seconds=PROBE_SECONDS, rate=tolerances["probe_rate"])
+    result = measure_loss(network, origin_services, plan, seconds=PROBE_SECONDS, rate=measure_settings.probe_rate)
     loss = result.figures["loss"]
     record_condition("switch_loss", plan.label, 0, result)
-    verdict = loss_verdict(loss, tolerances["max_lost_per_switch"])
+    verdict = loss_verdict(loss, tolerances.max_lost_per_switch)
     assert loss["switches"] > 0, verdict["reason"]
     if mechanism == "netlink":  # the demo's script is measured and recorded, not judged
         assert verdict["ok"], f"the atomic switch: {verdict['reason']}"

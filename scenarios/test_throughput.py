@@ -6,22 +6,22 @@ import functools
 
 import pytest
 
-from harness.compare import describe, throughput_verdicts
-from harness.measure import for_measurement, interleave
+from harness.measure.services import for_measurement, interleave
+from harness.measure.verdicts import describe, throughput_verdicts
 
 pytestmark = [pytest.mark.network, pytest.mark.migration, pytest.mark.measurement]
 
 
-def test_throughput(network, origin_services, migration_plan, tolerances, record_condition):
-    seconds = tolerances["iperf_seconds"]
+def test_throughput(network, origin_services, migration_plan, tolerances, measure_settings, record_condition):
+    seconds = measure_settings.iperf_seconds
     plan = for_measurement(migration_plan, 3 * seconds)
-    measure = functools.partial(origin_services.throughput, seconds, udp_rate=tolerances["udp_rate"])
-    baseline, migrating = interleave(network, plan, tolerances["repeat"], measure,
+    measure = functools.partial(origin_services.throughput, seconds, udp_rate=measure_settings.udp_rate)
+    baseline, migrating = interleave(network, plan, measure_settings.repeat, measure,
                                      lambda cond, rep, result: record_condition("throughput", cond, rep, result))
-    judged = migration_plan.interval >= tolerances["verdict_from_interval"]
-    limit = tolerances["throughput"] if judged else None
+    judged = migration_plan.interval >= tolerances.verdict_from_interval
+    limit = tolerances.throughput if judged else None
     verdicts = throughput_verdicts([r.figures for r in baseline], [r.figures for r in migrating], limit=limit)
-    proofs = [f for r in migrating for f in r.evidence.failures(tolerances["switches"])]
+    proofs = [f for r in migrating for f in r.evidence.failures(tolerances.switches)]
     assert not proofs, f"migration did not happen as planned: {proofs[0]}"
     failed = [describe(kind, v) for kind, v in verdicts.items() if not v["ok"]]
     assert not failed, "; ".join(failed)

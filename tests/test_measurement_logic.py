@@ -6,11 +6,11 @@ from pathlib import Path
 
 import pytest
 
-from harness.compare import loss_verdict, ratio_verdict, throughput_verdicts
-from harness.content import generate, page_html
 from harness.errors import MeasurementError
-from harness.iperf import client_argv, parse
-from harness.loss import analyze
+from harness.measure.iperf import client_argv, parse
+from harness.measure.loss import analyze
+from harness.measure.verdicts import loss_verdict, ratio_verdict, throughput_verdicts
+from harness.runtime.content import generate, page_html
 
 DATA = Path(__file__).with_name("data")
 
@@ -61,7 +61,7 @@ def test_ratio_verdicts():
     assert not ratio_verdict([100], [80], limit=0.9, higher_is_better=True)["ok"]
     assert not ratio_verdict([1.0], [1.2], limit=1.15, higher_is_better=False)["ok"]
     assert ratio_verdict([1.0], [5.0], limit=None, higher_is_better=False)["ok"]
-    with pytest.raises(ValueError):
+    with pytest.raises(MeasurementError):
         ratio_verdict([], [1.0], limit=1.0, higher_is_better=True)
 
 

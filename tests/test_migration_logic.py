@@ -8,10 +8,12 @@ from collections import Counter
 import pytest
 
 from harness.errors import ConfigError
-from harness.evidence import MigrationEvidence, PathUse, SwitchRecord
-from harness.results import ResultsWriter, load
-from harness.schedule import MigrationPlan, parse_fixed, parse_weights
-from harness.stats import percentile, summary
+from harness.model.evidence import MigrationEvidence, PathUse, SwitchRecord
+from harness.model.records import MigrationRecord, RunRecord, load
+from harness.model.schedule import MigrationPlan
+from harness.model.settings import parse_fixed, parse_weights
+from harness.model.stats import percentile, summary
+from harness.reporting.results import ResultsWriter
 
 
 def test_alternate_is_round_robin_on_the_interval():
@@ -63,7 +65,7 @@ def test_fixed_and_none():
 @pytest.mark.parametrize("kwargs, message", [
     ({"interval": 0}, "interval"), ({"interval": -1}, "interval"), ({"interval": float("nan")}, "interval"),
     ({"interval": float("inf")}, "interval"), ({"duration": 0}, "duration"),
-    ({"strategy": "zigzag"}, "unknown strategy"), ({"mechanism": "carrier-pigeon"}, "unknown switch mechanism"),
+    ({"strategy": "zigzag"}, "strategy .zigzag. is unknown"), ({"mechanism": "carrier-pigeon"}, "switch mechanism .carrier-pigeon. is unknown"),
     ({"paths": (1,)}, "at least two"), ({"start_path": 5}, "start path"),
     ({"strategy": "fixed", "fixed": ((1.0, 7),)}, "names path 7"), ({"strategy": "fixed"}, "needs --fixed"),
     ({"jitter": 0.06, "interval": 0.1}, "jitter"), ({"strategy": "weighted-random", "weights": (1, 2, 3)}, "3 weights"),
@@ -119,13 +121,16 @@ def test_percentiles():
         percentile([], 50)
 
 
-def test_results_file_is_appended_and_survives_a_torn_line(tmp_path):
-    writer = ResultsWriter(tmp_path / "run", "ch-test")
-    writer._environment = {"kernel": "test"}
-    writer.record("migration", interval=0.1)
-    writer.record("migration", interval=1.0)
+def test_results_file_is_appended_and_survives_a_torn_line(tmp_path, monkeypatch):
+    monkeypatch.setattr("harness.system.prereq.environment", lambda: {"kernel": "test"})
+    writer = ResultsWriter(tmp_path / "run", "ch-test", run={"argv": ["x"], "cwd": "/"})
+    assert not (tmp_path / "run").exists()  # nothing is written before the first record
+    for interval in (0.1, 1.0):
+        writer.write(MigrationRecord(run_id="ch-test", plan={"interval_s": interval}))
     with writer.path.open("a") as out:
         out.write('{"kind": "migr')  # a run killed mid-write
     records = load(writer.path)
-    assert [r["interval"] for r in records] == [0.1, 1.0]
-    assert all(r["run_id"] == "ch-test" and r["environment"] == {"kernel": "test"} for r in records)
+    assert isinstance(records[0], RunRecord) and records[0].environment == {"kernel": "test"}
+    assert [r.interval for r in records[1:]] == [0.1, 1.0]
+    assert all(r.run_id == "ch-test" for r in records)
+    assert '"schema_version": 2' in writer.path.read_text().splitlines()[0]

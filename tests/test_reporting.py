@@ -7,8 +7,9 @@ import time
 
 import pytest
 
-from harness import report, runcompare, svg
-from harness.results import load
+from harness.model.records import load, parse
+from harness.reporting import compare as runcompare
+from harness.reporting import report, svg
 
 
 def measurement(scenario, condition, interval, figures, *, backend="netns", mechanism="netlink", rep=0):
@@ -26,6 +27,10 @@ def throughput(bps):
 
 
 def records(scale=1.0, reps=3):
+    return [parse(data) for data in raw_records(scale, reps)]
+
+
+def raw_records(scale=1.0, reps=3):
     out = [{"kind": "run", "run_id": "ch-test", "argv": ["python", "-m", "pytest", "-k", "migration"], "cwd": "/x"}]
     for rep in range(reps):
         out.append(measurement("throughput", "baseline", None, throughput(300e6 + rep), rep=rep))
@@ -35,6 +40,9 @@ def records(scale=1.0, reps=3):
         out.append(measurement("pageload", "alternate-0.1s", 0.1, {"loads": loads}, rep=rep))
         loss = {"lost_per_switch_mean": 0.0, "lost_per_switch": {"max": 0}}
         out.append(measurement("switch_loss", "alternate-0.1s", 0.1, {"loss": loss}, rep=rep))
+    out.append({"kind": "migration", "run_id": "ch-test", "test": "test_migration_moves_the_traffic[netns-x]",
+                "backend": "netns", "plan": {"interval_s": 0.1}, "proof_failures": ["path 2 carried nothing"],
+                "evidence": {"switches": [{"actual_s": 0.1}], "planned_switches": 20, "split_ratio": {"1": 1.0}}})
     out.append({"kind": "test", "run_id": "ch-test", "test": "scenarios/test_throughput.py::t[netns-alternate-0.1s]",
                 "scenario": "test_throughput", "outcome": "failed", "reason": "AssertionError: tcp_up: 0.833 <x>",
                 "backend": "netns", "interval": 0.1, "mechanism": "netlink"})
@@ -46,23 +54,25 @@ def test_report_is_standalone_and_holds_every_section():
     assert page.startswith("<!doctype html>")
     assert "http://" not in page.replace("http://o/", "").replace("http://www.w3.org/2000/svg", "")
     assert "<script" not in page and "<link" not in page  # nothing to fetch: opens offline
-    for heading in ("Verdicts", "Throughput", "Throughput over time", "Page loads", "Loss around switches",
+    for heading in ("Verdicts", "Proof of migration", "Throughput", "Throughput over time", "Page loads", "Loss around switches",
                     "Bytes per path", "Switch timing", "Environment", "Reproduce"):
         assert f">{heading}<" in page
     assert page.count("<svg") >= 6
     assert "AssertionError: tcp_up: 0.833 &lt;x&gt;" in page  # reasons are escaped
     assert "python -m pytest -k migration" in page
+    assert "1 / 20" in page and "path 2 carried nothing" in page  # the migration proof reaches the report
 
 
 def test_verdict_rows_keep_the_worst_outcome_of_a_test():
     base = {"kind": "test", "test": "t", "scenario": "s", "reason": ""}
-    rows = report.verdict_rows([{**base, "outcome": "passed"}, {**base, "outcome": "failed", "reason": "teardown"}])
-    assert [r["outcome"] for r in rows] == ["failed"]
+    rows = report.verdict_rows([parse({**base, "outcome": "passed"}),
+                                parse({**base, "outcome": "failed", "reason": "teardown"})])
+    assert [r.outcome for r in rows] == ["failed"]
 
 
 def test_report_rebuilds_from_the_results_file_alone(tmp_path):
     path = tmp_path / "results.jsonl"
-    path.write_text("".join(json.dumps(r) + "\n" for r in records()) + '{"truncated')
+    path.write_text("".join(json.dumps(r) + "\n" for r in raw_records()) + '{"truncated')
     assert len(load(path)) == len(records())
     out = report.write(path)
     assert out == tmp_path / "report.html" and "<svg" in out.read_text()

@@ -8,11 +8,16 @@ from ipaddress import IPv4Address
 import pytest
 
 from harness.errors import ConfigError, MeasurementError
-from harness.keys import KeyPair
-from harness.settings import RunSettings, parse_backends, parse_intervals
-from harness.topology import AddressPlan, Mtus, Topology
-from harness.wgconfig import Keyring, iptables_restore_text, render_setconf, render_wg_quick
-from harness.wgstate import PeerTransfer, parse_endpoints, parse_transfer
+from harness.model.settings import RunSettings, parse_backends, parse_intervals
+from harness.model.topology import AddressPlan, Mtus, Topology
+from harness.wireguard.config import (
+    Keyring,
+    iptables_restore_text,
+    render_setconf,
+    render_wg_quick,
+)
+from harness.wireguard.keys import KeyPair
+from harness.wireguard.state import PeerTransfer, parse_endpoints, parse_transfer
 
 
 @pytest.mark.parametrize("paths", [2, 3, 4, 8])
@@ -120,7 +125,7 @@ def test_intervals_and_backends_parse():
                                            ("chromedriver", "chromium-driver"), ("wireguard-go", "wireguard-go")])
 def test_a_missing_binary_is_named_with_its_package(monkeypatch, tmp_path, tool, package):
     from harness.errors import PrerequisiteError
-    from harness.prereq import require_binaries
+    from harness.system.prereq import require_binaries
     monkeypatch.setenv("PATH", str(tmp_path))
     with pytest.raises(PrerequisiteError, match=rf"^{tool} not found on PATH: apt-get install {package}$"):
         require_binaries([tool])

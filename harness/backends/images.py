@@ -1,0 +1,123 @@
+"""The Docker backend's images: built from docker/<name>/ on first use, tagged by a hash of their context.
+
+An unchanged build context keeps its tag, so nothing is rebuilt. The base image
+(debian:bookworm-slim) is pulled where a registry answers; where none does, it is made offline
+with debootstrap from the machine's Debian mirror and `docker import` (about 25 s).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import shutil
+import subprocess
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+
+from harness.data import IMAGES_DIR
+from harness.errors import ConfigError, PrerequisiteError
+
+DOCKER_DIR = IMAGES_DIR
+IMAGES = ("node", "origin", "browser")
+BASE_IMAGE = "debian:bookworm-slim"
+REPOSITORY = "comps-harness"
+DEFAULT_MIRROR = "http://deb.debian.org/debian"
+SOURCES = (Path("/etc/apt/sources.list.d/debian.sources"), Path("/etc/apt/sources.list"))
+
+
+def context_hash(name: str, base: str = BASE_IMAGE) -> str:
+    """A hash of everything in docker/<name>/ (paths and contents) and the base image name."""
+    digest = hashlib.sha256(base.encode())
+    root = DOCKER_DIR / name
+    for path in sorted(p for p in root.rglob("*") if p.is_file()):
+        digest.update(str(path.relative_to(root)).encode() + b"\0" + path.read_bytes() + b"\0")
+    return digest.hexdigest()[:12]
+
+
+def image_tag(name: str) -> str:
+    if name not in IMAGES:
+        raise ConfigError(f"unknown image {name!r}; the images are {', '.join(IMAGES)}")
+    return f"{REPOSITORY}/{name}:{context_hash(name)}"
+
+
+def debian_mirror(sources: tuple[Path, ...] = SOURCES) -> str:
+    """The first Debian mirror this machine's apt uses (deb822 'URIs:' or a one-line 'deb' entry)."""
+    for path in sources:
+        if not path.exists():
+            continue
+        text = path.read_text(errors="replace")
+        match = re.search(r"^URIs:\s*(\S+)", text, re.M) or re.search(r"^deb\s+(?:\[[^]]*\]\s+)?(\S+)", text, re.M)
+        if match:
+            return match.group(1)
+    return DEFAULT_MIRROR
+
+
+class Images:
+    """Makes sure the base image and the harness images exist in the engine `client` talks to."""
+
+    def __init__(self, client, progress: Callable[[str], None]) -> None:
+        self.client = client
+        self.progress = progress
+
+    def _exists(self, tag: str) -> bool:
+        import docker.errors
+        try:
+            self.client.images.get(tag)
+            return True
+        except docker.errors.ImageNotFound:
+            return False
+
+    def ensure_base(self) -> None:
+        import docker.errors
+        if self._exists(BASE_IMAGE):
+            return
+        self.progress(f"images: pulling {BASE_IMAGE}")
+        try:
+            self.client.images.pull(BASE_IMAGE)
+            return
+        except docker.errors.APIError as exc:
+            self.progress(f"images: cannot pull {BASE_IMAGE} ({str(exc).splitlines()[0][:120]}); "
+                          "making it offline with debootstrap")
+        self.bootstrap_base()
+
+    def bootstrap_base(self) -> None:
+        if shutil.which("debootstrap") is None:
+            raise PrerequisiteError(f"{BASE_IMAGE} cannot be pulled and debootstrap is missing "
+                                    "(apt-get install debootstrap) to make it offline")
+        mirror = debian_mirror()
+        with tempfile.TemporaryDirectory(prefix="comps-harness-rootfs-") as root:
+            self.progress(f"images: debootstrap --variant=minbase bookworm from {mirror} (about 25 s)")
+            result = subprocess.run(["debootstrap", "--variant=minbase", "bookworm", root, mirror],
+                                    capture_output=True, text=True)
+            if result.returncode != 0:
+                raise PrerequisiteError(f"debootstrap failed: {result.stderr.strip()[-400:]}")
+            self.progress(f"images: docker import as {BASE_IMAGE}")
+            tar = subprocess.Popen(["tar", "-C", root, "-c", "."], stdout=subprocess.PIPE)
+            imported = subprocess.run(["docker", "import", "-", BASE_IMAGE], stdin=tar.stdout,
+                                      capture_output=True, text=True)
+            tar.stdout.close()
+            tar.wait()
+            if imported.returncode != 0 or tar.returncode != 0:
+                raise PrerequisiteError(f"docker import failed: {imported.stderr.strip()[-400:]}")
+
+    def ensure(self, names: tuple[str, ...] = IMAGES) -> dict[str, str]:
+        """name -> tag, building what is missing (with the build's steps as progress)."""
+        tags = {name: image_tag(name) for name in names}
+        missing = [name for name, tag in tags.items() if not self._exists(tag)]
+        if missing:
+            self.ensure_base()
+        for name in missing:
+            self.build(name, tags[name])
+        return tags
+
+    def build(self, name: str, tag: str) -> None:
+        self.progress(f"images: building {tag}")
+        stream = self.client.api.build(path=str(DOCKER_DIR / name), tag=tag, rm=True, forcerm=True, decode=True,
+                                       labels={"org.comps-harness.context": context_hash(name)})
+        for chunk in stream:
+            if "error" in chunk:
+                raise PrerequisiteError(f"building {tag} failed: {chunk['error'].strip()}")
+            line = chunk.get("stream", "").strip()
+            if line.startswith("Step "):
+                self.progress(f"images: {name}: {line}")

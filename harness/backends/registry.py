@@ -1,0 +1,84 @@
+"""The backend registry: each backend's checks, its network factory and its own cleanup sweep, by name.
+
+A new backend (or an execution environment such as a VM) is one entry here; nothing else
+branches on a backend's name. Backends are imported when used, so a namespace run never
+imports the Docker SDK.
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass
+from typing import Any
+
+from harness.errors import ConfigError
+from harness.model.settings import BACKENDS, RunSettings
+from harness.model.topology import Topology
+from harness.runtime.network import Builder, Network, Progress
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """What a backend's checks found: the WireGuard implementation to use, and backend facts (image tags)."""
+
+    wireguard: str
+    extra: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Backend:
+    name: str
+    module: str  # a module with check(settings, progress) -> Prepared, builder(prepared) -> Builder,
+    # sweep(run_id) -> removed, leftovers(run_id) -> descriptions
+
+    def _load(self) -> Any:
+        return importlib.import_module(self.module)
+
+    def check(self, settings: RunSettings, progress: Progress) -> Prepared:
+        """Every prerequisite, before anything is created (PrerequisiteError names what is missing)."""
+        return self._load().check(settings, progress)
+
+    def builder(self, prepared: Prepared) -> Builder:
+        return self._load().builder(prepared)
+
+    def sweep(self, run_id: str) -> list[str]:
+        return self._load().sweep(run_id)
+
+    def leftovers(self, run_id: str) -> list[str]:
+        return self._load().leftovers(run_id)
+
+    def run_ids(self) -> set[str]:
+        """Run ids this backend holds objects of outside processes and work dirs (for a plain `clean`)."""
+        return self._load().run_ids()
+
+
+REGISTRY: dict[str, Backend] = {
+    "netns": Backend("netns", "harness.backends.netns"),
+    "docker": Backend("docker", "harness.backends.docker"),
+}
+if tuple(REGISTRY) != BACKENDS:  # the option parser validates names against BACKENDS
+    raise ImportError("harness.model.settings.BACKENDS must list the registry's backends")
+
+
+def backend(name: str) -> Backend:
+    try:
+        return REGISTRY[name]
+    except KeyError:
+        raise ConfigError(f"--backend {name!r} is unknown; choose one of {', '.join(REGISTRY)}") from None
+
+
+def _quiet(message: str) -> None:
+    pass
+
+
+def check_backend(name: str, settings: RunSettings, progress: Progress | None = None) -> Prepared:
+    return backend(name).check(settings, progress or _quiet)
+
+
+def network_for(name: str, settings: RunSettings, *, topology: Topology | None = None, run_id: str | None = None,
+                progress: Progress | None = None, prepared: Prepared | None = None) -> Network:
+    """An unbuilt Network of backend `name` (a context manager), after every prerequisite check."""
+    chosen = backend(name)
+    prepared = prepared or chosen.check(settings, progress or _quiet)
+    return Network(topology or Topology(paths=settings.paths), run_id=run_id or settings.run_id,
+                   wireguard=prepared.wireguard, builder=chosen.builder(prepared), progress=progress)

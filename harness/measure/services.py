@@ -1,0 +1,198 @@
+"""Measurements with real tools, run inside the hosts: iperf3, the UDP probe, HTTP downloads, Chromium.
+
+`OriginServices` starts what `origin` serves (web pages and files, iperf3, the probe's echo).
+`measure_condition` runs one measurement under one migration plan (strategy none = baseline)
+and returns its figures together with the migration evidence.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from harness.errors import MeasurementError
+from harness.measure import iperf
+from harness.measure.loss import analyze
+from harness.measure.verdicts import THROUGHPUT_KINDS
+from harness.model.evidence import MigrationEvidence
+from harness.model.schedule import MigrationPlan, baseline_of
+from harness.runtime import content
+from harness.runtime.migration import MigrationController
+from harness.runtime.network import Network
+from harness.system import prereq, proc
+from harness.system.wait import wait_until
+
+log = logging.getLogger(__name__)
+HTTP_PORT = 8080
+IPERF_ATTEMPTS = 4
+IPERF_RETRY_S = 0.3
+PROBE_PORT = 9000
+PROBE_SCRIPT = "agents/probe.py"
+BROWSER_MODULE = "harness.agents.browser"
+
+
+def require_measurement_tools(browser: bool = False) -> None:
+    prereq.require_binaries(["iperf3", "curl", "ss"] + (["chromium", "chromedriver"] if browser else []))
+
+
+def run_browser(network: Network, args: list[str], timeout: float) -> proc.CommandResult:
+    """Run the browser agent so that Chromium's traffic leaves from the client: inside the client
+    (namespaces), or here driving the chromedriver that the backend runs in the client's namespace."""
+    remote = network.browser_url()
+    if remote is None:
+        return network.client.exec(network.client.python() + ["-m", BROWSER_MODULE, *args], check=False,
+                                   timeout=timeout)
+    return proc.run([sys.executable, "-m", BROWSER_MODULE, "--remote", remote, *args], where="browser",
+                    env=proc.tagged_env(network.run_id), timeout=timeout, check=False)
+
+
+@dataclass
+class OriginServices:
+    network: Network
+    file_sizes: tuple[int, ...] = (content.MB, 10 * content.MB)
+
+    @property
+    def address(self) -> str:
+        return str(self.network.topology.origin_address().ip)
+
+    def url(self, path: str) -> str:
+        return f"http://{self.address}:{HTTP_PORT}/{path}"
+
+    def __enter__(self) -> OriginServices:
+        origin = self.network.origin
+        www = self.network.workdir / "www"
+        self.paths = content.generate(www, self.file_sizes)
+        origin.spawn(origin.python() + ["-m", "http.server", "--bind", self.address, "--directory", str(www),
+                                        str(HTTP_PORT)], name="http")
+        self._iperf_server = self._start_iperf_server()
+        origin.spawn(origin.python(PROBE_SCRIPT) + ["echo", "--port", str(PROBE_PORT)], name="probe-echo")
+        wait_until(lambda: self._listening(), timeout=10, interval=0.05, what="origin services listening")
+        return self
+
+    def _listening(self) -> bool:
+        out = self.network.origin.exec(["ss", "-H", "-ltnu"], timeout=5).stdout
+        return all(f":{port} " in out for port in (HTTP_PORT, iperf.IPERF_PORT, PROBE_PORT))
+
+    def __exit__(self, *exc: object) -> None:
+        self.network.origin.stop_processes()
+
+    # -- measurements (run in the client) --------------------------------------------------
+    def _start_iperf_server(self):
+        return self.network.origin.spawn(["iperf3", "-s", "-p", str(iperf.IPERF_PORT)], name="iperf3")
+
+    def iperf3(self, seconds: float, *, reverse: bool = False, udp_rate: str | None = None) -> iperf.IperfResult:
+        """One iperf3 run. The server takes a moment to accept the next test after one ends, and
+        iperf3 3.12's server sometimes exits after a test: those (and only those) are retried, with
+        a fresh server when it died; the retries are counted in the result."""
+        argv = iperf.client_argv(self.address, seconds=seconds, reverse=reverse, udp_rate=udp_rate)
+        for attempt in range(IPERF_ATTEMPTS):
+            started = time.monotonic()  # places the series on the migration's clock (switch markers)
+            out = self.network.client.exec(argv, check=False, timeout=seconds + 30)
+            try:
+                return dataclasses.replace(iperf.parse(out.stdout), started_monotonic=started, retries=attempt)
+            except MeasurementError as error:
+                if not any(text in str(error) for text in iperf.RETRYABLE) or attempt == IPERF_ATTEMPTS - 1:
+                    raise
+                if not self._iperf_server.running():
+                    log.warning("iperf3 server exited (%s); starting a new one", self._iperf_server.log_tail(2))
+                    self._iperf_server = self._start_iperf_server()
+                wait_until(self._listening, timeout=10, interval=0.05, what="the iperf3 server listening")
+                time.sleep(IPERF_RETRY_S)
+        raise MeasurementError(f"iperf3 gave no result in {IPERF_ATTEMPTS} attempts")
+
+    def throughput(self, seconds: float, kinds: tuple[str, ...] = THROUGHPUT_KINDS, udp_rate: str = "50M") -> dict:
+        """Of `kinds`, one after the other: TCP upload, TCP download (-R), UDP at `udp_rate`."""
+        options = {"tcp_up": {}, "tcp_down": {"reverse": True}, "udp": {"udp_rate": udp_rate}}
+        return {kind: self.iperf3(seconds, **options[kind]).to_dict() for kind in kinds}
+
+    def probe(self, seconds: float, rate: float) -> dict:
+        out = self.network.client.exec(self.network.client.python(PROBE_SCRIPT) + ["send", "--to", self.address,
+                                        "--port", str(PROBE_PORT), "--rate", f"{rate:g}",
+                                        "--seconds", f"{seconds:g}"], timeout=seconds + 30)
+        return json.loads(out.stdout)
+
+    def download(self, path: str) -> dict:
+        out = self.network.client.exec(["curl", "-sS", "-o", "/dev/null", "-H", "Cache-Control: no-cache",
+                                        "-w", "%{http_code} %{size_download} %{time_total}", self.url(path)],
+                                       check=False, timeout=300)
+        try:
+            code, size, seconds = out.stdout.split()
+        except ValueError:
+            raise MeasurementError(f"download of {path} failed: {out.stderr.strip()}") from None
+        if code != "200":
+            raise MeasurementError(f"download of {path}: HTTP {code}")
+        return {"path": path, "bytes": int(size), "seconds": float(seconds)}
+
+    def page_loads(self, pages: list[str], *, timeout: float, screenshots: Path) -> list[dict]:
+        out = run_browser(self.network, ["--timeout", f"{timeout:g}", "--screenshots", str(screenshots),
+                                         *[self.url(p) for p in pages]], timeout=timeout * len(pages) + 60)
+        try:
+            return json.loads(out.stdout)
+        except json.JSONDecodeError:
+            raise MeasurementError(f"the browser run failed: {out.stderr.strip()[-500:]}") from None
+
+
+    def page_set(self, pages: list[str], *, timeout: float, screenshots: Path) -> dict:
+        """One load of each page, as measurement figures; a load that failed is a MeasurementError naming it."""
+        loads = self.page_loads(pages, timeout=timeout, screenshots=screenshots)
+        failed = [load for load in loads if not load["ok"]]
+        if failed:
+            raise MeasurementError(f"page load failed: {failed[0]['url']}: {failed[0]['reason']} "
+                                   f"(screenshot {failed[0]['screenshot']})")
+        return {"loads": loads}
+
+
+@dataclass
+class ConditionResult:
+    plan: MigrationPlan
+    figures: dict
+    evidence: MigrationEvidence
+
+
+def measure_condition(network: Network, plan: MigrationPlan, measure: Callable[[], dict]) -> ConditionResult:
+    """Run `measure` while `plan` migrates the client (strategy none: the baseline)."""
+    with MigrationController(network, plan) as controller:
+        figures = measure()
+    return ConditionResult(plan, figures, controller.result())
+
+
+def loss_figures(probe: dict, evidence: MigrationEvidence, interval: float | None) -> dict:
+    attribution = (interval / 2) if interval else 0.5
+    return analyze(probe, evidence.switch_times_monotonic(), attribution_s=attribution).to_dict()
+
+
+def measure_loss(network: Network, services: OriginServices, plan: MigrationPlan, *, seconds: float,
+                 rate: float) -> ConditionResult:
+    """The UDP probe for `seconds` at `rate` packets/s under `plan`; figures = the loss attributed to switches."""
+    plan = for_measurement(plan, seconds)
+    result = measure_condition(network, plan, lambda: services.probe(seconds, rate))
+    result.figures = {"loss": loss_figures(result.figures, result.evidence, plan.interval), "probe_rate": rate}
+    return result
+
+
+def page_load_ms(results: list[ConditionResult], page: str) -> list[float]:
+    """The load-event times of `page` in page_set figures."""
+    return [load["load_ms"] for r in results for load in r.figures["loads"] if load["url"].endswith(page)]
+
+
+def interleave(network: Network, plan: MigrationPlan, repeat: int, measure: Callable[[], dict],
+               on_result: Callable[[str, int, ConditionResult], None]) -> tuple[list[ConditionResult], ...]:
+    """Baseline and `plan` measured alternately `repeat` times; every result is handed to `on_result` at once."""
+    baseline, migrating = [], []
+    for rep in range(repeat):
+        for condition, bucket in (("baseline", baseline), (plan.label, migrating)):
+            result = measure_condition(network, baseline_of(plan) if condition == "baseline" else plan, measure)
+            bucket.append(result)
+            on_result(condition, rep, result)
+    return baseline, migrating
+
+
+def for_measurement(plan: MigrationPlan, seconds: float) -> MigrationPlan:
+    """`plan` lasting long enough for a measurement of about `seconds` (it stops when the measurement ends)."""
+    return dataclasses.replace(plan, duration=max(plan.duration, seconds * 2 + 10))

@@ -1,0 +1,1 @@
+"""The pure model: vocabulary, settings, topology, schedules, evidence and records (no I/O, no root)."""

@@ -1,0 +1,147 @@
+"""Typed, versioned result records: the one module that writes and reads results.jsonl lines.
+
+Each line is a JSON object with `schema_version` and `kind`. Writers build records from these
+dataclasses; the report and `compare` read them back through `parse`/`load`, never as raw dicts.
+Files written before versioning (no `schema_version`) are read as version 1.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any, ClassVar
+
+SCHEMA_VERSION = 2
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Record:
+    kind: ClassVar[str] = "abstract"
+    run_id: str = ""
+    time: float = 0.0
+
+    def to_json(self) -> str:
+        data = {"schema_version": SCHEMA_VERSION, "kind": self.kind, **asdict(self)}
+        return json.dumps(data, sort_keys=True, default=str)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> Record:
+        names = {f.name for f in fields(cls)}
+        return cls(**{key: value for key, value in data.items() if key in names})
+
+
+@dataclass(frozen=True)
+class RunRecord(Record):
+    """One invocation: the exact command, its options, the machine."""
+
+    kind: ClassVar[str] = "run"
+    argv: list[str] = field(default_factory=list)
+    cwd: str = ""
+    options: dict = field(default_factory=dict)
+    backends: list[str] = field(default_factory=list)
+    environment: dict = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class TestRecord(Record):
+    """The outcome of one test phase (a call, or a setup/teardown that did not pass)."""
+
+    kind: ClassVar[str] = "test"
+    test: str = ""
+    scenario: str = ""
+    phase: str = "call"
+    outcome: str = "passed"
+    reason: str = ""
+    duration_s: float = 0.0
+    backend: str | None = None
+    interval: float | None = None
+    strategy: str | None = None
+    mechanism: str | None = None
+    label: str | None = None
+
+
+@dataclass(frozen=True)
+class MeasurementRecord(Record):
+    """One condition, one repetition of a measurement scenario, with the migration evidence of that run."""
+
+    kind: ClassVar[str] = "measurement"
+    scenario: str = ""
+    test: str = ""
+    condition: str = ""
+    repetition: int = 0
+    backend: str = ""
+    wireguard: str = ""
+    topology: dict = field(default_factory=dict)
+    strategy: str = "none"
+    interval: float | None = None
+    mechanism: str = "netlink"
+    seed: int = 0
+    figures: dict = field(default_factory=dict)
+    evidence: dict = field(default_factory=dict)
+
+    @property
+    def migrating(self) -> bool:
+        return self.interval is not None and self.condition != "baseline"
+
+    def bits_per_second(self, kind: str) -> float | None:
+        run = self.figures.get(kind)
+        return None if run is None else float(run["bits_per_second"])
+
+    def loads(self) -> list[dict]:
+        """The page loads that succeeded."""
+        return [load for load in self.figures.get("loads", []) if load.get("ok")]
+
+    def switch_times_s(self) -> list[float]:
+        return [switch["actual_s"] for switch in self.evidence.get("switches", [])]
+
+
+@dataclass(frozen=True)
+class MigrationRecord(Record):
+    """One migration test's proof: the plan, the evidence, and why it did not prove migration (if so)."""
+
+    kind: ClassVar[str] = "migration"
+    test: str = ""
+    backend: str = ""
+    wireguard: str = ""
+    topology: dict = field(default_factory=dict)
+    plan: dict = field(default_factory=dict)
+    evidence: dict = field(default_factory=dict)
+    proof_failures: list[str] = field(default_factory=list)
+
+    @property
+    def interval(self) -> float | None:
+        return self.plan.get("interval_s")
+
+
+KINDS: dict[str, type[Record]] = {cls.kind: cls for cls in (RunRecord, TestRecord, MeasurementRecord,
+                                                           MigrationRecord)}
+
+
+def parse(data: dict) -> Record | None:
+    """A record from one decoded line; None for a kind or version this harness does not know."""
+    version = data.get("schema_version", 1)
+    if not isinstance(version, int) or version > SCHEMA_VERSION:
+        log.warning("skipping a record of schema version %r (this harness reads up to %d)", version, SCHEMA_VERSION)
+        return None
+    cls = KINDS.get(data.get("kind", ""))
+    return None if cls is None else cls.from_dict(data)
+
+
+def load(path: Path) -> list[Record]:
+    """Every record of a results file (a truncated last line, from a killed run, is skipped)."""
+    records = []
+    for line in Path(path).read_text().splitlines():
+        try:
+            record = parse(json.loads(line))
+        except (json.JSONDecodeError, TypeError, AttributeError):
+            continue
+        if record is not None:
+            records.append(record)
+    return records
+
+
+def of_kind(records: list[Record], cls: type[Record]) -> list[Any]:
+    return [record for record in records if isinstance(record, cls)]

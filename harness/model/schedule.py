@@ -1,0 +1,151 @@
+"""Migration schedules as pure data: when to move the client's session, and to which path.
+
+A schedule is a finite, seeded list of planned switches (seconds after the start, target path),
+so the same parameters always give the same sequence, and a test knows in advance how many
+switches it asked for. The strategies are the ones the CoMPS authors used:
+
+- ``alternate``: round robin over the paths every interval (the demo's migrate.sh);
+- ``weighted-random``: every interval a path is drawn with per-path weights (given, or drawn
+  from a flat Dirichlet with the seed); drawing the current path means staying on it;
+- ``fixed``: an explicit list of (time, path) pairs;
+- ``none``: never switch (the baseline).
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from dataclasses import dataclass, field, replace
+
+from harness.errors import ConfigError
+from harness.model.kinds import Mechanism, Strategy, choose
+from harness.model.settings import PlanOptions, parse_number
+
+MIN_DURATION_S = 2.0
+SWITCHES_PER_RUN = 10
+
+
+@dataclass(frozen=True)
+class PlannedSwitch:
+    at: float  # seconds after the schedule starts
+    path: int
+
+
+def flat_dirichlet(n: int, rng: random.Random) -> tuple[float, ...]:
+    draws = [rng.gammavariate(1.0, 1.0) for _ in range(n)]
+    total = sum(draws)
+    return tuple(d / total for d in draws)
+
+
+@dataclass(frozen=True)
+class MigrationPlan:
+    """What a migration run should do; validated on creation, so bad input fails before anything starts."""
+
+    strategy: Strategy = Strategy.ALTERNATE
+    interval: float = 0.1
+    paths: tuple[int, ...] = (1, 2)
+    duration: float = 2.0
+    jitter: float = 0.0
+    seed: int = 0
+    weights: tuple[float, ...] | None = None
+    fixed: tuple[tuple[float, int], ...] = ()
+    start_path: int = 1
+    mechanism: Mechanism = Mechanism.NETLINK
+    _weights_used: tuple[float, ...] = field(default=(), init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "strategy", choose(Strategy, self.strategy, "strategy"))
+        object.__setattr__(self, "mechanism", choose(Mechanism, self.mechanism, "switch mechanism"))
+        if len(self.paths) < 2 or len(set(self.paths)) != len(self.paths):
+            raise ConfigError(f"migration needs at least two distinct paths, got {self.paths}")
+        object.__setattr__(self, "interval", parse_number(self.interval, "interval"))
+        object.__setattr__(self, "duration", parse_number(self.duration, "duration"))
+        object.__setattr__(self, "jitter", parse_number(self.jitter, "jitter", allow_zero=True))
+        if self.jitter >= self.interval / 2:
+            raise ConfigError(f"jitter {self.jitter} s must stay below half the interval ({self.interval / 2} s)")
+        if self.start_path not in self.paths:
+            raise ConfigError(f"start path {self.start_path} is not one of the paths {self.paths}")
+        for _, path in self.fixed:
+            if path not in self.paths:
+                raise ConfigError(f"fixed schedule names path {path}, but the paths are {self.paths}")
+        if self.strategy == "fixed" and not self.fixed:
+            raise ConfigError("the fixed strategy needs --fixed TIME:PATH,...")
+        if self.mechanism == "script" and (self.strategy != "alternate" or self.jitter):
+            raise ConfigError("the script mechanism runs the demo's migrate.sh, which only alternates "
+                              "without jitter; use --switch-mechanism netlink for other schedules")
+        weights = self.weights
+        if self.strategy == Strategy.WEIGHTED_RANDOM:
+            if weights is None:
+                weights = flat_dirichlet(len(self.paths), random.Random(f"weights-{self.seed}"))
+            if len(weights) != len(self.paths):
+                raise ConfigError(f"{len(weights)} weights given for {len(self.paths)} paths")
+            if any(not math.isfinite(w) or w < 0 for w in weights) or sum(weights) <= 0:
+                raise ConfigError(f"weights must be finite, not negative, and not all 0: {weights}")
+            total = sum(weights)
+            weights = tuple(w / total for w in weights)
+        object.__setattr__(self, "_weights_used", weights or ())
+
+    @property
+    def path_weights(self) -> tuple[float, ...]:
+        """The normalised weights the weighted-random strategy draws with (empty for the others)."""
+        return self._weights_used
+
+    @property
+    def ticks(self) -> int:
+        """How many interval boundaries fall inside the duration."""
+        return int(math.floor(self.duration / self.interval + 1e-9))
+
+    def switches(self) -> list[PlannedSwitch]:
+        """The planned switches (each one changes the path), in time order, within the duration."""
+        if self.strategy == Strategy.NONE:
+            return []
+        if self.strategy == Strategy.FIXED:
+            planned, current = [], self.start_path
+            for at, path in sorted(self.fixed):
+                if at <= self.duration and path != current:
+                    planned.append(PlannedSwitch(at, path))
+                    current = path
+            return planned
+        rng = random.Random(self.seed)
+        planned, current = [], self.start_path
+        order = list(self.paths)
+        for tick in range(1, self.ticks + 1):
+            at = tick * self.interval + (rng.uniform(-self.jitter, self.jitter) if self.jitter else 0.0)
+            if self.strategy == Strategy.ALTERNATE:
+                target = order[(order.index(current) + 1) % len(order)]
+            else:
+                target = rng.choices(order, weights=self._weights_used)[0]
+            if target != current:
+                planned.append(PlannedSwitch(round(at, 9), target))
+                current = target
+        return planned
+
+    def describe(self) -> dict:
+        return {"strategy": self.strategy, "interval_s": self.interval, "duration_s": self.duration,
+                "jitter_s": self.jitter, "seed": self.seed, "paths": list(self.paths),
+                "weights": list(self.path_weights) or None, "mechanism": self.mechanism,
+                "planned_switches": len(self.switches())}
+
+    @property
+    def label(self) -> str:
+        """The readable test id part: alternate-0.1s (and -script for the demo's script)."""
+        text = f"{self.strategy}-{self.interval:g}s"
+        return text if self.mechanism == Mechanism.NETLINK else f"{text}-{self.mechanism}"
+
+
+def build_plans(options: PlanOptions, paths: tuple[int, ...]) -> list[MigrationPlan]:
+    """Every (strategy, interval, mechanism) the options ask for, validated before anything starts."""
+    plans = []
+    for strategy in options.strategies:
+        for interval in options.intervals:
+            duration = options.duration or max(MIN_DURATION_S, SWITCHES_PER_RUN * interval)
+            for mechanism in options.mechanisms:
+                plans.append(MigrationPlan(strategy=strategy, interval=interval, paths=paths, duration=duration,
+                                           jitter=options.jitter, seed=options.seed, weights=options.weights,
+                                           fixed=options.fixed, mechanism=mechanism))
+    return plans
+
+
+def baseline_of(plan: MigrationPlan) -> MigrationPlan:
+    """The same run without migration."""
+    return replace(plan, strategy=Strategy.NONE, mechanism=Mechanism.NETLINK, jitter=0.0, fixed=())

@@ -1,0 +1,178 @@
+"""The one options table: every option's flags, default, help and parser, for argparse and pytest alike.
+
+`add_to_argparse` and `add_to_pytest` register the same entries; `settings_from` turns the raw
+text values into the frozen settings of harness.model.settings (parsing and validating once).
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any
+
+from harness.model import settings as s
+from harness.model.kinds import wireguard_request
+from harness.model.settings import (
+    MeasureSettings,
+    PlanOptions,
+    RunSettings,
+    Settings,
+    Tolerances,
+)
+
+SECTIONS = {"run": RunSettings, "plan": PlanOptions, "measure": MeasureSettings, "tolerances": Tolerances}
+
+
+@dataclass(frozen=True)
+class Option:
+    flags: tuple[str, ...]
+    section: str  # a key of SECTIONS
+    field: str  # the settings field it fills
+    default: str | None
+    help: str
+    parse: Callable[[str], Any]
+
+    @property
+    def flag(self) -> str:
+        return self.flags[0]
+
+    @property
+    def dest(self) -> str:
+        return self.flag.lstrip("-").replace("-", "_")
+
+
+def _opt(flags: str | tuple[str, ...], section: str, field: str, default: str | None, help: str,
+         parse: Callable[[str, str], Any]) -> Option:
+    flags = (flags,) if isinstance(flags, str) else flags
+    return Option(flags, section, field, default, help, lambda text, _p=parse, _f=flags[0]: _p(text, _f))
+
+
+def _duration(text: str, flag: str) -> float | None:
+    return None if text == "auto" else s.parse_seconds(text, flag)
+
+
+OPTIONS: tuple[Option, ...] = (
+    # -- run ---------------------------------------------------------------------------------
+    _opt("--backend", "run", "backends", "netns", "netns | docker | all, or a comma list (default netns)",
+         lambda text, flag: s.parse_backends(text)),
+    _opt("--paths", "run", "paths", "2", "number of proxy paths (2..8, default 2)",
+         lambda text, flag: s.parse_count(text, flag, minimum=s.MIN_PATHS, maximum=s.MAX_PATHS)),
+    _opt("--wireguard", "run", "wireguard", "auto",
+         "auto | kernel | wireguard-go (userspace is accepted for wireguard-go; default auto)",
+         lambda text, flag: wireguard_request(text)),
+    _opt("--run-id", "run", "run_id", None, "run id to use (default: a fresh one)",
+         lambda text, flag: s.check_run_id(text, flag)),
+    _opt("--results-dir", "run", "results_dir", "reports", "results go to DIR/<run id>/ (default reports)",
+         lambda text, flag: Path(text)),
+    _opt("--run-dir", "run", "run_dir_override", None, "results go exactly to DIR (default: --results-dir/<run id>)",
+         lambda text, flag: Path(text)),
+    # -- migration plans ---------------------------------------------------------------------
+    _opt("--intervals", "plan", "intervals", "0.01,0.1,1",
+         "migration intervals, comma separated: seconds, or with s/ms (default 0.01,0.1,1)", s.parse_intervals),
+    _opt("--strategy", "plan", "strategies", "alternate",
+         "comma list of alternate, weighted-random, fixed, none (default alternate)",
+         lambda text, flag: s.parse_strategies(text)),
+    _opt(("--switch-mechanism", "--mechanism"), "plan", "mechanisms", "netlink",
+         "netlink (atomic route replace), script (the demo's migrate.sh), or both (default netlink)",
+         lambda text, flag: s.parse_mechanisms(text)),
+    _opt("--seed", "plan", "seed", "1", "seed of the random strategies (default 1)",
+         lambda text, flag: s.parse_count(text, flag, minimum=0)),
+    _opt("--jitter", "plan", "jitter", "0", "random shift of each switch, +- seconds (default 0)",
+         lambda text, flag: s.parse_number(text, flag, allow_zero=True)),
+    _opt("--weights", "plan", "weights", None, "weighted-random: per-path weights, e.g. 0.7,0.3 (default: flat "
+         "Dirichlet)", s.parse_weights),
+    _opt("--fixed", "plan", "fixed", None, "fixed strategy: TIME:PATH,... (seconds after start)", s.parse_fixed),
+    _opt("--duration", "plan", "duration", "auto",
+         "seconds each migration runs (auto: 10 intervals, at least 2 s)", _duration),
+    # -- measurements ------------------------------------------------------------------------
+    _opt(("--repeat", "--reps"), "measure", "repeat", "3",
+         "interleaved repetitions of baseline and migration (default 3)",
+         lambda text, flag: s.parse_count(text, flag, minimum=1, maximum=1000)),
+    _opt("--probe-rate", "measure", "probe_rate", "2000", "UDP probe packets per second (default 2000)",
+         lambda text, flag: s.parse_number(text, flag, maximum=100_000)),
+    _opt("--iperf-seconds", "measure", "iperf_seconds", "2", "seconds per iperf3 run (default 2)",
+         lambda text, flag: s.parse_number(text, flag, maximum=600)),
+    _opt("--udp-rate", "measure", "udp_rate", "50M", "iperf3 UDP offered rate, e.g. 50M (default 50M)",
+         lambda text, flag: s.parse_iperf_rate(text, flag)),
+    _opt("--page-timeout", "measure", "page_timeout", "30",
+         "seconds a page load may take before it fails (default 30)",
+         lambda text, flag: s.parse_number(text, flag, maximum=600)),
+    _opt("--download-sizes", "measure", "download_mb", "1,10",
+         f"download file sizes in MB, at most {s.MAX_DOWNLOAD_MB:g} (default 1,10)",
+         lambda text, flag: tuple(s.parse_number(part, flag, maximum=s.MAX_DOWNLOAD_MB)
+                                  for part in s.split_list(text, flag))),
+    _opt("--degrade-drop", "measure", "degrade_drop", "0.05",
+         "share of packets the degraded-path loss scenario drops on the last proxy (default 0.05)",
+         lambda text, flag: s.parse_share(text, flag, allow_zero=False)),
+    _opt("--degrade-rate", "measure", "degrade_rate", "20mbit",
+         "rate limit of the last proxy in the degraded-path throughput scenario (tc rate, default 20mbit)",
+         s.parse_rate),
+    # -- tolerances --------------------------------------------------------------------------
+    _opt("--switch-tolerance", "tolerances", "switches", "0.1",
+         "fraction of planned switches that may be missing before the proof fails (default 0.1)", s.parse_share),
+    _opt("--throughput-tolerance", "tolerances", "throughput", "0.90",
+         "throughput with migration must be >= this x baseline (default 0.90)",
+         lambda text, flag: s.parse_number(text, flag)),
+    _opt("--verdict-from-interval", "tolerances", "verdict_from_interval", "0.1",
+         "throughput verdicts apply to intervals >= this many seconds; below: reported (default 0.1)",
+         lambda text, flag: s.parse_number(text, flag, allow_zero=True)),
+    _opt("--pageload-tolerance", "tolerances", "pageload", "1.15",
+         "page-load and download median must be <= this x baseline (default 1.15)",
+         lambda text, flag: s.parse_number(text, flag)),
+    _opt("--max-lost-per-switch", "tolerances", "max_lost_per_switch", "0",
+         "probe packets that may be lost per switch with the atomic mechanism (default 0)",
+         lambda text, flag: s.parse_number(text, flag, allow_zero=True)),
+)
+BY_FLAG = {flag: option for option in OPTIONS for flag in option.flags}
+
+
+def named(flags: Iterable[str]) -> list[Option]:
+    return [BY_FLAG[flag] for flag in flags]
+
+
+def in_sections(*sections: str) -> list[Option]:
+    return [option for option in OPTIONS if option.section in sections]
+
+
+def add_to_argparse(parser: argparse.ArgumentParser, options: Iterable[Option],
+                    defaults: Mapping[str, str] | None = None) -> None:
+    """Register `options` (their text defaults may be overridden per command by flag)."""
+    for option in options:
+        default = (defaults or {}).get(option.flag, option.default)
+        parser.add_argument(*option.flags, dest=option.dest, default=default, help=option.help)
+
+
+def add_to_pytest(group: Any) -> None:
+    for option in OPTIONS:
+        group.addoption(*option.flags, dest=option.dest, default=option.default, help=option.help)
+
+
+def parse_section(section: str, raw: Mapping[str, Any]) -> Any:
+    """The settings of one section from raw text values by dest (absent or None: the field's default)."""
+    kwargs = {}
+    for option in in_sections(section):
+        text = raw.get(option.dest)
+        if text is not None:
+            kwargs[option.field] = option.parse(text)
+    return SECTIONS[section](**kwargs)
+
+
+def settings_from(raw: Mapping[str, Any]) -> Settings:
+    """Every section, from raw text values by dest; a ConfigError names the first bad option."""
+    return Settings(**{name: parse_section(name, raw) for name in SECTIONS})
+
+
+def passthrough_argv(raw: Mapping[str, Any], options: Iterable[Option]) -> list[str]:
+    """The given (non-default) options as argv text, exactly as the user wrote them (for `sweep` -> pytest)."""
+    argv: list[str] = []
+    for option in options:
+        text = raw.get(option.dest)
+        if text is not None and text != option.default:
+            argv += [option.flag, str(text)]
+    return argv
+
+
+def field_names(section: str) -> set[str]:
+    return {f.name for f in fields(SECTIONS[section])}

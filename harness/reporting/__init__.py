@@ -1,0 +1,1 @@
+"""Results as data, and what is built from them: the results writer, the HTML report, run comparisons."""

@@ -1,0 +1,253 @@
+"""The HTML report: one standalone file (inline CSS and SVG, nothing fetched), rebuilt from results alone.
+
+`build(records)` reads the records of a results file (harness.reporting.results) and returns the page:
+a verdict table from the test records, plots from the measurement records, the environment
+and the command that reproduces the run.
+"""
+
+from __future__ import annotations
+
+import shlex
+import statistics
+from collections import defaultdict
+from html import escape
+from pathlib import Path
+
+from harness.model.records import (
+    MeasurementRecord,
+    MigrationRecord,
+    Record,
+    RunRecord,
+    TestRecord,
+    load,
+    of_kind,
+)
+from harness.reporting import svg
+
+CSS = """
+body { font: 14px/1.4 system-ui, sans-serif; margin: 2em auto; max-width: 1000px; color: #222; }
+table { border-collapse: collapse; margin: 1em 0; } td, th { border: 1px solid #ccc; padding: 3px 8px; text-align: left; }
+th { background: #f4f4f4; } .passed { color: #080; font-weight: bold; } .failed { color: #c00; font-weight: bold; }
+.skipped { color: #a60; font-weight: bold; } code, pre { background: #f6f6f6; padding: 2px 4px; }
+pre { white-space: pre-wrap; } svg text { font: 11px sans-serif; } .empty { color: #888; }
+"""
+THROUGHPUT_KINDS = (("tcp_up", "TCP up"), ("tcp_down", "TCP down"), ("udp", "UDP"))
+
+
+def _measured(records: list[Record], scenario: str | None = None) -> list[MeasurementRecord]:
+    return [r for r in of_kind(records, MeasurementRecord) if scenario is None or r.scenario == scenario]
+
+
+def _migrating(record: MeasurementRecord) -> bool:
+    return record.migrating
+
+
+def _median_by(rows: list[tuple[tuple, float]]) -> dict[tuple, float]:
+    grouped: dict[tuple, list[float]] = defaultdict(list)
+    for key, value in rows:
+        grouped[key].append(value)
+    return {key: statistics.median(values) for key, values in grouped.items()}
+
+
+def _series_by_interval(medians: dict[tuple, float], label) -> list[svg.Series]:
+    """Medians keyed (a, b, interval) -> one series over the intervals per (a, b), named label((a, b))."""
+    return [svg.Series(label(group), [(k[2], v) for k, v in medians.items() if k[:2] == group])
+            for group in sorted({k[:2] for k in medians}, key=str)]
+
+
+# -- plots ----------------------------------------------------------------------------------
+def throughput_vs_interval(records: list[Record]) -> list[svg.Chart]:
+    measured = _measured(records, "throughput")
+    charts = []
+    for backend in sorted({r.backend for r in measured}):
+        mine = [r for r in measured if r.backend == backend]
+        baseline = [r.figures[k]["bits_per_second"] / 1e6 for r in mine if not _migrating(r)
+                    for k in ("tcp_up", "tcp_down") if k in r.figures]
+        chart = svg.Chart(f"Throughput vs migration interval ({backend})", "interval (s, log)", "Mbit/s", log_x=True,
+                          band=(min(baseline), max(baseline)) if baseline else None,
+                          band_label="baseline (no migration), min..max")
+        for kind, name in THROUGHPUT_KINDS:
+            medians = _median_by([((r.interval,), r.figures[kind]["bits_per_second"] / 1e6)
+                                  for r in mine if _migrating(r) and kind in r.figures])
+            chart.series.append(svg.Series(f"{name} median", [(k[0], v) for k, v in medians.items()]))
+        charts.append(chart)
+    return charts
+
+
+def throughput_time_series(records: list[Record]) -> list[svg.Chart]:
+    """One migrating iperf3 run per backend (interval nearest 0.1 s), with its path switches as markers."""
+    charts = []
+    measured = [r for r in _measured(records, "throughput") if _migrating(r) and "tcp_up" in r.figures]
+    for backend in sorted({r.backend for r in measured}):
+        mine = sorted((r for r in measured if r.backend == backend),
+                      key=lambda r: (abs(r.interval - 0.1), r.repetition))
+        record = mine[0]
+        run = record.figures["tcp_up"]
+        offset = (record.evidence["started_monotonic"] - run["started_monotonic"]
+                  if run.get("started_monotonic") is not None else 0.0)
+        markers = [at + offset for at in record.switch_times_s()]
+        span = max((t for t, _ in run["series"]), default=0.0)
+        charts.append(svg.Chart(f"TCP upload over time, {record.condition} ({backend}); dashed: path switches",
+                                "seconds since iperf3 started", "Mbit/s",
+                                series=[svg.Series("TCP up", [(t, bps / 1e6) for t, bps in run["series"]])],
+                                markers=[m for m in markers if 0 <= m <= span]))
+    return charts
+
+
+def pageload_distributions(records: list[Record]) -> list[svg.Chart]:
+    measured = _measured(records, "pageload")
+    charts = []
+    for backend in sorted({r.backend for r in measured}):
+        mine = [r for r in measured if r.backend == backend]
+        intervals = sorted({r.interval for r in mine if _migrating(r)})
+        categories = ["baseline"] + [f"{i:g} s" for i in intervals]
+        pages = sorted({load["url"].rsplit("/", 1)[-1] for r in mine for load in r.loads()})
+        chart = svg.Chart(f"Page-load time per condition ({backend}); every load is a point", "condition",
+                          "load event (ms)", x_categories=categories)
+        for p, page in enumerate(pages):
+            points = []
+            for r in mine:
+                x = 0 if not _migrating(r) else 1 + intervals.index(r.interval)
+                points += [(x + (p - 1) * 0.15, load["load_ms"]) for load in r.loads()
+                           if load["url"].endswith("/" + page)]
+            chart.series.append(svg.Series(page, points, line=False))
+        charts.append(chart)
+    return charts
+
+
+def loss_per_switch(records: list[Record]) -> list[svg.Chart]:
+    measured = [r for r in _measured(records, "switch_loss") if _migrating(r)]
+    if not measured:
+        return []
+    medians = _median_by([((r.backend, r.mechanism, r.interval),
+                           r.figures["loss"]["lost_per_switch_mean"] or 0.0) for r in measured])
+    chart = svg.Chart("Lost probe packets per switch vs interval", "interval (s, log)", "lost per switch (mean)",
+                      log_x=True)
+    chart.series += _series_by_interval(medians, lambda group: f"{group[0]} {group[1]}")
+    return [chart]
+
+
+def split_ratio(records: list[Record]) -> list[svg.Chart]:
+    measured = [r for r in _measured(records) if _migrating(r) and r.evidence.get("split_ratio")]
+    if not measured:
+        return []
+    medians = _median_by([((r.backend, path, r.interval), share) for r in measured
+                          for path, share in r.evidence["split_ratio"].items()])
+    chart = svg.Chart("Share of the client's bytes per path (split ratio)", "interval (s, log)", "share of bytes",
+                      log_x=True)
+    chart.series += _series_by_interval(medians, lambda group: f"{group[0]} path {group[1]}")
+    return [chart]
+
+
+def timing_error(records: list[Record]) -> list[svg.Chart]:
+    measured = [r for r in _measured(records) if _migrating(r)
+                and (r.evidence.get("timing_error_ms") or {}).get("median") is not None]
+    if not measured:
+        return []
+    chart = svg.Chart("Switch timing error (actual - planned)", "interval (s, log)", "ms", log_x=True)
+    for stat in ("median", "p99"):
+        medians = _median_by([((r.backend, r.mechanism, r.interval), r.evidence["timing_error_ms"][stat])
+                              for r in measured])
+        chart.series += _series_by_interval(medians, lambda group: f"{group[0]} {group[1]} {stat}")
+    return [chart]
+
+
+PLOTS = (("Throughput", throughput_vs_interval), ("Throughput over time", throughput_time_series),
+         ("Page loads", pageload_distributions), ("Loss around switches", loss_per_switch),
+         ("Bytes per path", split_ratio), ("Switch timing", timing_error))
+
+
+def charts_svg(records: list[Record]) -> list[str]:
+    """The report's plots that these records have data for, as SVG (pytest-html extras use this)."""
+    return [svg.render(chart) for _, plot in PLOTS for chart in plot(records)]
+
+
+# -- page -----------------------------------------------------------------------------------
+def verdict_rows(records: list[Record]) -> list[TestRecord]:
+    """One row per test (the last outcome recorded for it wins: a teardown error overrides a pass)."""
+    rows: dict[str, TestRecord] = {}
+    for record in of_kind(records, TestRecord):
+        previous = rows.get(record.test)
+        if previous is None or record.outcome != "passed":
+            rows[record.test] = record
+    return sorted(rows.values(), key=lambda r: (r.scenario, str(r.backend), r.interval or 0, str(r.mechanism), r.test))
+
+
+def _interval_text(interval: float | None) -> str:
+    return "" if interval is None else f"{interval:g} s"
+
+
+def _verdict_table(records: list[Record]) -> str:
+    rows = verdict_rows(records)
+    if not rows:
+        return "<p class='empty'>No test outcomes in these results.</p>"
+    counts: dict[str, int] = defaultdict(int)
+    for row in rows:
+        counts[row.outcome] += 1
+    summary = ", ".join(f"<span class='{o}'>{n} {o}</span>" for o, n in sorted(counts.items()))
+    body = "".join(
+        f"<tr><td>{escape(r.scenario)}</td><td>{escape(str(r.backend or ''))}</td>"
+        f"<td>{_interval_text(r.interval)}</td>"
+        f"<td>{escape(str(r.mechanism or ''))}</td><td class='{r.outcome}'>{r.outcome}</td>"
+        f"<td>{escape(r.reason or '')}</td></tr>" for r in rows)
+    return (f"<p>{summary}</p><table><tr><th>scenario</th><th>backend</th><th>interval</th><th>mechanism</th>"
+            f"<th>verdict</th><th>reason</th></tr>{body}</table>")
+
+
+def _migration_table(records: list[Record]) -> str:
+    """The proof of every migration test: switches done vs planned, bytes per path, endpoint moves."""
+    migrations = of_kind(records, MigrationRecord)
+    if not migrations:
+        return "<p class='empty'>No migration proofs in these results.</p>"
+    body = []
+    for m in sorted(migrations, key=lambda m: (m.backend, m.interval or 0, m.test)):
+        evidence = m.evidence
+        split = ", ".join(f"path {path}: {share:.0%}" for path, share in sorted(evidence.get("split_ratio", {}).items()))
+        verdict = "passed" if not m.proof_failures else "failed"
+        body.append(
+            f"<tr><td>{escape(m.test)}</td><td>{escape(m.backend)}</td><td>{_interval_text(m.interval)}</td>"
+            f"<td>{len(evidence.get('switches', []))} / {evidence.get('planned_switches', '?')}</td>"
+            f"<td>{escape(split)}</td><td>{evidence.get('endpoint_changes', '?')}</td>"
+            f"<td>{evidence.get('guard_releases', 0)}</td>"
+            f"<td class='{verdict}'>{verdict}</td><td>{escape('; '.join(m.proof_failures))}</td></tr>")
+    return ("<table><tr><th>test</th><th>backend</th><th>interval</th><th>switches done / planned</th>"
+            "<th>bytes per path</th><th>endpoint moves seen by the server</th><th>sticky-source releases</th>"
+            f"<th>proof</th><th>why not</th></tr>{''.join(body)}</table>")
+
+
+def _environment(records: list[Record]) -> str:
+    runs = of_kind(records, RunRecord)
+    env = next((r.environment for r in runs if r.environment), {})
+    measured = of_kind(records, MeasurementRecord) + of_kind(records, MigrationRecord)
+    wireguard = sorted({r.wireguard for r in measured if r.wireguard})
+    rows = [("run id", ", ".join(sorted({r.run_id for r in records}))),
+            ("backends", ", ".join(sorted({r.backend for r in measured if r.backend}))),
+            ("kernel", env.get("kernel", "?")), ("OS", env.get("os", "?")), ("CPU", env.get("cpu_model", "?")),
+            ("cores", env.get("cores", "?")), ("commit", env.get("commit", "?")),
+            ("WireGuard", ", ".join(wireguard) or "?"),
+            *((f"{tool} version", version) for tool, version in sorted(env.get("versions", {}).items()))]
+    table = "".join(f"<tr><th>{escape(str(k))}</th><td>{escape(str(v))}</td></tr>" for k, v in rows)
+    commands = "".join(f"<pre>cd {shlex.quote(r.cwd)} &amp;&amp; {escape(shlex.join(r.argv))}</pre>"
+                       for r in runs if r.argv)
+    return f"<table>{table}</table><h3>Reproduce</h3>{commands or '<p class=empty>no run record</p>'}"
+
+
+def build(records: list[Record], title: str = "comps-harness report") -> str:
+    sections = [f"<h2>Verdicts</h2>{_verdict_table(records)}",
+                f"<h2>Proof of migration</h2>{_migration_table(records)}"]
+    for heading, plot in PLOTS:
+        charts = plot(records)
+        sections.append(f"<h2>{escape(heading)}</h2>" + ("".join(svg.render(c) for c in charts)
+                                                         or "<p class='empty'>No such measurements in these results.</p>"))
+    sections.append(f"<h2>Environment</h2>{_environment(records)}")
+    return (f"<!doctype html><html><head><meta charset='utf-8'><title>{escape(title)}</title>"
+            f"<style>{CSS}</style></head><body><h1>{escape(title)}</h1>{''.join(sections)}</body></html>\n")
+
+
+def write(results_path: Path, out: Path | None = None) -> Path:
+    """Rebuild the report of a results file (default: report.html beside it)."""
+    records = load(results_path)
+    out = out or results_path.with_name("report.html")
+    run_ids = sorted({r.run_id for r in records})
+    out.write_text(build(records, title=f"comps-harness report: {', '.join(run_ids) or results_path}"))
+    return out

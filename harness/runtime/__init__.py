@@ -1,0 +1,1 @@
+"""A built topology at run time: hosts, the Network, its configuration, impairments, migration."""

@@ -1,0 +1,111 @@
+"""The topology's shared configuration on built hosts: WireGuard devices and keys, the client's policy
+routing, the proxies' and server's NAT, the origin's route. Backends call `configure` after their hosts exist.
+"""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+from typing import TYPE_CHECKING, Callable
+
+from harness.errors import BackendError
+from harness.model.kinds import WireGuardImpl
+from harness.model.topology import CLIENT, RouteSpec, WireGuardSpec
+from harness.system import proc
+from harness.system.wait import wait_until
+from harness.wireguard.config import iptables_restore_text, render_setconf
+
+if TYPE_CHECKING:
+    from harness.runtime.network import Network
+
+WIREGUARD_GO_ENV = {"WG_I_PREFER_BUGGY_USERSPACE_TO_POLISHED_KMOD": "1"}
+DEVICE_TIMEOUT = 10.0
+MAIN_TABLE = 254
+FIB_RULE_INVERT = 0x2
+
+
+def parallel(function: Callable, items) -> list:
+    items = list(items)
+    with ThreadPoolExecutor(max_workers=min(8, len(items) or 1)) as pool:
+        return list(pool.map(function, items))
+
+
+def configure(network: Network) -> None:
+    """Everything above the hosts and links: WireGuard, routing, forwarding (as the demo's configs do)."""
+    network.progress(f"{network.run_id}: starting WireGuard ({network.wireguard_impl})")
+    create_wireguard_devices(network)
+    network.progress(f"{network.run_id}: configuring tunnels and routing")
+    parallel(lambda spec: configure_wireguard(network, spec), network.topology.wireguard)
+    add_routes(network, network.topology.client_routes(current_path=1))
+    add_client_rules(network)
+    configure_forwarding(network)
+    add_routes(network, network.topology.origin_routes)
+
+
+def create_wireguard_devices(network: Network) -> None:
+    """The WireGuard interfaces of topology.wireguard (down, unconfigured)."""
+    specs = network.topology.wireguard
+    if network.wireguard_impl == WireGuardImpl.KERNEL:
+        for spec in specs:
+            network.hosts[spec.host].netlink.link("add", ifname=spec.ifname, kind="wireguard")
+        return
+    # wireguard-go in the foreground, owned by its host; spawned from this thread so that
+    # the die-with-parent signal is tied to a thread that lives as long as the run.
+    daemons = {(spec.host, spec.ifname): network.hosts[spec.host].spawn(
+        ["wireguard-go", "-f", spec.ifname], name=f"wireguard-go-{spec.ifname}", env=WIREGUARD_GO_ENV)
+        for spec in specs}
+    for spec in specs:
+        _wait_for_device(network, spec, daemons[(spec.host, spec.ifname)])
+
+
+def _wait_for_device(network: Network, spec: WireGuardSpec, daemon: proc.Process) -> None:
+    host = network.hosts[spec.host]
+    socket_path = host.path(f"/run/wireguard/{spec.ifname}.sock")
+
+    def ready() -> bool:
+        if not daemon.running():
+            raise BackendError(f"{spec.host}: wireguard-go {spec.ifname} exited with {daemon.popen.returncode}: "
+                               f"{daemon.log_tail() or 'no output'}")
+        return socket_path.exists() and bool(host.netlink.link_lookup(ifname=spec.ifname))
+    wait_until(ready, timeout=DEVICE_TIMEOUT, what=f"{spec.host}: wireguard-go {spec.ifname}'s device and socket")
+
+
+def configure_wireguard(network: Network, spec: WireGuardSpec) -> None:
+    host = network.hosts[spec.host]
+    path = f"/etc/wireguard/{spec.ifname}.conf"
+    host.write_file(path, render_setconf(spec, network.keys), mode=0o600)
+    host.exec(["wg", "setconf", spec.ifname, path], timeout=15)
+    ipr = host.netlink
+    index = host.link_index(spec.ifname)
+    ipr.addr("add", index=index, address=str(spec.address.ip), prefixlen=spec.address.network.prefixlen)
+    ipr.link("set", index=index, mtu=spec.mtu, state="up")
+
+
+def add_routes(network: Network, routes: tuple[RouteSpec, ...]) -> None:
+    for route in routes:
+        host = network.hosts[route.host]
+        kwargs: dict = {"dst": str(route.dst)}
+        if route.dev is not None:
+            kwargs["oif"] = host.link_index(route.dev)
+        if route.gateway is not None:
+            kwargs["gateway"] = str(route.gateway)
+        if route.table is not None:
+            kwargs["table"] = route.table
+        host.netlink.route("replace", **kwargs)
+
+
+def add_client_rules(network: Network) -> None:
+    ipr = network.hosts[CLIENT].netlink
+    for rule in network.topology.client_rules:
+        table = MAIN_TABLE if rule.table == "main" else rule.table
+        ipr.rule("add", priority=rule.priority, fwmark=rule.fwmark, fwmask=0xFFFFFFFF, table=table,
+                 flags=FIB_RULE_INVERT if rule.invert else 0)
+
+
+def configure_forwarding(network: Network) -> None:
+    """The demo's PostUp lines on proxies and server, loaded in one iptables-restore per host."""
+    by_host: dict[str, list[WireGuardSpec]] = {}
+    for spec in network.topology.wireguard:
+        if spec.masquerade_out is not None:
+            by_host.setdefault(spec.host, []).append(spec)
+    for host_name, specs in by_host.items():
+        network.hosts[host_name].exec(["iptables-restore", "--noflush"], input=iptables_restore_text(specs), timeout=15)

@@ -1,0 +1,150 @@
+"""The host interface every backend implements: run a command, start a process, read counters.
+
+Scenarios and the migration controller talk to hosts only through this, never to a backend.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import threading
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from ipaddress import IPv4Address
+from pathlib import Path
+
+from pyroute2 import IPRoute
+
+from harness.errors import BackendError
+from harness.system import nslink, proc
+from harness.wireguard import uapi
+from harness.wireguard.state import PeerTransfer, parse_endpoints, parse_transfer
+
+HARNESS_DIR = Path(__file__).resolve().parent.parent  # the package, as mounted into containers
+
+
+@dataclass(frozen=True)
+class LinkCounters:
+    rx_bytes: int
+    tx_bytes: int
+    rx_packets: int
+    tx_packets: int
+
+
+class Host(ABC):
+    """One emulated machine of the topology (a namespace pair or a container)."""
+
+    def __init__(self, name: str, run_id: str, log_dir: Path, pid: int) -> None:
+        self.name = name
+        self.pid = pid  # a process in the host's namespaces (the keeper, or the container's init)
+        self.run_id = run_id
+        self.log_dir = log_dir
+        self._netlink = threading.local()
+        self._netlink_handles: list[IPRoute] = []
+        self._netlink_lock = threading.Lock()
+        self._processes: list[proc.Process] = []
+
+    # -- what a backend provides -----------------------------------------------------------
+    @abstractmethod
+    def command_prefix(self) -> list[str]:
+        """The argv prefix that runs a command inside this host."""
+
+    # -- shared behaviour ------------------------------------------------------------------
+    def netns_path(self) -> str:
+        """A path to this host's network namespace (for netlink)."""
+        return f"/proc/{self.pid}/ns/net"
+
+    def path(self, inside: str) -> Path:
+        """A path inside the host's mount namespace, as seen from outside (through /proc/<pid>/root)."""
+        return Path(f"/proc/{self.pid}/root") / inside.lstrip("/")
+
+    def write_file(self, path: str, data: str, mode: int = 0o600) -> None:
+        """Write a file inside the host (its own file system view, through `path()`), with `mode`."""
+        fd = os.open(self.path(path), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+        try:
+            os.fchmod(fd, mode)
+            os.write(fd, data.encode())
+        finally:
+            os.close(fd)
+
+    def python(self, script: str | None = None) -> list[str]:
+        """The argv that runs Python (and a script of the harness package, by its path in the package,
+        e.g. agents/probe.py) inside this host."""
+        return [sys.executable] + ([str(HARNESS_DIR / script)] if script else [])
+
+    def env(self, extra: dict[str, str] | None = None) -> dict[str, str]:
+        return proc.tagged_env(self.run_id, extra)
+
+    def exec(self, argv: list[str], *, timeout: float = 30.0, check: bool = True, input: str | None = None,
+             env: dict[str, str] | None = None) -> proc.CommandResult:
+        return proc.run(self.command_prefix() + argv, where=self.name, env=self.env(env), timeout=timeout,
+                        check=check, input=input)
+
+    def spawn(self, argv: list[str], *, name: str, env: dict[str, str] | None = None,
+              stdout: int | None = None) -> proc.Process:
+        """Start a long-running process in the host; its stderr (and stdout unless piped) go to a log file."""
+        process = proc.Process(self.command_prefix() + argv, name=f"{self.name}/{name}", env=self.env(env),
+                               log_path=self.log_dir / f"{self.name}-{name}.log", stdout=stdout)
+        self._processes.append(process)
+        return process
+
+    def signal_processes(self, sig: int) -> None:
+        for process in self._processes:
+            if process.running():
+                process.popen.send_signal(sig)
+
+    def stop_processes(self) -> None:
+        """Stop what this host started and is still running, newest first."""
+        while self._processes:
+            self._processes.pop().stop()
+
+    @property
+    def netlink(self) -> IPRoute:
+        """This host's netlink handle for the calling thread, opened on first use, closed with the host."""
+        handle = getattr(self._netlink, "handle", None)
+        if handle is None:
+            handle = nslink.open_iproute(self.netns_path())
+            self._netlink.handle = handle
+            with self._netlink_lock:
+                self._netlink_handles.append(handle)
+        return handle
+
+    def close_netlink(self) -> None:
+        with self._netlink_lock:
+            handles, self._netlink_handles = self._netlink_handles, []
+        for handle in handles:
+            handle.close()
+        self._netlink = threading.local()
+
+    def link_index(self, ifname: str) -> int:
+        found = self.netlink.link_lookup(ifname=ifname)
+        if not found:
+            raise BackendError(f"{self.name} has no interface {ifname}")
+        return found[0]
+
+    def interface_counters(self, ifname: str) -> LinkCounters:
+        (link,) = self.netlink.get_links(self.link_index(ifname))
+        stats = link.get_attr("IFLA_STATS64")
+        return LinkCounters(stats["rx_bytes"], stats["tx_bytes"], stats["rx_packets"], stats["tx_packets"])
+
+    def wg_endpoints(self, ifname: str) -> dict[str, tuple[IPv4Address, int] | None]:
+        """Peer public key -> endpoint; in-process over the UAPI socket where there is one."""
+        socket_path = self.path(f"/run/wireguard/{ifname}.sock")
+        if socket_path.exists():
+            return uapi.peer_endpoints(str(socket_path))
+        return parse_endpoints(self.exec(["wg", "show", ifname, "endpoints"], timeout=10).stdout)
+
+    def wg_transfer(self, ifname: str) -> dict[str, PeerTransfer]:
+        return parse_transfer(self.exec(["wg", "show", ifname, "transfer"], timeout=10).stdout)
+
+    def reset_peer_endpoint(self, ifname: str, public_key: str, endpoint: tuple[IPv4Address, int]) -> None:
+        """Re-set a peer's endpoint, which clears WireGuard's sticky source (see harness.wireguard.uapi)."""
+        socket_path = self.path(f"/run/wireguard/{ifname}.sock")
+        if socket_path.exists():
+            uapi.set_peer_endpoint(str(socket_path), public_key, endpoint)
+        else:  # kernel WireGuard: no UAPI socket, the wg tool speaks netlink
+            self.exec(["wg", "set", ifname, "peer", public_key, "endpoint", f"{endpoint[0]}:{endpoint[1]}"],
+                      timeout=10)
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.name} run={self.run_id}>"

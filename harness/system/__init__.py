@@ -1,0 +1,1 @@
+"""OS glue: subprocesses, waits, namespaced netlink, signals, cleanup sweeps, prerequisite checks."""

@@ -1,0 +1,119 @@
+"""Subprocesses the harness starts: argument lists, timeouts, captured output, a run tag.
+
+Every process carries COMPS_HARNESS_RUN=<run id> and COMPS_HARNESS_OWNER=<harness pid> in its environment,
+so `comps-harness clean` can find it and tell a live run from a dead one.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import signal
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO
+
+from harness.errors import CommandError
+
+RUN_ENV = "COMPS_HARNESS_RUN"
+OWNER_ENV = "COMPS_HARNESS_OWNER"  # the pid of the harness process: `clean` leaves runs whose owner lives
+_PR_SET_PDEATHSIG = 1
+_libc = ctypes.CDLL(None, use_errno=True)
+
+
+def _die_with_parent() -> None:
+    # Runs in the child before exec: if the harness is killed outright (SIGKILL), the kernel
+    # sends SIGTERM to what it started, so daemons like wireguard-go do not outlive it.
+    _libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
+def tagged_env(run_id: str, extra: dict[str, str] | None = None) -> dict[str, str]:
+    env = dict(os.environ)
+    env[RUN_ENV] = run_id
+    env[OWNER_ENV] = str(os.getpid())
+    env.update(extra or {})
+    return env
+
+
+@dataclass(frozen=True)
+class CommandResult:
+    argv: list[str]
+    returncode: int
+    stdout: str
+    stderr: str
+    seconds: float
+
+
+def run(argv: list[str], *, where: str, env: dict[str, str], timeout: float = 30.0, check: bool = True,
+        input: str | None = None) -> CommandResult:
+    """Run a command to completion; a failure or time-out raises CommandError with its output."""
+    start = time.monotonic()
+    try:
+        proc = subprocess.run(argv, input=input, capture_output=True, text=True, timeout=timeout, env=env,
+                              stdin=None if input is not None else subprocess.DEVNULL)
+    except subprocess.TimeoutExpired as exc:
+        out = exc.stdout.decode(errors="replace") if isinstance(exc.stdout, bytes) else (exc.stdout or "")
+        err = exc.stderr.decode(errors="replace") if isinstance(exc.stderr, bytes) else (exc.stderr or "")
+        raise CommandError(where, argv, None, out, err, reason=f"timed out after {timeout:g} s") from None
+    except FileNotFoundError as exc:
+        raise CommandError(where, argv, None, "", str(exc), reason="could not start") from None
+    result = CommandResult(argv, proc.returncode, proc.stdout, proc.stderr, time.monotonic() - start)
+    if check and proc.returncode != 0:
+        raise CommandError(where, argv, proc.returncode, proc.stdout, proc.stderr)
+    return result
+
+
+class Process:
+    """A long-running process owned by the harness: a context manager that stops it on exit."""
+
+    def __init__(self, argv: list[str], *, name: str, env: dict[str, str], log_path: Path | None = None,
+                 stdout: int | IO | None = None) -> None:
+        self.name = name
+        self.argv = argv
+        self.log_path = log_path
+        self._log = open(log_path, "ab") if log_path is not None else None
+        out = stdout if stdout is not None else (self._log or subprocess.DEVNULL)
+        try:
+            self.popen = subprocess.Popen(argv, env=env, stdin=subprocess.DEVNULL, stdout=out,
+                                          stderr=self._log or subprocess.DEVNULL,
+                                          start_new_session=True, preexec_fn=_die_with_parent)
+        except FileNotFoundError as exc:
+            self._close_log()
+            raise CommandError(name, argv, None, "", str(exc), reason="could not start") from None
+
+    @property
+    def pid(self) -> int:
+        return self.popen.pid
+
+    def running(self) -> bool:
+        return self.popen.poll() is None
+
+    def log_tail(self, lines: int = 5) -> str:
+        if self.log_path is None or not self.log_path.exists():
+            return ""
+        return " | ".join(self.log_path.read_text(errors="replace").strip().splitlines()[-lines:])
+
+    def stop(self, timeout: float = 2.0, sig: int = signal.SIGTERM) -> int | None:
+        """Signal the process, wait, and kill it if it does not go; returns its exit code."""
+        if self.popen.poll() is None:
+            try:
+                self.popen.send_signal(sig)
+                self.popen.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.popen.kill()
+                self.popen.wait(timeout)
+        self._close_log()
+        return self.popen.returncode
+
+    def _close_log(self) -> None:
+        if self._log is not None:
+            self._log.close()
+            self._log = None
+
+    def __enter__(self) -> Process:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()

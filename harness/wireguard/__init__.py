@@ -1,0 +1,1 @@
+"""WireGuard helpers: keys, configuration rendering, the UAPI socket, `wg show` parsers."""

@@ -1,0 +1,66 @@
+"""The package's layers (docs/architecture.md): every import of a harness module points down, never up."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import harness
+
+PACKAGE = Path(harness.__file__).parent
+# Lowest first. A module may import its own layer and the layers before it.
+LAYERS = [
+    {"errors"},
+    {"model"},
+    {"wireguard", "data"},
+    {"system"},
+    {"runtime"},
+    {"backends"},
+    {"measure"},
+    {"reporting"},
+    {"options"},
+    {"cli", "plugin", "__init__", "__main__"},
+]
+STANDALONE = {"agents"}  # run inside hosts by file or module name: no harness imports at all
+
+
+def layer_of(part: str) -> int:
+    for number, names in enumerate(LAYERS):
+        if part in names:
+            return number
+    raise AssertionError(f"harness.{part} is in no layer of this test (and of docs/architecture.md)")
+
+
+def harness_imports(path: Path) -> set[str]:
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom) and node.module and node.module.split(".")[0] == "harness":
+            parts = node.module.split(".")
+            if len(parts) > 1:
+                found.add(parts[1])
+            else:
+                found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.Import):
+            found.update(a.name.split(".")[1] for a in node.names if a.name.startswith("harness."))
+    return found
+
+
+def test_imports_point_down():
+    wrong = []
+    for path in sorted(PACKAGE.rglob("*.py")):
+        relative = path.relative_to(PACKAGE)
+        top = relative.parts[0].removesuffix(".py")
+        imports = harness_imports(path)
+        if top in STANDALONE:
+            wrong += [f"{relative} imports harness.{name} (agents must stand alone)" for name in imports]
+            continue
+        mine = layer_of(top)
+        wrong += [f"{relative} imports harness.{name}, a higher layer" for name in imports if layer_of(name) > mine]
+    assert not wrong, "\n".join(wrong)
+
+
+def test_every_module_is_described_in_the_architecture_document():
+    text = (PACKAGE.parent / "docs" / "architecture.md").read_text()
+    missing = [str(path.relative_to(PACKAGE)) for path in sorted(PACKAGE.rglob("*.py"))
+               if path.name != "__init__.py" and f"`{path.relative_to(PACKAGE)}`" not in text]
+    assert not missing, f"docs/architecture.md has no line for: {missing}"

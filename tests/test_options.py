@@ -1,0 +1,83 @@
+"""The one options table: the same entries, defaults and checks for argparse and pytest (pure)."""
+
+from __future__ import annotations
+
+import argparse
+
+import pytest
+
+from harness import options
+from harness.errors import ConfigError
+from harness.model.kinds import Mechanism, Strategy
+from harness.model.schedule import baseline_of, build_plans
+from harness.model.settings import MeasureSettings, PlanOptions, Settings, Tolerances
+
+
+def parsed(argv: list[str]) -> Settings:
+    parser = argparse.ArgumentParser()
+    options.add_to_argparse(parser, options.OPTIONS)
+    return options.settings_from(vars(parser.parse_args(argv)))
+
+
+def test_defaults_are_the_dataclass_defaults():
+    settings = parsed([])
+    assert settings.plan == PlanOptions() and settings.measure == MeasureSettings()
+    assert settings.tolerances == Tolerances()
+    assert settings.run.backends == ("netns",) and settings.run.paths == 2 and settings.run.wireguard == "auto"
+
+
+def test_every_option_has_a_unique_flag_and_a_field():
+    flags = [flag for option in options.OPTIONS for flag in option.flags]
+    assert len(flags) == len(set(flags))
+    for option in options.OPTIONS:
+        assert option.field in options.field_names(option.section), option.flag
+
+
+def test_pytest_registers_the_same_table():
+    registered = []
+
+    class Group:
+        def addoption(self, *flags, **kwargs):
+            registered.append((flags, kwargs["dest"], kwargs["default"]))
+    options.add_to_pytest(Group())
+    assert registered == [(option.flags, option.dest, option.default) for option in options.OPTIONS]
+
+
+def test_values_are_parsed_into_typed_settings():
+    settings = parsed(["--intervals", "10ms,1s", "--strategy", "alternate,weighted-random", "--weights", "0.7,0.3",
+                       "--switch-mechanism", "both", "--backend", "all", "--repeat", "5", "--wireguard", "userspace",
+                       "--duration", "3", "--switch-tolerance", "0.2"])
+    assert settings.plan.intervals == (0.01, 1.0)
+    assert settings.plan.strategies == (Strategy.ALTERNATE, Strategy.WEIGHTED_RANDOM)
+    assert settings.plan.mechanisms == (Mechanism.NETLINK, Mechanism.SCRIPT)
+    assert settings.run.backends == ("netns", "docker") and settings.run.wireguard == "wireguard-go"
+    assert settings.measure.repeat == 5 and settings.plan.duration == 3.0 and settings.tolerances.switches == 0.2
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--intervals", "0.1,,1"], "--intervals '0.1,,1' has an empty item"),
+    (["--intervals", "10m"], "--intervals '10m' is not a number"),
+    (["--paths", "9"], "--paths 9 must be between 2 and 8"),
+    (["--degrade-drop", "0"], "--degrade-drop must be a finite number above 0"),
+    (["--degrade-drop", "1"], "--degrade-drop 1 must be below 1"),
+    (["--udp-rate", "fast"], "--udp-rate 'fast' is not a rate"),
+    (["--run-id", "a b"], "--run-id 'a b' may hold only"),
+    (["--seed", "x"], "--seed 'x' is not a whole number"),
+])
+def test_bad_values_name_their_option(argv, message):
+    with pytest.raises(ConfigError, match=message.replace("(", r"\(")):
+        parsed(argv)
+
+
+def test_plans_and_their_baseline_live_beside_the_schedule():
+    plans = build_plans(parsed(["--intervals", "0.1,1", "--switch-mechanism", "both"]).plan, (1, 2))
+    assert [plan.label for plan in plans] == ["alternate-0.1s", "alternate-0.1s-script", "alternate-1s",
+                                              "alternate-1s-script"]
+    assert plans[0].duration == 2.0 and plans[2].duration == 10.0
+    baseline = baseline_of(plans[1])
+    assert baseline.strategy == Strategy.NONE and baseline.mechanism == Mechanism.NETLINK and not baseline.switches()
+
+
+def test_sweep_passes_given_options_through_as_written():
+    raw = {"intervals": "10ms,1", "repeat": "3", "strategy": None}
+    assert options.passthrough_argv(raw, options.OPTIONS) == ["--intervals", "10ms,1"]
