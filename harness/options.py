@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.model import settings as s
-from harness.model.kinds import wireguard_request
+from harness.model.kinds import StickySource, choose, wireguard_request
 from harness.model.settings import (
     MeasureSettings,
     PlanOptions,
@@ -84,6 +84,14 @@ OPTIONS: tuple[Option, ...] = (
     _opt("--weights", "plan", "weights", None, "weighted-random: per-path weights, e.g. 0.7,0.3 (default: flat "
          "Dirichlet)", s.parse_weights),
     _opt("--fixed", "plan", "fixed", None, "fixed strategy: TIME:PATH,... (seconds after start)", s.parse_fixed),
+    _opt("--sticky-source", "plan", "sticky_source", "auto",
+         "when the client releases WireGuard's sticky source: off, switch, client (what the client itself sees), "
+         "oracle (the server's view: not available to a real client), auto (off for kernel WireGuard, client for "
+         "wireguard-go; default)", lambda text, flag: choose(StickySource, text, flag)),
+    _opt("--fault", "plan", "faults", None,
+         "break a path during every migration run: NAME@SECONDS[:PATH], comma separated; names: "
+         "nat-removed, forward-drop, return-drop, wireguard-killed, proxy-down-up, route-refused, pinned, "
+         "foreign-writer (the proof must then fail)", s.parse_faults),
     _opt("--duration", "plan", "duration", "auto",
          "seconds each migration runs (auto: 10 intervals, at least 2 s)", _duration),
     # -- measurements ------------------------------------------------------------------------
@@ -112,11 +120,21 @@ OPTIONS: tuple[Option, ...] = (
     # -- tolerances --------------------------------------------------------------------------
     _opt("--switch-tolerance", "tolerances", "switches", "0.1",
          "fraction of planned switches that may be missing before the proof fails (default 0.1)", s.parse_share),
+    _opt("--max-path-loss", "tolerances", "max_path_loss", "0.05",
+         "share of a path's packets a hop may lose (each direction) before the proof fails (default 0.05)",
+         s.parse_share),
+    _opt("--min-adherence", "tolerances", "min_adherence", "0.6",
+         "share of the session's packets that must use the path the schedule named, judged at intervals >= "
+         "--verdict-from-interval (default 0.6)", s.parse_share),
+    _opt("--min-endpoint-moves", "tolerances", "min_endpoint_moves", "0.5",
+         "endpoint moves the server must see, as a share of the planned switches, judged at intervals >= "
+         "--verdict-from-interval (default 0.5)", s.parse_share),
     _opt("--throughput-tolerance", "tolerances", "throughput", "0.90",
          "throughput with migration must be >= this x baseline (default 0.90)",
          lambda text, flag: s.parse_number(text, flag)),
     _opt("--verdict-from-interval", "tolerances", "verdict_from_interval", "0.1",
-         "throughput verdicts apply to intervals >= this many seconds; below: reported (default 0.1)",
+         "throughput verdicts, adherence and the endpoint-move share apply to intervals >= this many seconds; "
+         "below: reported (default 0.1)",
          lambda text, flag: s.parse_number(text, flag, allow_zero=True)),
     _opt("--pageload-tolerance", "tolerances", "pageload", "1.15",
          "page-load and download median must be <= this x baseline (default 1.15)",

@@ -28,7 +28,7 @@ def record_evidence(results, network, name, evidence, failures) -> None:
 def test_migration_moves_the_traffic(network, migration_plan, results, tolerances, request):
     with ping_stream(network):
         evidence = run_migration(network, migration_plan)
-    failures = evidence.failures(tolerances.switches)
+    failures = evidence.failures(tolerances)
     record_evidence(results, network, request.node.name, evidence, failures)
     assert not failures, f"no proof of migration: {'; '.join(failures)}"
 

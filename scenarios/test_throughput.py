@@ -21,7 +21,7 @@ def test_throughput(network, origin_services, migration_plan, tolerances, measur
     judged = migration_plan.interval >= tolerances.verdict_from_interval
     limit = tolerances.throughput if judged else None
     verdicts = throughput_verdicts([r.figures for r in baseline], [r.figures for r in migrating], limit=limit)
-    proofs = [f for r in migrating for f in r.evidence.failures(tolerances.switches)]
+    proofs = [f for r in migrating for f in r.evidence.failures(tolerances)]
     assert not proofs, f"migration did not happen as planned: {proofs[0]}"
     failed = [describe(kind, v) for kind, v in verdicts.items() if not v["ok"]]
     assert not failed, "; ".join(failed)

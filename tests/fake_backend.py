@@ -1,9 +1,9 @@
 """A fake backend for unit tests: hosts that keep their routes, counters and endpoints in memory.
 
 It lets Network's lifecycle and the migration controller run without root, namespaces or
-WireGuard. Traffic is modelled simply: every read of a proxy's counters adds `bytes_per_read`
-to the path the client's route names (and every switch credits the path it leaves), unless
-that path is marked dead.
+WireGuard. Traffic is modelled simply: every switch credits the path it leaves with `bytes_per_read`
+(so a path carries traffic while the route names it), unless that path is marked dead; the
+server sees the client on the path the route names (kernel WireGuard's behaviour).
 """
 
 from __future__ import annotations
@@ -14,8 +14,8 @@ from ipaddress import IPv4Address
 
 from harness.model.topology import CLIENT, PATH_TABLE, SERVER, proxy_name
 from harness.runtime.hosts import Host, LinkCounters
-from harness.runtime.migration import _Worker
 from harness.runtime.network import Builder, Network
+from harness.runtime.watchers import Worker
 from harness.system.proc import CommandResult
 from harness.wireguard.state import PeerTransfer
 
@@ -23,7 +23,7 @@ from harness.wireguard.state import PeerTransfer
 class FakeWorld:
     """What the fake hosts share: the client's current path, the server's view, the counters."""
 
-    def __init__(self, network: Network, bytes_per_read: int = 1000) -> None:
+    def __init__(self, network: Network, bytes_per_read: int = 10_000) -> None:
         self.network = network
         self.current: int | None = None
         self.server_sees: int | None = None
@@ -35,8 +35,10 @@ class FakeWorld:
         self.lock = threading.Lock()
 
     def route_to(self, path: int) -> None:
-        self.carried(self.current)  # the path being left carried traffic until now
+        self.credit(self.current)  # the path being left carried traffic until now
         self.current = path
+        if path not in self.dead:
+            self.server_sees = path  # kernel WireGuard's behaviour: the session follows the route
         for listener in self.route_listeners:
             listener(path)
 
@@ -45,10 +47,13 @@ class FakeWorld:
         if self.current not in self.dead:
             self.server_sees = self.current
 
-    def carried(self, path: int | None) -> int:
+    def credit(self, path: int | None) -> None:
         with self.lock:
-            if path == self.current and path not in self.dead:
+            if path is not None and path not in self.dead:
                 self.bytes[path] = self.bytes.get(path, 0) + self.bytes_per_read
+
+    def carried(self, path: int) -> int:
+        with self.lock:
             return self.bytes.get(path, 0)
 
 
@@ -83,7 +88,16 @@ class FakeHost(Host):
 
     def exec(self, argv, **kwargs) -> CommandResult:  # type: ignore[override]
         self.commands.append(list(argv))
-        return CommandResult(list(argv), 0, "", "", 0.0)
+        out = ""
+        if argv[:1] == ["iptables-save"]:  # the server's accounting rules: every packet arrived
+            out = "\n".join(f"[{self.world.carried(k) // 100}:0] -A COMPS-ACCT-{chain} -m comment --comment "
+                            f"comps-path-{k}-{direction}"
+                            for k in self.world.network.topology.path_ids
+                            for chain, direction in (("IN", "up"), ("OUT", "down")))
+        return CommandResult(list(argv), 0, out, "", 0.0)
+
+    def counters_by_name(self, names: list[str]) -> dict[str, LinkCounters]:
+        return {name: self.interface_counters(name) for name in names}
 
     def reset_peer_endpoint(self, ifname, public_key, endpoint) -> None:  # type: ignore[override]
         self.world.release()
@@ -93,8 +107,12 @@ class FakeHost(Host):
         return {self.world.network.keys.public(CLIENT, ifname): PeerTransfer(self.world.carried(path), 0)}
 
     def interface_counters(self, ifname: str) -> LinkCounters:
-        path = self.world.network.topology.path_of_device(ifname)
-        return LinkCounters(0, 0, self.world.carried(path) // 100, 0)
+        topology = self.world.network.topology
+        if ifname == "wg0":  # the session: everything every path carried
+            packets = sum(self.world.carried(k) for k in topology.path_ids) // 100
+        else:
+            packets = self.world.carried(topology.path_of_device(ifname)) // 100
+        return LinkCounters(packets * 100, packets * 100, packets, packets)
 
     def wg_endpoints(self, ifname: str) -> dict:
         seen = self.world.server_sees
@@ -131,7 +149,7 @@ class FakeBuilder(Builder):
         return []
 
 
-class FakeMonitor(_Worker):
+class FakeMonitor(Worker):
     """The route monitor, fed by the fake netlink instead of a kernel socket."""
 
     def __init__(self, netns_path: str, path_of_index: dict[int, int],

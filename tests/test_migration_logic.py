@@ -11,7 +11,7 @@ from harness.errors import ConfigError
 from harness.model.evidence import MigrationEvidence, PathUse, SwitchRecord
 from harness.model.records import MigrationRecord, RunRecord, load
 from harness.model.schedule import MigrationPlan
-from harness.model.settings import parse_fixed, parse_weights
+from harness.model.settings import Tolerances, parse_fixed, parse_weights
 from harness.model.stats import percentile, summary
 from harness.reporting.results import ResultsWriter
 
@@ -89,7 +89,8 @@ def evidence(**overrides) -> MigrationEvidence:
     fields = dict(plan={}, duration_s=1.0, planned_switches=4, scheduled_paths=[1, 2],
                   switches=[SwitchRecord(0.2 + 0.2 * i + 0.001, 1 + i % 2, 2 - i % 2, planned_s=0.2 + 0.2 * i)
                             for i in range(4)],
-                  per_path={1: PathUse(1000, 10), 2: PathUse(3000, 30)}, endpoint_changes=4, endpoint_samples=100)
+                  per_path={1: PathUse(1000, 10), 2: PathUse(3000, 30)}, endpoint_changes=4, endpoint_samples=100,
+                  endpoint_paths=[1, 2])
     fields.update(overrides)
     return MigrationEvidence(**fields)
 
@@ -106,7 +107,7 @@ def test_evidence_figures():
 
 def test_evidence_failures_name_the_reason():
     assert "only 2 of 4 planned switches" in evidence(switches=evidence().switches[:2]).failures()[0]
-    assert evidence(switches=evidence().switches[:3]).failures(switch_tolerance=0.25) == []
+    assert evidence(switches=evidence().switches[:3]).failures(Tolerances(switches=0.25)) == []
     dead = evidence(per_path={1: PathUse(1000, 10), 2: PathUse(0, 0)}).failures()
     assert dead == ["path 2 was scheduled but carried nothing"]
     assert "never saw the client's endpoint move" in evidence(endpoint_changes=0).failures()[0]

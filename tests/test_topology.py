@@ -132,10 +132,10 @@ def test_a_missing_binary_is_named_with_its_package(monkeypatch, tmp_path, tool,
 
 
 def test_kernel_wireguard_request_without_module(monkeypatch):
-    from harness import prereq
-    from harness.errors import PrerequisiteError
+    from harness.errors import ConfigError, PrerequisiteError
+    from harness.system import prereq
     monkeypatch.setattr(prereq, "kernel_wireguard_available", lambda: False)
     with pytest.raises(PrerequisiteError, match="no WireGuard module"):
         prereq.wireguard_implementation("kernel")
-    with pytest.raises(PrerequisiteError, match="unknown WireGuard implementation"):
+    with pytest.raises(ConfigError, match="--wireguard 'boringtun' is unknown"):
         prereq.wireguard_implementation("boringtun")

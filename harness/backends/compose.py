@@ -23,7 +23,7 @@ from harness.model.topology import (
     Topology,
     proxy_name,
 )
-from harness.runtime import content
+from harness.runtime import accounting, content
 from harness.runtime.network import Builder, Network
 from harness.system import proc
 from harness.system.wait import wait_until
@@ -131,6 +131,7 @@ class ComposeDemoBuilder(Builder):
             network.on_close(host.close_netlink)
         wait_until(lambda: b"wg_client ready" in client.containers.get("wg_client").logs(), timeout=30,
                    interval=0.1, what="wg_client's client.sh")
+        accounting.install(network)  # counting rules on the server: observation for the proof, no decision
 
 
 def compose_demo_network(*, run_id: str, images: dict[str, str], progress=None) -> Network:

@@ -27,6 +27,35 @@ class Mechanism(StrEnum):
     SCRIPT = "script"
 
 
+class StickySource(StrEnum):
+    """When the client releases WireGuard's sticky source (wireguard-go pins the path it last heard from).
+
+    off: never (kernel WireGuard re-routes by itself). switch: once per switch. client: at every
+    switch and whenever the client sees, in its own namespace, its session leave on a wgnet other
+    than the current route. oracle: at every switch and whenever the *server* hears the client on
+    another path: knowledge a real client lacks, kept only to compare against.
+    """
+
+    AUTO = "auto"
+    OFF = "off"
+    SWITCH = "switch"
+    CLIENT = "client"
+    ORACLE = "oracle"
+
+
+class Fault(StrEnum):
+    """Ways to break a path on purpose (harness.runtime.faults): each must turn the proof red."""
+
+    NAT_REMOVED = "nat-removed"            # the proxy's MASQUERADE rules are gone
+    FORWARD_DROP = "forward-drop"          # the proxy forwards nothing
+    RETURN_DROP = "return-drop"            # the proxy drops only what returns towards the client
+    WIREGUARD_KILLED = "wireguard-killed"  # the proxy's WireGuard dies
+    PROXY_DOWN_UP = "proxy-down-up"        # the proxy's tunnel goes down for a while, then comes back
+    ROUTE_REFUSED = "route-refused"        # the client's tunnel to the path is down: switches to it fail
+    PINNED = "pinned"                      # a policy rule pins the client's session to one path
+    FOREIGN_WRITER = "foreign-writer"      # another process rewrites the client's table 51821
+
+
 class Outcome(StrEnum):
     """What became of a test: a verdict (passed/failed), an infrastructure error, or not run."""
 

@@ -18,10 +18,11 @@ import random
 from dataclasses import dataclass, field, replace
 
 from harness.errors import ConfigError
-from harness.model.kinds import Mechanism, Strategy, choose
-from harness.model.settings import PlanOptions, parse_number
+from harness.model.kinds import Mechanism, StickySource, Strategy, choose
+from harness.model.settings import FaultSpec, PlanOptions, parse_number
 
 MIN_DURATION_S = 2.0
+MIN_SWITCHES = 2
 SWITCHES_PER_RUN = 10
 
 
@@ -51,11 +52,14 @@ class MigrationPlan:
     fixed: tuple[tuple[float, int], ...] = ()
     start_path: int = 1
     mechanism: Mechanism = Mechanism.NETLINK
+    sticky_source: StickySource = StickySource.AUTO
+    faults: tuple[FaultSpec, ...] = ()
     _weights_used: tuple[float, ...] = field(default=(), init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "strategy", choose(Strategy, self.strategy, "strategy"))
         object.__setattr__(self, "mechanism", choose(Mechanism, self.mechanism, "switch mechanism"))
+        object.__setattr__(self, "sticky_source", choose(StickySource, self.sticky_source, "--sticky-source"))
         if len(self.paths) < 2 or len(set(self.paths)) != len(self.paths):
             raise ConfigError(f"migration needs at least two distinct paths, got {self.paths}")
         object.__setattr__(self, "interval", parse_number(self.interval, "interval"))
@@ -65,6 +69,9 @@ class MigrationPlan:
             raise ConfigError(f"jitter {self.jitter} s must stay below half the interval ({self.interval / 2} s)")
         if self.start_path not in self.paths:
             raise ConfigError(f"start path {self.start_path} is not one of the paths {self.paths}")
+        for fault in self.faults:
+            if fault.path is not None and fault.path not in self.paths:
+                raise ConfigError(f"--fault {fault.describe()} names path {fault.path}, but the paths are {self.paths}")
         for _, path in self.fixed:
             if path not in self.paths:
                 raise ConfigError(f"fixed schedule names path {path}, but the paths are {self.paths}")
@@ -124,6 +131,7 @@ class MigrationPlan:
         return {"strategy": self.strategy, "interval_s": self.interval, "duration_s": self.duration,
                 "jitter_s": self.jitter, "seed": self.seed, "paths": list(self.paths),
                 "weights": list(self.path_weights) or None, "mechanism": self.mechanism,
+                "sticky_source": self.sticky_source, "faults": [fault.describe() for fault in self.faults],
                 "planned_switches": len(self.switches())}
 
     @property
@@ -134,7 +142,10 @@ class MigrationPlan:
 
 
 def build_plans(options: PlanOptions, paths: tuple[int, ...]) -> list[MigrationPlan]:
-    """Every (strategy, interval, mechanism) the options ask for, validated before anything starts."""
+    """Every (strategy, interval, mechanism) the options ask for, validated before anything starts.
+
+    A migration plan with fewer than MIN_SWITCHES switches proves nothing: that is a usage error.
+    """
     plans = []
     for strategy in options.strategies:
         for interval in options.intervals:
@@ -142,10 +153,15 @@ def build_plans(options: PlanOptions, paths: tuple[int, ...]) -> list[MigrationP
             for mechanism in options.mechanisms:
                 plans.append(MigrationPlan(strategy=strategy, interval=interval, paths=paths, duration=duration,
                                            jitter=options.jitter, seed=options.seed, weights=options.weights,
-                                           fixed=options.fixed, mechanism=mechanism))
+                                           fixed=options.fixed, mechanism=mechanism,
+                                           sticky_source=options.sticky_source, faults=options.faults))
+    for plan in plans:
+        if plan.strategy not in (Strategy.NONE, Strategy.FIXED) and len(plan.switches()) < MIN_SWITCHES:
+            raise ConfigError(f"--duration {plan.duration:g} s at an interval of {plan.interval:g} s gives "
+                              f"{len(plan.switches())} switches; a migration needs at least {MIN_SWITCHES}")
     return plans
 
 
 def baseline_of(plan: MigrationPlan) -> MigrationPlan:
     """The same run without migration."""
-    return replace(plan, strategy=Strategy.NONE, mechanism=Mechanism.NETLINK, jitter=0.0, fixed=())
+    return replace(plan, strategy=Strategy.NONE, mechanism=Mechanism.NETLINK, jitter=0.0, fixed=(), faults=())

@@ -14,7 +14,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from harness.errors import ConfigError
-from harness.model.kinds import Mechanism, Strategy, choose, wireguard_request
+from harness.model.kinds import (
+    Fault,
+    Mechanism,
+    StickySource,
+    Strategy,
+    choose,
+    wireguard_request,
+)
 from harness.model.topology import MAX_PATHS, MIN_PATHS
 
 BACKENDS = ("netns", "docker")
@@ -155,6 +162,30 @@ def parse_mechanisms(text: str) -> tuple[Mechanism, ...]:
 
 
 @dataclass(frozen=True)
+class FaultSpec:
+    """--fault NAME@SECONDS[:PATH]: break `path` (a default per fault) `at` seconds into a migration run."""
+
+    name: Fault
+    at: float
+    path: int | None = None
+
+    def describe(self) -> str:
+        return f"{self.name}@{self.at:g}" + (f":{self.path}" if self.path is not None else "")
+
+
+def parse_faults(text: str, what: str = "--fault") -> tuple[FaultSpec, ...]:
+    specs = []
+    for part in split_list(text, what):
+        name, sep, rest = part.partition("@")
+        if not sep:
+            raise ConfigError(f"{what} {part!r} is not NAME@SECONDS[:PATH] (e.g. nat-removed@0.5:2)")
+        at, _, path = rest.partition(":")
+        specs.append(FaultSpec(choose(Fault, name, what), parse_number(at, f"{what} time", allow_zero=True),
+                               parse_count(path, f"{what} path") if path else None))
+    return tuple(specs)
+
+
+@dataclass(frozen=True)
 class RunSettings:
     """What to build and where results go."""
 
@@ -191,6 +222,8 @@ class PlanOptions:
     weights: tuple[float, ...] | None = None
     fixed: tuple[tuple[float, int], ...] = ()
     duration: float | None = None  # None: auto (SWITCHES_PER_RUN intervals, at least MIN_DURATION_S)
+    sticky_source: StickySource = StickySource.AUTO
+    faults: tuple[FaultSpec, ...] = ()
 
     def __post_init__(self) -> None:
         if self.weights is not None and Strategy.WEIGHTED_RANDOM not in self.strategies:
@@ -218,6 +251,9 @@ class Tolerances:
     """How verdicts judge: switches that may be missing, ratio limits, loss per switch."""
 
     switches: float = 0.1
+    max_path_loss: float = 0.05
+    min_adherence: float = 0.6
+    min_endpoint_moves: float = 0.5
     throughput: float = 0.90
     verdict_from_interval: float = 0.1
     pageload: float = 1.15

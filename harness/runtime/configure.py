@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Callable
 from harness.errors import BackendError
 from harness.model.kinds import WireGuardImpl
 from harness.model.topology import CLIENT, RouteSpec, WireGuardSpec
+from harness.runtime import accounting
 from harness.system import proc
 from harness.system.wait import wait_until
 from harness.wireguard.config import iptables_restore_text, render_setconf
@@ -39,6 +40,7 @@ def configure(network: Network) -> None:
     add_client_rules(network)
     configure_forwarding(network)
     add_routes(network, network.topology.origin_routes)
+    accounting.install(network)
 
 
 def create_wireguard_devices(network: Network) -> None:

@@ -93,6 +93,14 @@ class Host(ABC):
             if process.running():
                 process.popen.send_signal(sig)
 
+    def kill_process(self, name: str, sig: int) -> bool:
+        """Signal the running process this host started as `name` (its spawn name); False if none runs."""
+        for process in self._processes:
+            if process.name == f"{self.name}/{name}" and process.running():
+                process.stop(timeout=2.0, sig=sig)
+                return True
+        return False
+
     def stop_processes(self) -> None:
         """Stop what this host started and is still running, newest first."""
         while self._processes:
@@ -121,6 +129,17 @@ class Host(ABC):
         if not found:
             raise BackendError(f"{self.name} has no interface {ifname}")
         return found[0]
+
+    def counters_by_name(self, names: list[str]) -> dict[str, LinkCounters]:
+        """The counters of the named interfaces that exist, from one netlink dump."""
+        wanted, found = set(names), {}
+        for link in self.netlink.get_links():
+            name = link.get_attr("IFLA_IFNAME")
+            if name in wanted:
+                stats = link.get_attr("IFLA_STATS64")
+                found[name] = LinkCounters(stats["rx_bytes"], stats["tx_bytes"], stats["rx_packets"],
+                                           stats["tx_packets"])
+        return found
 
     def interface_counters(self, ifname: str) -> LinkCounters:
         (link,) = self.netlink.get_links(self.link_index(ifname))

@@ -165,9 +165,14 @@ class Network:
                 return self.topology.path_of_device(link.get_attr("IFLA_IFNAME"))
         return None
 
-    def set_path(self, path: int) -> None:
-        """Move wg0's traffic to `path` with one atomic route replace (no window without a route)."""
+    def route_to(self, path: int) -> None:
+        """Point table 51821 at `path` with one atomic route replace (no window without a route)."""
         self.client.netlink.route("replace", dst=str(DEFAULT_ROUTE), oif=self.path_ifindex(path), table=PATH_TABLE)
+
+    def set_path(self, path: int) -> None:
+        """route_to(path), then release WireGuard's sticky source so wg0's next packet follows the route
+        (set-up and scenarios; the migration controller releases as its sticky-source mode says)."""
+        self.route_to(path)
         self.release_sticky_source()
 
     def path_ifindex(self, path: int) -> int:

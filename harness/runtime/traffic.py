@@ -5,7 +5,9 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Iterator
 
+from harness.errors import BackendError
 from harness.runtime.network import Network
+from harness.system.wait import wait_until
 
 
 @contextlib.contextmanager
@@ -18,6 +20,35 @@ def ping_stream(network: Network, interval_s: float = 0.002, size: int = 200) ->
         yield
     finally:
         process.stop()
+
+
+STREAM_PORT = 9001
+PROBE_AGENT = "agents/probe.py"
+
+
+@contextlib.contextmanager
+def udp_stream(network: Network, rate: float = 500.0, size: int = 200) -> Iterator[None]:
+    """A constant-rate UDP stream client -> origin and its echo back, for as long as the block runs.
+
+    Unlike ping, whose pace follows the replies, it keeps sending through an outage, so that a
+    broken path shows as packets lost at a hop rather than as packets never sent.
+    """
+    origin, client = network.origin, network.client
+    address = str(network.topology.origin_address().ip)
+    echo = origin.spawn(origin.python(PROBE_AGENT) + ["echo", "--port", str(STREAM_PORT)], name="stream-echo")
+    sender = client.spawn(client.python(PROBE_AGENT) + ["send", "--to", address, "--port", str(STREAM_PORT),
+                                                        "--rate", f"{rate:g}", "--seconds", "3600", "--size",
+                                                        str(size)], name="stream-send")
+    received = client.interface_counters("wg0").rx_packets
+    try:
+        wait_until(lambda: client.interface_counters("wg0").rx_packets > received + 10 or not sender.running(),
+                   timeout=10, interval=0.01, what="the UDP stream's first echo")
+        if not sender.running():
+            raise BackendError(f"the UDP stream did not start: {sender.log_tail()}")
+        yield
+    finally:
+        sender.stop()
+        echo.stop()
 
 
 def ping_origin(network: Network, count: int = 10) -> str | None:

@@ -1,0 +1,207 @@
+"""The migration controller's workers: the switcher, the route monitor, and the two watchers.
+
+Each is a daemon thread with a stop flag whose error is raised in the controlling thread by stop().
+The route monitor turns changes of the client's table 51821 into the switch log (for both switch
+mechanisms); the endpoint sampler records where the server believes the client is (evidence only,
+and the `oracle` sticky-source mode); the client watcher sees, from the client alone, which wgnet
+the session leaves on.
+"""
+
+from __future__ import annotations
+
+import math
+import select
+import threading
+import time
+from collections.abc import Callable
+
+from pyroute2.netlink.exceptions import NetlinkError
+from pyroute2.netlink.rtnl import RTM_DELROUTE, RTM_NEWROUTE, RTMGRP_IPV4_ROUTE
+from pyroute2.netlink.rtnl.marshal import MarshalRtnl
+
+from harness.errors import HarnessError, MigrationError
+from harness.model.schedule import MigrationPlan
+from harness.model.topology import PATH_TABLE, proxy_name
+from harness.runtime.network import Network
+from harness.system import nslink
+
+POLL_STOP_S = 0.05
+SPIN_S = 0.0005
+MAX_FAULTS = 20
+
+
+class Worker:
+    """A daemon thread with a stop flag; errors are kept and raised by stop()."""
+
+    def __init__(self, name: str) -> None:
+        self.stopping = threading.Event()
+        self.error: BaseException | None = None
+        self._thread = threading.Thread(target=self._main, name=name, daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def _main(self) -> None:
+        try:
+            self.run()
+        except BaseException as exc:  # kept, and raised in the controlling thread
+            self.error = exc
+
+    def run(self) -> None:
+        raise NotImplementedError
+
+    def stop(self) -> None:
+        self.stopping.set()
+        if self._thread.ident is None:  # never started (the controller failed while entering)
+            return
+        self._thread.join(timeout=5)
+        if self._thread.is_alive():
+            raise MigrationError(f"{self._thread.name} did not stop")
+        if self.error is not None:
+            raise MigrationError(f"{self._thread.name} failed: {self.error}") from self.error
+
+
+MonitorFactory = Callable[[str, dict, Callable[[float, int, "float | None"], None]], "Worker"]
+
+
+class RouteMonitor(Worker):
+    """Watches the default route of table 51821 in the client's namespace; each new one is a switch."""
+
+    def __init__(self, netns_path: str, path_of_index: dict[int, int],
+                 on_switch: Callable[[float, int, float | None], None]) -> None:
+        super().__init__("route-monitor")
+        self.path_of_index = path_of_index
+        self.on_switch = on_switch
+        self.sock = nslink.netlink_socket(netns_path)
+        self.sock.bind((0, RTMGRP_IPV4_ROUTE))  # subscribed before start() returns: nothing is missed
+
+    def run(self) -> None:
+        marshal = MarshalRtnl()
+        deleted_at: float | None = None
+        try:
+            while not self.stopping.is_set():
+                ready, _, _ = select.select([self.sock], [], [], POLL_STOP_S)
+                if not ready:
+                    continue
+                data = self.sock.recv(65536)
+                now = time.monotonic()
+                for msg in marshal.parse(data):
+                    if msg.get_attr("RTA_TABLE") != PATH_TABLE or msg["dst_len"] != 0:
+                        continue
+                    kind = msg["header"]["type"]
+                    if kind == RTM_DELROUTE:
+                        deleted_at = now
+                    elif kind == RTM_NEWROUTE:
+                        path = self.path_of_index.get(msg.get_attr("RTA_OIF"))
+                        if path is None:
+                            raise MigrationError(f"table {PATH_TABLE} got a route via an unknown interface")
+                        gap = None if deleted_at is None else (now - deleted_at) * 1000
+                        deleted_at = None
+                        self.on_switch(now, path, gap)
+        finally:
+            self.sock.close()
+
+
+class EndpointSampler(Worker):
+    """Polls where the server believes the client is, and counts the moves between proxies.
+
+    Fast (`period_s`) for `window_s` after each switch, when late packets on the old path can
+    re-pin wireguard-go's source; slowly (`idle_period_s`) otherwise, so that a run without
+    switches (the baseline) costs next to no CPU on machines where the tunnels are CPU-bound.
+    """
+
+    def __init__(self, network: Network, period_s: float, on_sample: Callable[[int], None], *,
+                 idle_period_s: float = 0.02, window_s: float = 0.05) -> None:
+        super().__init__("endpoint-sampler")
+        self.network = network
+        self.period_s, self.idle_period_s, self.window_s = period_s, idle_period_s, window_s
+        self.on_sample = on_sample
+        self.samples = 0
+        self.changes = 0
+        self.paths_seen: list[int] = []
+        self.last_switch = -math.inf
+
+    def switched(self, at: float) -> None:
+        self.last_switch = at
+
+    def _period(self) -> float:
+        return self.period_s if time.monotonic() - self.last_switch < self.window_s else self.idle_period_s
+
+    def run(self) -> None:
+        last = None
+        while not self.stopping.wait(self._period()):
+            path = self.network.path_of_endpoint(self.network.server_endpoint())
+            self.samples += 1
+            if path is None:
+                continue
+            if path not in self.paths_seen:
+                self.paths_seen.append(path)
+            if last is not None and path != last:
+                self.changes += 1
+            last = path
+            self.on_sample(path)
+
+
+class ClientWatcher(Worker):
+    """Watches, from the client's own namespace only, which wgnet its session leaves on.
+
+    wireguard-go pins the session's source to the path it last *received* on; a packet from the
+    server arriving on a path other than the current route re-pins it there, and the client's next
+    packets leave there too. Either (a receive or a send on another wgnet) calls `on_stray(path)`.
+    Fast after a switch, slower otherwise.
+    """
+
+    def __init__(self, network: Network, route_path: Callable[[], int], on_stray: Callable[[int], None], *,
+                 period_s: float = 0.001, idle_period_s: float = 0.004, window_s: float = 0.1) -> None:
+        super().__init__("client-watcher")
+        self.network, self.route_path, self.on_stray = network, route_path, on_stray
+        self.period_s, self.idle_period_s, self.window_s = period_s, idle_period_s, window_s
+        self.names = {proxy_name(k): k for k in network.topology.path_ids}
+        self.last_switch = -math.inf
+
+    def switched(self, at: float) -> None:
+        self.last_switch = at
+
+    def _period(self) -> float:
+        return self.period_s if time.monotonic() - self.last_switch < self.window_s else self.idle_period_s
+
+    def run(self) -> None:
+        last: dict[str, int] = {}
+        while not self.stopping.wait(self._period()):
+            current = self.route_path()
+            counters = self.network.client.counters_by_name(list(self.names))
+            for name, counter in counters.items():
+                moved = counter.tx_packets + counter.rx_packets
+                grew = name in last and moved > last[name]
+                last[name] = moved
+                if grew and self.names[name] != current:
+                    self.on_stray(self.names[name])
+
+
+class ScheduleRunner(Worker):
+    """Applies the planned switches with atomic route replaces, on time; a refused switch is a fault."""
+
+    def __init__(self, network: Network, plan: MigrationPlan, start: float) -> None:
+        super().__init__("switcher")
+        self.network, self.plan, self.t0 = network, plan, start
+        self.faults: list[str] = []
+
+    def run(self) -> None:
+        for switch in self.plan.switches():
+            if self._sleep_until(self.t0 + switch.at):
+                return
+            try:
+                self.network.route_to(switch.path)
+            except (NetlinkError, OSError, HarnessError) as exc:
+                if len(self.faults) < MAX_FAULTS:
+                    self.faults.append(f"path {switch.path}: the switch at {switch.at:g} s was refused by the "
+                                       f"client's kernel ({exc})")
+
+    def _sleep_until(self, due: float) -> bool:
+        """Wait for `due` (monotonic); the last SPIN_S in a tight loop, as sleeps wake late. True: stop."""
+        while (left := due - time.monotonic()) > SPIN_S:
+            if self.stopping.wait(min(left - SPIN_S, POLL_STOP_S)):
+                return True
+        while time.monotonic() < due:
+            pass
+        return self.stopping.is_set()
