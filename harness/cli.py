@@ -166,6 +166,23 @@ def cmd_bench_migration(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_bench_proof(args: argparse.Namespace) -> int:
+    """The healthy control, the fault catalogue, adherence and the capture cross-check (bench proof)."""
+    from harness.backends.registry import check_backend
+    from harness.measure import proofbench
+    from harness.system.prereq import require_binaries
+
+    settings = _settings(args)
+    backend = _single_backend(settings)
+    require_binaries(["tcpdump"] if backend == "netns" else [])
+    prepared = check_backend(backend, settings.run, _progress)
+
+    def new_network(case: str):
+        return network_for(backend, settings.run, run_id=f"{settings.run.run_id}-{case}", prepared=prepared)
+    _emit(proofbench.run(new_network, settings.tolerances, _progress), args.json)
+    return 0
+
+
 def cmd_images(args: argparse.Namespace) -> int:
     """Build the Docker backend's images (base image offline if needed); also tag them :demo for compose."""
     from harness.backends.docker import docker_client, docker_images
@@ -353,6 +370,11 @@ def build_parser() -> argparse.ArgumentParser:
                             defaults={"--intervals": "0.01,0.1", "--repeat": "5"})
     migration.add_argument("--json", action="store_true")
     migration.set_defaults(func=cmd_bench_migration)
+    proof = bench_sub.add_parser("proof", help="the proof against the fault catalogue, adherence, captures")
+    run_options(proof)
+    options.add_to_argparse(proof, options.in_sections("tolerances"))
+    proof.add_argument("--json", action="store_true")
+    proof.set_defaults(func=cmd_bench_proof)
     return parser
 
 

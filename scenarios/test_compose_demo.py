@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from harness.backends.compose import compose_demo_network
+from harness.backends.compose import SCENARIO_UNDERLAY, compose_demo_network
 from harness.backends.docker import docker_images
 from harness.errors import HarnessError
 from harness.model.records import MigrationRecord
@@ -28,7 +28,8 @@ def demo(run_settings):
         images = docker_images()
     except HarnessError as exc:  # a missing engine is an error naming it, never a skip
         pytest.fail(f"the compose demo cannot run: {exc}", pytrace=False)
-    with compose_demo_network(run_id=f"{run_settings.run_id}-demo", images=images) as network:
+    with compose_demo_network(run_id=f"{run_settings.run_id}-demo", images=images,
+                              underlay=SCENARIO_UNDERLAY) as network:
         yield network
 
 

@@ -97,7 +97,8 @@ class FakeHost(Host):
         return CommandResult(list(argv), 0, out, "", 0.0)
 
     def counters_by_name(self, names: list[str]) -> dict[str, LinkCounters]:
-        return {name: self.interface_counters(name) for name in names}
+        known = {"wg0", *self.world.network.topology.proxies}  # the fake has no underlay links
+        return {name: self.interface_counters(name) for name in names if name in known}
 
     def reset_peer_endpoint(self, ifname, public_key, endpoint) -> None:  # type: ignore[override]
         self.world.release()

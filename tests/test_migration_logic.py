@@ -102,7 +102,7 @@ def test_evidence_figures():
     assert math.isclose(ev.timing_error_ms()["max"], 1.0, abs_tol=1e-6)
     assert ev.failures() == []
     data = ev.to_dict()
-    assert data["per_path"]["2"] == {"bytes": 3000, "packets": 30} and data["split_ratio"]["1"] == 0.25
+    assert data["per_path"]["2"] == {"bytes": 3000, "packets": 30, "outer_bytes": 0, "outer_packets": 0} and data["split_ratio"]["1"] == 0.25
 
 
 def test_evidence_failures_name_the_reason():

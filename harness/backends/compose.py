@@ -8,12 +8,14 @@ routing. No key is ever committed: config/ is ignored by git and made fresh on e
 
 from __future__ import annotations
 
+import re
 import shutil
 from pathlib import Path
 
 from harness.backends.docker import DockerHost, docker_client
 from harness.backends.docker import sweep as docker_sweep
 from harness.data import DEMO_DIR, MIGRATE_SCRIPT
+from harness.errors import ConfigError
 from harness.model.kinds import WireGuardImpl
 from harness.model.topology import (
     CLIENT,
@@ -29,14 +31,18 @@ from harness.system import proc
 from harness.system.wait import wait_until
 from harness.wireguard.config import Keyring, render_setconf, render_wg_quick
 
-# Not the harness's own 172.30.0.0/16, so the demo and a Docker-backend run can be up together.
+# Not the harness's own 172.30.0.0/16, so the demo and a Docker-backend run can be up together;
+# the demo scenario uses SCENARIO_UNDERLAY, so it coexists with a demo brought up by hand.
 DEMO_UNDERLAY = "172.31.0.0/16"
+SCENARIO_UNDERLAY = "172.28.0.0/16"
 DEMO_OVERLAY = "10.67.0.0/16"
 SERVICES = {CLIENT: "wg_client", SERVER: "wg_server", ORIGIN: "origin"}
 
 
-def demo_topology() -> Topology:
-    return Topology(paths=2, plan=AddressPlan.parse(DEMO_UNDERLAY, DEMO_OVERLAY))
+def demo_topology(underlay: str = DEMO_UNDERLAY) -> Topology:
+    if not underlay.endswith(".0.0/16"):
+        raise ConfigError(f"the compose demo's underlay {underlay} must be a /16 (its file names a.b.x.y)")
+    return Topology(paths=2, plan=AddressPlan.parse(underlay, DEMO_OVERLAY))
 
 
 def service_name(host: str) -> str:
@@ -116,25 +122,37 @@ class ComposeDemoBuilder(Builder):
         project.mkdir()
         shutil.copy(DEMO_DIR / "docker-compose.yml", project)
         render(project / "config", keys=network.keys, topology=network.topology)
+        prefix = ".".join(str(network.topology.plan.underlay.network_address).split(".")[:2])
         env = proc.tagged_env(network.run_id, {"COMPS_NODE_IMAGE": self.images["node"],
-                                               "COMPS_ORIGIN_IMAGE": self.images["origin"]})
-        compose = ["docker-compose", "--no-ansi", "-p", f"comps-{network.run_id}", "-f",
-                   str(project / "docker-compose.yml")]
+                                               "COMPS_ORIGIN_IMAGE": self.images["origin"],
+                                               "COMPS_DEMO_NET": prefix})
+        name = project_name(network.run_id)
+        compose = ["docker-compose", "--no-ansi", "-p", name, "-f", str(project / "docker-compose.yml")]
         network.on_close(lambda: proc.run(compose + ["down", "--volumes", "--timeout", "1"], where="docker-compose",
                                           env=env, timeout=120, check=False))
         network.progress(f"{network.run_id}: docker-compose up")
         proc.run(compose + ["up", "-d"], where="docker-compose", env=env, timeout=180)
-        client = docker_client()
+        engine = docker_client()
+
+        def container(host: str):
+            labels = [f"com.docker.compose.project={name}", f"com.docker.compose.service={service_name(host)}"]
+            (found,) = engine.containers.list(filters={"label": labels})
+            return found
         for spec in network.topology.hosts:
-            network.hosts[spec.name] = host = DockerHost(spec, network.run_id, network.workdir,
-                                                         client.containers.get(service_name(spec.name)))
+            network.hosts[spec.name] = host = DockerHost(spec, network.run_id, network.workdir, container(spec.name))
             network.on_close(host.close_netlink)
-        wait_until(lambda: b"wg_client ready" in client.containers.get("wg_client").logs(), timeout=30,
-                   interval=0.1, what="wg_client's client.sh")
+        wait_until(lambda: b"wg_client ready" in container(CLIENT).logs(), timeout=30, interval=0.1,
+                   what="wg_client's client.sh")
         accounting.install(network)  # counting rules on the server: observation for the proof, no decision
 
 
-def compose_demo_network(*, run_id: str, images: dict[str, str], progress=None) -> Network:
-    """The compose demo as a Network (unbuilt: enter it to bring the demo up)."""
-    return Network(demo_topology(), run_id=run_id, wireguard=WireGuardImpl.WIREGUARD_GO,
+def project_name(run_id: str) -> str:
+    """The compose project of a run (docker-compose 1.x keeps lower-case letters, digits, - and _)."""
+    return re.sub(r"[^-_a-z0-9]", "", f"comps-{run_id}".lower())
+
+
+def compose_demo_network(*, run_id: str, images: dict[str, str], underlay: str = DEMO_UNDERLAY,
+                         progress=None) -> Network:
+    """The compose demo as a Network (unbuilt: enter it to bring the demo up) on `underlay` (a /16)."""
+    return Network(demo_topology(underlay), run_id=run_id, wireguard=WireGuardImpl.WIREGUARD_GO,
                    builder=ComposeDemoBuilder(images), progress=progress)

@@ -37,10 +37,13 @@ class SwitchRecord:
 
 @dataclass(frozen=True)
 class PathUse:
-    """What one proxy carried for the client during the run (deltas of its counters)."""
+    """What one proxy carried for the client during the run (deltas of its counters): the session's
+    packets in its tunnel, and the frames on its underlay link towards the client (outer, as captured)."""
 
     bytes: int
     packets: int
+    outer_bytes: int = 0
+    outer_packets: int = 0
 
 
 @dataclass(frozen=True)

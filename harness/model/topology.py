@@ -19,8 +19,10 @@ WG0_TABLE = 51820
 PATH_TABLE = 51821
 SERVER_PORT = 51820
 PROXY_PORT = 51821
-CLIENT_WG0_PORT = 51820
-CLIENT_WGNET_PORT_BASE = 51830
+# The client's interfaces have no fixed listen port: the client initiates every session, and a
+# fixed port can be taken by anything that bound a random one first (wireguard-go itself, Docker's
+# DNS on 127.0.0.11). The ports others must reach are reserved in every host (host_sysctls).
+RESERVED_PORTS = f"{SERVER_PORT}-{PROXY_PORT}"
 
 MIN_PATHS = 2
 MAX_PATHS = 8
@@ -167,7 +169,7 @@ class WireGuardSpec:
     host: str
     ifname: str
     address: IPv4Interface
-    listen_port: int
+    listen_port: int | None  # None: whatever free port the kernel gives
     mtu: int
     peers: tuple[PeerSpec, ...]
     fwmark: int | None = None
@@ -205,6 +207,8 @@ def host_sysctls(spec: HostSpec, *, bridge_netfilter: bool = False) -> tuple[str
     must then not pass through iptables.
     """
     settings = ["net/ipv4/conf/all/rp_filter=2", "net/ipv4/conf/default/rp_filter=2",
+                # no random bind (a wireguard-go starting, a resolver) may take a port peers must reach
+                f"net/ipv4/ip_local_reserved_ports={RESERVED_PORTS}",
                 # the topology is IPv4; no IPv6 chatter (router solicitations, MLD) in counters or tunnels
                 "net/ipv6/conf/all/disable_ipv6=1", "net/ipv6/conf/default/disable_ipv6=1"]
     if spec.role == "client":
@@ -306,14 +310,14 @@ class Topology:
     def wireguard(self) -> tuple[WireGuardSpec, ...]:
         everything = (DEFAULT_ROUTE,)
         specs = [WireGuardSpec(
-            CLIENT, "wg0", self.client_tunnel_address(), CLIENT_WG0_PORT, self.mtus.wg0,
+            CLIENT, "wg0", self.client_tunnel_address(), None, self.mtus.wg0,
             (PeerSpec(SERVER, "wg0", everything, (self.server_backbone_address().ip, SERVER_PORT)),),
             fwmark=WG0_FWMARK)]
         for k in self.path_ids:
             name = proxy_name(k)
             tunnel = self.plan.wgnet_tunnel(k)
             specs.append(WireGuardSpec(
-                CLIENT, name, host_address(tunnel, 2), CLIENT_WGNET_PORT_BASE + k, self.mtus.wgnet,
+                CLIENT, name, host_address(tunnel, 2), None, self.mtus.wgnet,
                 (PeerSpec(name, name, everything, (self.proxy_path_address(k).ip, PROXY_PORT)),),
                 fwmark=WGNET_FWMARK))
             specs.append(WireGuardSpec(
@@ -337,6 +341,13 @@ class Topology:
         """The server as the client's wg0 sees it (the endpoint a sticky-source release re-sets)."""
         (peer,) = self.wireguard_of(CLIENT, "wg0").peers
         return peer
+
+    def proxy_client_device(self, path: int) -> str:
+        """The proxy's end of its underlay link to the client (where the client's wgnet packets arrive)."""
+        for link in self.links:
+            if link.a_host == CLIENT and link.b_host == proxy_name(path):
+                return link.b_ifname
+        raise ConfigError(f"path {path} has no link between the client and its proxy")
 
     def underlay_devices(self, host: str) -> tuple[str, ...]:
         """The names of `host`'s ends of its underlay links."""

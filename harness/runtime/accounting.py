@@ -63,7 +63,8 @@ class Snapshot:
     at: float
     skew_ms: float
     client: dict[int, LinkCounters]  # SESSION (wg0) and the paths' wgnets
-    proxy: dict[int, LinkCounters]
+    proxy: dict[int, LinkCounters]  # the proxies' tunnels (wgnetK)
+    proxy_outer: dict[int, LinkCounters]  # the proxies' underlay links towards the client
     server: dict[tuple[int, str], int]
     server_session: LinkCounters | None = None  # the server's wg0
     problems: list[str] = field(default_factory=list)
@@ -72,8 +73,9 @@ class Snapshot:
 class CounterReader:
     """Reads snapshots with one worker thread per host, so that all hosts are read at the same moment.
 
-    The threads live as long as the reader: their netlink handles (one per host and thread) are
-    opened once, not at every snapshot.
+    Each read opens its host's netlink handle in its pool thread and closes it again (a socket per
+    host and snapshot costs well under a millisecond; handles kept per pool thread would pile up
+    over the many runs of one topology).
     """
 
     def __init__(self, network: Network) -> None:
@@ -96,10 +98,20 @@ class CounterReader:
             value, problem = read(), None
         except (HarnessError, OSError) as exc:
             value, problem = None, str(exc)
-        return started, time.monotonic(), value, problem
+        finished = time.monotonic()
+        self.network.drop_thread_netlink()  # pool threads are reused elsewhere: no handle stays open
+        return started, finished, value, problem
 
     def _client(self) -> dict[int, LinkCounters]:
         return client_counters(self.network)
+
+    def _proxy(self, path: int) -> tuple[LinkCounters, LinkCounters | None]:
+        proxy, tunnel = self.network.proxy(path), proxy_name(path)
+        outer = self.network.topology.proxy_client_device(path)
+        counters = proxy.counters_by_name([tunnel, outer])
+        if tunnel not in counters:
+            proxy.link_index(tunnel)  # raises, naming the missing tunnel
+        return counters[tunnel], counters.get(outer)
 
     def _server(self) -> tuple[dict[tuple[int, str], int], LinkCounters]:
         out = self.network.server.exec(["iptables-save", "-c", "-t", "filter"], timeout=10)
@@ -109,7 +121,7 @@ class CounterReader:
         jobs = {"client": self._pool.submit(self._timed, self._client),
                 "server": self._pool.submit(self._timed, self._server)}
         for k in self.paths:
-            jobs[k] = self._pool.submit(self._timed, lambda k=k: self.network.proxy(k).interface_counters(proxy_name(k)))
+            jobs[k] = self._pool.submit(self._timed, lambda k=k: self._proxy(k))
         done = {name: job.result() for name, job in jobs.items()}
         starts, ends = [d[0] for d in done.values()], [d[1] for d in done.values()]
         problems = []
@@ -124,7 +136,8 @@ class CounterReader:
         server, server_session = done["server"][2] or ({}, None)
         return Snapshot(at=(min(starts) + max(ends)) / 2, skew_ms=round((max(ends) - min(starts)) * 1000, 3),
                         client=done["client"][2] or {},
-                        proxy={k: done[k][2] for k in self.paths if done[k][2] is not None},
+                        proxy={k: done[k][2][0] for k in self.paths if done[k][2] is not None},
+                        proxy_outer={k: done[k][2][1] for k in self.paths if done[k][2] is not None and done[k][2][1]},
                         server=server, server_session=server_session, problems=problems)
 
 
@@ -146,12 +159,16 @@ def session_delivery(before: Snapshot, after: Snapshot) -> SessionDelivery | Non
 
 def path_use(before: Snapshot, after: Snapshot) -> dict[int, PathUse]:
     """Bytes and packets each proxy's tunnel moved (both directions) between two snapshots."""
+    def moved(start: LinkCounters | None, end: LinkCounters | None) -> tuple[int, int]:
+        if start is None or end is None:
+            return 0, 0
+        return (end.rx_bytes + end.tx_bytes - start.rx_bytes - start.tx_bytes,
+                end.rx_packets + end.tx_packets - start.rx_packets - start.tx_packets)
     use = {}
     for k, end in after.proxy.items():
-        start = before.proxy.get(k)
-        if start is not None:
-            use[k] = PathUse(end.rx_bytes + end.tx_bytes - start.rx_bytes - start.tx_bytes,
-                             end.rx_packets + end.tx_packets - start.rx_packets - start.tx_packets)
+        if k in before.proxy:
+            outer = moved(before.proxy_outer.get(k), after.proxy_outer.get(k))
+            use[k] = PathUse(*moved(before.proxy[k], end), *outer)
     return use
 
 

@@ -117,6 +117,17 @@ class Host(ABC):
                 self._netlink_handles.append(handle)
         return handle
 
+    def drop_thread_netlink(self) -> None:
+        """Close the calling thread's handle (a thread that ends must not leave its socket open)."""
+        handle = getattr(self._netlink, "handle", None)
+        if handle is None:
+            return
+        self._netlink.handle = None
+        with self._netlink_lock:
+            if handle in self._netlink_handles:
+                self._netlink_handles.remove(handle)
+        handle.close()
+
     def close_netlink(self) -> None:
         with self._netlink_lock:
             handles, self._netlink_handles = self._netlink_handles, []

@@ -125,14 +125,17 @@ class MigrationController:
             # threads hand the GIL over every 5 ms by default: far too coarse for 10 ms switching
             sys.setswitchinterval(GIL_SWITCH_S)
             for worker in self._workers:
+                worker.exit_hooks.append(network.drop_thread_netlink)
                 worker.start()
             self._before = self._reader.snapshot()
             self.start = time.monotonic()
             if self.plan.faults:
                 self._injector = FaultInjector(network, self.plan.faults, self.start)
+                self._injector.exit_hooks.append(network.drop_thread_netlink)
                 self._injector.start()
             if self.plan.mechanism == Mechanism.NETLINK:
                 self._runner = ScheduleRunner(network, self.plan, self.start)
+                self._runner.exit_hooks.append(network.drop_thread_netlink)
                 self._runner.start()
             else:
                 self._script = client.spawn([SCRIPT_PATH_IN_CLIENT, f"{self.plan.interval:g}"], name="migrate")

@@ -216,6 +216,11 @@ class Network:
                 return k
         return None
 
+    def drop_thread_netlink(self) -> None:
+        """Close the calling thread's netlink handles on every host (call it before a thread ends)."""
+        for host in self.hosts.values():
+            host.drop_thread_netlink()
+
     def browser_url(self) -> str | None:
         return self.builder.browser_url(self)
 

@@ -10,6 +10,7 @@ the session leaves on.
 from __future__ import annotations
 
 import math
+import os
 import select
 import threading
 import time
@@ -36,6 +37,7 @@ class Worker:
     def __init__(self, name: str) -> None:
         self.stopping = threading.Event()
         self.error: BaseException | None = None
+        self.exit_hooks: list[Callable[[], None]] = []  # run in the thread as it ends (close its handles)
         self._thread = threading.Thread(target=self._main, name=name, daemon=True)
 
     def start(self) -> None:
@@ -46,6 +48,9 @@ class Worker:
             self.run()
         except BaseException as exc:  # kept, and raised in the controlling thread
             self.error = exc
+        finally:
+            for hook in self.exit_hooks:
+                hook()
 
     def run(self) -> None:
         raise NotImplementedError
@@ -193,9 +198,10 @@ class ScheduleRunner(Worker):
             try:
                 self.network.route_to(switch.path)
             except (NetlinkError, OSError, HarnessError) as exc:
+                reason = os.strerror(exc.code) if isinstance(exc, NetlinkError) else str(exc)
                 if len(self.faults) < MAX_FAULTS:
                     self.faults.append(f"path {switch.path}: the switch at {switch.at:g} s was refused by the "
-                                       f"client's kernel ({exc})")
+                                       f"client's kernel ({reason})")
 
     def _sleep_until(self, due: float) -> bool:
         """Wait for `due` (monotonic); the last SPIN_S in a tight loop, as sleeps wake late. True: stop."""

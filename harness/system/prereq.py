@@ -21,7 +21,7 @@ APT_PACKAGES = {
     "unshare": "util-linux", "nsenter": "util-linux", "ip": "iproute2",
     "wg": "wireguard-tools", "wireguard-go": "wireguard-go", "iptables-restore": "iptables",
     "iperf3": "iperf3", "chromium": "chromium", "chromedriver": "chromium-driver",
-    "ping": "iputils-ping", "curl": "curl", "ss": "iproute2", "docker": "docker.io", "docker-compose": "docker-compose", "debootstrap": "debootstrap",
+    "ping": "iputils-ping", "tcpdump": "tcpdump", "curl": "curl", "ss": "iproute2", "docker": "docker.io", "docker-compose": "docker-compose", "debootstrap": "debootstrap",
 }
 CAP_NET_ADMIN = 12
 CAP_SYS_ADMIN = 21

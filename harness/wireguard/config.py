@@ -43,8 +43,9 @@ def _peer_lines(spec: WireGuardSpec, keys: Keyring) -> list[str]:
 
 def render_setconf(spec: WireGuardSpec, keys: Keyring) -> str:
     """The file `wg setconf <ifname> FILE` reads: keys, port, fwmark and peers, nothing wg-quick only."""
-    lines = ["[Interface]", f"PrivateKey = {keys.private(spec.host, spec.ifname)}",
-             f"ListenPort = {spec.listen_port}"]
+    lines = ["[Interface]", f"PrivateKey = {keys.private(spec.host, spec.ifname)}"]
+    if spec.listen_port is not None:
+        lines.append(f"ListenPort = {spec.listen_port}")
     if spec.fwmark is not None:
         lines.append(f"FwMark = {spec.fwmark}")
     return "\n".join(lines + _peer_lines(spec, keys)) + "\n"
@@ -77,8 +78,10 @@ def iptables_restore_text(specs: list[WireGuardSpec]) -> str:
 
 def render_wg_quick(spec: WireGuardSpec, keys: Keyring) -> str:
     """A `wg-quick` file (Address, MTU, PostUp/PostDown) for a proxy or the server, as the demo's containers use."""
-    lines = ["[Interface]", f"Address = {spec.address}", f"ListenPort = {spec.listen_port}",
-             f"MTU = {spec.mtu}", f"PrivateKey = {keys.private(spec.host, spec.ifname)}"]
+    lines = ["[Interface]", f"Address = {spec.address}", f"MTU = {spec.mtu}",
+             f"PrivateKey = {keys.private(spec.host, spec.ifname)}"]
+    if spec.listen_port is not None:
+        lines.insert(2, f"ListenPort = {spec.listen_port}")
     if spec.fwmark is not None:
         lines.append(f"FwMark = {spec.fwmark}")
     for verb, key in (("-A", "PostUp"), ("-D", "PostDown")):
