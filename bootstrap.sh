@@ -9,8 +9,10 @@ cd "$(dirname "$0")"
 mode=${1:-test}; shift || true
 case "$mode" in main|test) ;; *) echo "usage: $0 main|test [options]" >&2; exit 2 ;; esac
 
+# exactly what the harness calls (recommended packages are not installed: no kernel image, no
+# systemd, no desktop pieces)
 packages=(wireguard-tools wireguard-go iperf3 iptables iproute2 iputils-ping util-linux python3-venv
-          chromium chromium-driver curl)
+          chromium chromium-driver curl tcpdump fonts-dejavu-core ca-certificates git)
 # Docker is needed by the tests (both backends) and by a sweep asked to run on docker or all
 needs_docker=
 if [ "$mode" = test ] || [[ " $* " =~ [[:space:]=,](docker|all)[[:space:],] ]]; then needs_docker=1; fi
@@ -19,7 +21,8 @@ missing=()
 for p in "${packages[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 if [ ${#missing[@]} -gt 0 ]; then
   echo "installing: ${missing[*]}" >&2
-  apt-get update -q >&2 && DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${missing[@]}" >&2
+  apt-get update -q >&2 && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends \
+    "${missing[@]}" >&2
 fi
 stamp=.venv/.installed-$(sha256sum pyproject.toml | cut -c1-12)
 if [ ! -f "$stamp" ]; then

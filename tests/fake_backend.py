@@ -127,6 +127,7 @@ class FakeBuilder(Builder):
     backend = "fake"
 
     def __init__(self, fail_after_hosts: bool = False) -> None:
+        super().__init__()
         self.fail_after_hosts = fail_after_hosts
         self.events: list[str] = []
         self.world: FakeWorld | None = None

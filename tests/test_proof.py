@@ -5,7 +5,13 @@ from __future__ import annotations
 import pytest
 
 from harness.errors import ConfigError
-from harness.model.evidence import MigrationEvidence, PathDelivery, PathUse, SessionDelivery, SwitchRecord
+from harness.model.evidence import (
+    MigrationEvidence,
+    PathDelivery,
+    PathUse,
+    SessionDelivery,
+    SwitchRecord,
+)
 from harness.model.kinds import Fault
 from harness.model.schedule import build_plans
 from harness.model.settings import FaultSpec, PlanOptions, Tolerances, parse_faults

@@ -10,8 +10,11 @@ leaves through the client's wg0.
 from __future__ import annotations
 
 import argparse
+import ctypes
 import json
+import os
 import shutil
+import signal
 import sys
 import time
 from pathlib import Path
@@ -27,8 +30,22 @@ return {ttfb_ms: nav.responseStart - nav.startTime,
 """
 
 
-def driver(timeout: float, remote: str | None = None):
-    """A local chromedriver + Chromium, or (with `remote`) the chromedriver of a browser container."""
+_PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent() -> None:
+    # chromedriver (and the Chromium it starts) must not outlive this agent, even after a SIGKILL
+    ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
+def _terminate(signum: int, frame: object) -> None:
+    raise SystemExit(f"browser agent: received {signal.Signals(signum).name}")  # unwinds through quit()
+
+
+def driver(timeout: float, remote: str | None = None, profile: Path | None = None):
+    """A local chromedriver + Chromium, or (with `remote`) the chromedriver of a browser container.
+
+    `profile`: the browser's profile and temp files go there (the run's work dir), not to /tmp."""
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
     from selenium.webdriver.chromium.remote_connection import ChromiumRemoteConnection
@@ -39,11 +56,18 @@ def driver(timeout: float, remote: str | None = None):
                  "--disable-component-update", "--disable-sync", "--metrics-recording-only",
                  "--disable-default-apps", "--no-proxy-server"):
         options.add_argument(flag)
+    if profile is not None and not remote:
+        profile.mkdir(parents=True, exist_ok=True)
+        options.add_argument(f"--user-data-dir={profile / 'user-data'}")
+        (profile / "tmp").mkdir(exist_ok=True)
+        os.environ["TMPDIR"] = str(profile / "tmp")  # Chromium's /tmp/org.chromium.Chromium.* go here
     if remote:
         connection = ChromiumRemoteConnection(remote, vendor_prefix="goog", browser_name="chrome", ignore_proxy=True)
         browser = webdriver.Remote(command_executor=connection, options=options)
     else:
-        browser = webdriver.Chrome(options=options, service=Service(shutil.which("chromedriver") or "chromedriver"))
+        service = Service(shutil.which("chromedriver") or "chromedriver", env=dict(os.environ),
+                          popen_kw={"preexec_fn": _die_with_parent, "start_new_session": True})
+        browser = webdriver.Chrome(options=options, service=service)
     browser.set_page_load_timeout(timeout)
     for cmd, params in (("Network.enable", {}), ("Network.setCacheDisabled", {"cacheDisabled": True})):
         browser.execute("executeCdpCommand", {"cmd": cmd, "params": params})
@@ -76,9 +100,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--timeout", type=float, default=30.0)
     parser.add_argument("--screenshots", type=Path)
     parser.add_argument("--remote", help="URL of a chromedriver to drive (the Docker backend's browser container)")
+    parser.add_argument("--profile", type=Path, help="directory for the browser's profile and temp files")
     parser.add_argument("urls", nargs="+")
     args = parser.parse_args(argv)
-    browser = driver(args.timeout, args.remote)
+    signal.signal(signal.SIGTERM, _terminate)
+    browser = driver(args.timeout, args.remote, args.profile)
     try:
         results = [load(browser, url, args.screenshots, i) for i, url in enumerate(args.urls)]
     finally:

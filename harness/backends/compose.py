@@ -112,6 +112,7 @@ class ComposeDemoBuilder(Builder):
     backend = "docker-compose"
 
     def __init__(self, images: dict[str, str]) -> None:
+        super().__init__()
         self.images = images
 
     def sweep(self, run_id: str) -> list[str]:

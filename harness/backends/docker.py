@@ -27,7 +27,7 @@ from harness.model.topology import (
     HostSpec,
     host_sysctls,
 )
-from harness.runtime.configure import configure, parallel
+from harness.runtime.configure import parallel
 from harness.runtime.hosts import HARNESS_DIR, Host
 from harness.runtime.network import Builder, Network, Progress
 from harness.system import prereq, proc
@@ -217,6 +217,7 @@ class DockerBuilder(Builder):
     backend = "docker"
 
     def __init__(self, images: dict[str, str]) -> None:
+        super().__init__()
         self.images = images
         self._networks: dict[IPv4Network, object] = {}
 
@@ -277,7 +278,7 @@ class DockerBuilder(Builder):
         if spec.name == ORIGIN:  # it serves the pages the harness generates in the work directory
             container.with_volume_mapping(str(network.workdir), str(network.workdir), "ro")
         container.with_kwargs(
-            hostname=spec.name, cap_add=["NET_ADMIN"], devices=["/dev/net/tun:/dev/net/tun"],
+            hostname=spec.name, cap_add=["NET_ADMIN"], devices=["/dev/net/tun:/dev/net/tun"], init=True,
             sysctls=sysctl_map(spec), labels=self._labels(network), network=net.name,
             networking_config={net.name: EndpointConfig("1.41", ipv4_address=str(first.ip))})
         container.start()
@@ -303,7 +304,7 @@ class DockerBuilder(Builder):
         gateway = str(next(network.topology.plan.path(network.topology.path_ids[0]).hosts()))
         network.client.netlink.rule("add", priority=MANAGEMENT_RULE_PRIORITY, dst=gateway, dst_len=32, table=254)
         self._start_browser(network)
-        configure(network)
+        self.configure(network)
 
     def _start_browser(self, network: Network) -> None:
         from testcontainers.core.container import DockerContainer
@@ -311,7 +312,8 @@ class DockerBuilder(Builder):
         if not isinstance(client, DockerHost):
             raise BackendError("the browser container needs the client as a container")
         browser = DockerContainer(self.images["browser"]).with_name(f"comps-{network.run_id}-browser")
-        browser.with_kwargs(network_mode=f"container:{client.id}", labels=self._labels(network), shm_size="256m")
+        browser.with_kwargs(network_mode=f"container:{client.id}", labels=self._labels(network), shm_size="256m",
+                            init=True)
         browser.start()
         network.on_close(browser.stop)
 

@@ -15,7 +15,6 @@ from harness.backends.registry import Prepared
 from harness.errors import BackendError
 from harness.model.settings import RunSettings
 from harness.model.topology import BRIDGE_NETFILTER, HostSpec, LinkSpec, host_sysctls
-from harness.runtime.configure import configure
 from harness.runtime.hosts import Host
 from harness.runtime.network import Builder, Network, Progress
 from harness.system import prereq, proc
@@ -118,7 +117,7 @@ class NetnsBuilder(Builder):
             ipr.link("set", index=index, state="up", mtu=topology.mtus.underlay)
         for number, link in enumerate(topology.links):
             self._create_link(network, link, VETH_INDEX_BASE + 2 * number)
-        configure(network)
+        self.configure(network)
 
     @staticmethod
     def _create_link(network: Network, link: LinkSpec, index_a: int) -> None:

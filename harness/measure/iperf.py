@@ -9,7 +9,10 @@ from harness.errors import MeasurementError
 
 IPERF_PORT = 5201
 # iperf3's own words for "the server cannot take this test now" (not a measurement failure)
-RETRYABLE = ("the server is busy", "unable to connect to server", "Connection refused")
+# The server refused or dropped the test (busy, restarting, its control connection reset): the
+# retry is counted in the result; anything else is a measurement error.
+RETRYABLE = ("the server is busy", "unable to connect to server", "Connection refused", "Connection reset by peer",
+             "unable to receive control message")
 SERIES_INTERVAL_S = 0.1
 
 

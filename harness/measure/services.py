@@ -131,6 +131,7 @@ class OriginServices:
 
     def page_loads(self, pages: list[str], *, timeout: float, screenshots: Path) -> list[dict]:
         out = run_browser(self.network, ["--timeout", f"{timeout:g}", "--screenshots", str(screenshots),
+                                         "--profile", str(self.network.workdir / "browser"),
                                          *[self.url(p) for p in pages]], timeout=timeout * len(pages) + 60)
         try:
             return json.loads(out.stdout)

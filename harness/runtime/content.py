@@ -9,6 +9,7 @@ import base64
 import os
 from pathlib import Path
 
+CHUNK = 1 << 20
 MB = 1_000_000
 PAGES = {
     # name: (objects, bytes per object)
@@ -34,7 +35,8 @@ def generate(directory: Path, file_sizes: tuple[int, ...] = (MB, 10 * MB)) -> di
     directory.mkdir(parents=True, exist_ok=True)
     for size in file_sizes:
         with (directory / file_name(size)).open("wb") as out:
-            out.write(os.urandom(size))  # incompressible
+            for left in range(size, 0, -CHUNK):  # incompressible, written in chunks (up to 1000 MB)
+                out.write(os.urandom(min(CHUNK, left)))
     for name, (objects, size) in PAGES.items():
         (directory / name).mkdir(exist_ok=True)
         for i in range(objects):

@@ -16,6 +16,7 @@ server's view of the client's endpoint (the sampler). Together: the run's `Migra
 
 from __future__ import annotations
 
+import statistics
 import sys
 import threading
 import time
@@ -237,9 +238,15 @@ class MigrationController:
         # a measurement may end before the plan's duration: only what was due by then was asked for
         planned = [p for p in plan.switches() if p.at <= stopped_at - self.start]
         observed = [item for item in self._observed if item[0] <= stopped_at]
-        if plan.mechanism == Mechanism.SCRIPT and observed:  # the script starts at once, then every interval
+        if plan.mechanism == Mechanism.SCRIPT and observed:
+            # migrate.sh switches when it starts (a docker exec takes a while), then sleeps the interval
+            # each loop and spends a few ms on `ip` besides: its own cycle is what it promised
             first = observed[0][0] - self.start
-            planned_at = [first + k * plan.interval for k in range(len(observed))]
+            spacing = [b[0] - a[0] for a, b in zip(observed, observed[1:])]
+            cycle = max(plan.interval, statistics.median(spacing)) if spacing else plan.interval
+            count = 1 + int((stopped_at - observed[0][0]) / cycle + 1e-9)
+            planned_at = [first + k * plan.interval for k in range(max(count, len(observed)))]
+            planned = plan.switches()[:count]
         else:
             planned_at = [p.at for p in planned]
         records, current = [], plan.start_path

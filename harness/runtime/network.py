@@ -30,6 +30,7 @@ from harness.model.topology import (
     Topology,
     proxy_name,
 )
+from harness.runtime.configure import configure
 from harness.runtime.hosts import Host
 from harness.system import cleanup, signals
 from harness.wireguard.config import Keyring
@@ -49,9 +50,19 @@ class Builder(ABC):
 
     backend = "abstract"
 
+    def __init__(self) -> None:
+        # run after the hosts exist and before configuration (a test holds a port there, for one)
+        self.before_configure: list[Callable[[Network], None]] = []
+
     @abstractmethod
     def build(self, network: Network) -> None:
         """Create hosts and links (registering each undo with network.on_close), then configure them."""
+
+    def configure(self, network: Network) -> None:
+        """The shared configuration on top of the hosts, after the before_configure hooks."""
+        for hook in self.before_configure:
+            hook(network)
+        configure(network)
 
     def browser_url(self, network: Network) -> str | None:
         """A chromedriver that runs in the client's network namespace (None: run the browser in the client)."""

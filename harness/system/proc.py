@@ -52,7 +52,7 @@ def run(argv: list[str], *, where: str, env: dict[str, str], timeout: float = 30
     start = time.monotonic()
     try:
         proc = subprocess.run(argv, input=input, capture_output=True, text=True, timeout=timeout, env=env,
-                              stdin=None if input is not None else subprocess.DEVNULL)
+                              stdin=None if input is not None else subprocess.DEVNULL, preexec_fn=_die_with_parent)
     except subprocess.TimeoutExpired as exc:
         out = exc.stdout.decode(errors="replace") if isinstance(exc.stdout, bytes) else (exc.stdout or "")
         err = exc.stderr.decode(errors="replace") if isinstance(exc.stderr, bytes) else (exc.stderr or "")
