@@ -119,3 +119,22 @@ def test_a_taken_port_in_the_client_does_not_break_bring_up(backend, backend_rea
     with network:
         problem = ping_origin(network, count=3)
         assert problem is None, problem
+
+
+@pytest.mark.docker_only
+def test_two_docker_runs_and_the_compose_demo_at_once(run_settings):
+    """Each Docker-backend run takes a /16 no other Docker network uses; the demo uses its own."""
+    from harness.backends.compose import SCENARIO_UNDERLAY, compose_demo_network
+    from harness.backends.docker import docker_images
+    from harness.backends.registry import check_backend
+    prepared = check_backend("docker", run_settings)
+    first = network_for("docker", run_settings, run_id=f"{run_settings.run_id}-both-a", prepared=prepared)
+    second = network_for("docker", run_settings, run_id=f"{run_settings.run_id}-both-b", prepared=prepared)
+    demo = compose_demo_network(run_id=f"{run_settings.run_id}-both-demo", images=docker_images(),
+                                underlay=SCENARIO_UNDERLAY)
+    with first, second, demo:
+        underlays = {net.topology.plan.underlay for net in (first, second, demo)}
+        assert len(underlays) == 3, f"two of the three share an underlay: {underlays}"
+        for net in (first, second, demo):
+            problem = ping_origin(net, count=3)
+            assert problem is None, f"{net.run_id}: {problem}"

@@ -24,7 +24,9 @@ from harness.model.topology import (
     BRIDGE_NETFILTER,
     CLIENT,
     ORIGIN,
+    AddressPlan,
     HostSpec,
+    Topology,
     host_sysctls,
 )
 from harness.runtime.configure import parallel
@@ -211,6 +213,31 @@ class DockerHost(Host):
             ipr.link("set", index=index, state="up")
 
 
+# /16s a Docker-backend run may use, in order (not 172.17, Docker's own bridge; not 172.28 and
+# 172.31, the compose demo's scenario and by-hand subnets).
+UNDERLAY_CANDIDATES = tuple(IPv4Network(f"172.{n}.0.0/16") for n in (30, 29, 27, 26, 25, 24, 23, 22, 21, 20, 19, 18))
+
+
+class SubnetTaken(BackendError):
+    """Another Docker network took the subnet between the check and the create."""
+
+
+def subnets_in_use() -> set[IPv4Network]:
+    """Every IPv4 subnet of every Docker network (other runs, the compose demo, anything else)."""
+    client = _engine()
+    if client is None:
+        return set()
+    found = set()
+    for net in client.networks.list():
+        for config in (net.attrs.get("IPAM") or {}).get("Config") or []:
+            try:
+                subnet = IPv4Network(config.get("Subnet", ""), strict=False)
+            except ValueError:
+                continue
+            found.add(subnet)
+    return found
+
+
 class DockerBuilder(Builder):
     """The topology as containers on internal Docker networks; the faithful twin of the namespace backend."""
 
@@ -220,6 +247,7 @@ class DockerBuilder(Builder):
         super().__init__()
         self.images = images
         self._networks: dict[IPv4Network, object] = {}
+        self._lost: set[IPv4Network] = set()
 
     def sweep(self, run_id: str) -> list[str]:
         return sweep(run_id)
@@ -247,7 +275,37 @@ class DockerBuilder(Builder):
         return str(network.topology.client_path_address(network.topology.path_ids[0]).ip)
 
     # -- building --------------------------------------------------------------------------
-    def _create_networks(self, network: Network, subnets: set[IPv4Network]) -> None:
+    def _choose_underlay(self, network: Network) -> None:
+        """Move the run onto a /16 no Docker network uses, so several runs (and the compose demo) coexist.
+
+        Networks are created right after: a run that lost a race for the same /16 tries the next one.
+        """
+        taken = subnets_in_use()
+        for candidate in UNDERLAY_CANDIDATES:
+            if not any(candidate.overlaps(net) for net in taken | self._lost):
+                plan = AddressPlan(underlay=candidate, overlay=network.topology.plan.overlay)
+                network.topology = Topology(paths=network.topology.paths, plan=plan, mtus=network.topology.mtus)
+                return
+        raise BackendError("no free /16 left among the Docker backend's candidates "
+                           f"({UNDERLAY_CANDIDATES[0]} ... {UNDERLAY_CANDIDATES[-1]}): `comps-harness clean`")
+
+    def _create_networks(self, network: Network) -> None:
+        """One internal network per underlay subnet; on an overlap (another run was quicker), the next /16."""
+        for _ in range(len(UNDERLAY_CANDIDATES)):
+            self._choose_underlay(network)
+            attachments = self._attachments(network)
+            subnets = {address.network for per_host in attachments.values() for address in per_host}
+            try:
+                self._create_subnets(network, subnets)
+                return
+            except SubnetTaken:
+                self._lost.add(network.topology.plan.underlay)
+                for net in self._networks.values():
+                    net.remove()
+                self._networks.clear()
+        raise BackendError("every candidate /16 was taken while this run tried it")
+
+    def _create_subnets(self, network: Network, subnets: set[IPv4Network]) -> None:
         from docker.types import IPAMConfig, IPAMPool
         from testcontainers.core.network import Network as TcNetwork
         for subnet in sorted(subnets):
@@ -262,10 +320,14 @@ class DockerBuilder(Builder):
             except Exception as exc:  # docker.errors.APIError; the SDK is imported lazily
                 if "overlap" not in str(exc):
                     raise
-                raise BackendError(f"subnet {subnet} is taken by another Docker network (another run, or one "
-                                   f"that crashed: `comps-harness clean` removes those): {exc}") from None
-            network.on_close(net.remove)
+                raise SubnetTaken(str(subnet)) from None
             self._networks[subnet] = net
+            network.on_close(self._remove_network, subnet)
+
+    def _remove_network(self, subnet: IPv4Network) -> None:
+        net = self._networks.pop(subnet, None)
+        if net is not None:
+            net.remove()
 
     def _start_container(self, network: Network, spec: HostSpec, addresses: dict[IPv4Interface, str]) -> DockerHost:
         from docker.types import EndpointConfig
@@ -290,8 +352,8 @@ class DockerBuilder(Builder):
         return DockerHost(spec, network.run_id, network.workdir, wrapped)
 
     def build(self, network: Network) -> None:
+        self._create_networks(network)
         attachments = self._attachments(network)
-        self._create_networks(network, {address.network for per_host in attachments.values() for address in per_host})
         network.on_close(self._stop_host_processes, network)
         hosts = parallel(lambda spec: self._start_container(network, spec, attachments[spec.name]),
                          network.topology.hosts)
