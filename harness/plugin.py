@@ -73,6 +73,10 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         metafunc.parametrize("backend", backends, ids=list(backends), scope="session")
     if "migration_plan" in metafunc.fixturenames:
         plans = metafunc.config.stash[PLANS]
+        if "mechanism" in metafunc.fixturenames or metafunc.definition.get_closest_marker("atomic_switch"):
+            # the test chooses the mechanism itself (or needs the atomic one): one plan per interval,
+            # not one per --switch-mechanism, so no two ids run the same thing
+            plans = [plan for plan in plans if plan.mechanism == "netlink"]
         metafunc.parametrize("migration_plan", plans, ids=[plan.label for plan in plans])
 
 
@@ -119,7 +123,7 @@ def pytest_runtest_makereport(item: pytest.Item, call):
     outcome = yield
     report = outcome.get_result()
     if report.when == "call" or (report.when == "setup" and not report.passed):
-        _record_outcome(item, report)
+        _record_outcome(item, report, call)
     if report.when == "call":
         _attach_plots(item, report)
     state = item.config.stash[PROGRESS]
@@ -129,7 +133,7 @@ def pytest_runtest_makereport(item: pytest.Item, call):
         state["done"] += 1
         state["seconds"][item.originalname or item.name].append(state.pop("running"))
         if report.failed:
-            _record_outcome(item, report)
+            _record_outcome(item, report, call)
 
 
 def _attach_plots(item: pytest.Item, report: pytest.TestReport) -> None:
@@ -144,15 +148,16 @@ def _attach_plots(item: pytest.Item, report: pytest.TestReport) -> None:
         report.extras = [*getattr(report, "extras", []), *(extras.html(chart) for chart in charts_svg(records))]
 
 
-def _outcome(report: pytest.TestReport) -> Outcome:
+def _outcome(item: pytest.Item, report: pytest.TestReport, call: pytest.CallInfo | None) -> Outcome:
     if report.passed:
-        return Outcome.PASSED
+        return Outcome.UNJUDGED if ("verdict", "unjudged") in item.user_properties else Outcome.PASSED
     if report.skipped:
         return Outcome.SKIPPED
-    return Outcome.FAILED if report.when == "call" else Outcome.ERROR
+    infrastructure = call is not None and call.excinfo is not None and call.excinfo.errisinstance(HarnessError)
+    return Outcome.FAILED if report.when == "call" and not infrastructure else Outcome.ERROR
 
 
-def _record_outcome(item: pytest.Item, report: pytest.TestReport) -> None:
+def _record_outcome(item: pytest.Item, report: pytest.TestReport, call: pytest.CallInfo | None = None) -> None:
     """Scenarios (marker `network`) only: a unit-test run writes nothing."""
     if item.get_closest_marker("network") is None:
         return
@@ -165,9 +170,12 @@ def _record_outcome(item: pytest.Item, report: pytest.TestReport) -> None:
         reason = crash.message if crash is not None else str(report.longrepr)
         reason = reason.splitlines()[0][:500] if reason else ""
     results = item.config.stash[RESULTS]
+    outcome = _outcome(item, report, call)
+    detail = str(report.longrepr)[-4000:] if outcome == Outcome.ERROR else ""
     results.write(TestRecord(
         run_id=results.run_id, time=round(time.time(), 3), test=item.nodeid, scenario=item.originalname or item.name,
-        phase=report.when, outcome=_outcome(report), reason=reason, duration_s=round(report.duration, 3),
+        phase=report.when, outcome=outcome, reason=reason, duration_s=round(report.duration, 3),
+        check="research" if item.get_closest_marker("measurement") else "proof", detail=detail,
         backend=params.get("backend"), interval=plan.interval if plan is not None else None,
         strategy=plan.strategy if plan is not None else None,
         mechanism=params.get("mechanism") or (plan.mechanism if plan is not None else None),

@@ -25,6 +25,7 @@ pytestmark = [pytest.mark.network, pytest.mark.migration]
 PROBE_SECONDS = 2.0
 
 
+@pytest.mark.atomic_switch
 def test_degraded_path_fails_the_loss_check(network, origin_services, migration_plan, tolerances, measure_settings,
                                             record_condition):
     path, drop = network.topology.path_ids[-1], measure_settings.degrade_drop

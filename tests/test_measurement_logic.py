@@ -9,7 +9,7 @@ import pytest
 from harness.errors import MeasurementError
 from harness.measure.iperf import client_argv, parse
 from harness.measure.loss import analyze
-from harness.measure.verdicts import loss_verdict, ratio_verdict, throughput_verdicts
+from harness.measure.verdicts import describe, loss_verdict, ratio_verdict, throughput_verdicts
 from harness.runtime.content import generate, page_html
 
 DATA = Path(__file__).with_name("data")
@@ -55,12 +55,22 @@ def test_duplicates_and_reordering():
     assert report.lost == 0 and report.to_dict()["lost_per_switch"] is None
 
 
-def test_ratio_verdicts():
+def test_ratio_verdicts_judge_the_interval():
     up = ratio_verdict([100, 110, 90], [95, 99, 93], limit=0.9, higher_is_better=True)
-    assert up["ok"] and up["ratio"] == pytest.approx(0.95)
-    assert not ratio_verdict([100], [80], limit=0.9, higher_is_better=True)["ok"]
+    assert up["ok"] and up["ratio"] == pytest.approx(0.96, abs=0.002) and up["n"] == 3
+    assert up["low"] < up["ratio"] < up["high"]
+    worse = ratio_verdict([100, 110, 90, 105, 95], [72, 80, 64, 76, 68], limit=0.9, higher_is_better=True)
+    assert not worse["ok"] and worse["high"] < 0.9  # the whole interval below the limit: significant
+    noisy = ratio_verdict([100, 100, 100], [60, 120, 95], limit=0.9, higher_is_better=True)
+    assert noisy["ok"] and noisy["ratio"] < 0.9 and noisy["high"] > 0.9  # below, but not significantly
+    assert "beyond the limit, but not significantly" in describe("tcp_up", noisy)
+    assert not ratio_verdict([100], [80], limit=0.9, higher_is_better=True)["ok"]  # n=1: the point decides
+    assert "no interval: n=1" in describe("x", ratio_verdict([100], [80], limit=0.9, higher_is_better=True))
     assert not ratio_verdict([1.0], [1.2], limit=1.15, higher_is_better=False)["ok"]
-    assert ratio_verdict([1.0], [5.0], limit=None, higher_is_better=False)["ok"]
+    unjudged = ratio_verdict([1.0], [5.0], limit=None, higher_is_better=False)
+    assert unjudged["ok"] and not unjudged["judged"]
+    assert describe("tcp_up", worse).startswith("tcp_up: 0.7") and "significantly beyond the limit" in \
+        describe("tcp_up", worse)
     with pytest.raises(MeasurementError):
         ratio_verdict([], [1.0], limit=1.0, higher_is_better=True)
 
@@ -68,10 +78,12 @@ def test_ratio_verdicts():
 def test_throughput_verdicts_per_kind():
     def figures(up, down):
         return {"tcp_up": {"bits_per_second": up}, "tcp_down": {"bits_per_second": down}}
-    verdicts = throughput_verdicts([figures(100, 100), figures(100, 100)], [figures(95, 50), figures(97, 60)], limit=0.9)
+    verdicts = throughput_verdicts([figures(100e6, 100e6)] * 3, [figures(95e6, 50e6), figures(97e6, 60e6),
+                                                                 figures(96e6, 55e6)], limit=0.9)
     assert set(verdicts) == {"tcp_up", "tcp_down"}
     assert verdicts["tcp_up"]["ok"] and not verdicts["tcp_down"]["ok"]
-    assert verdicts["tcp_down"]["ratio"] == pytest.approx(0.55)
+    assert verdicts["tcp_down"]["ratio"] == pytest.approx(0.55, abs=0.01)
+    assert "(55 vs 100 Mbit/s" in describe("tcp_down", verdicts["tcp_down"])
 
 
 def test_loss_verdict():

@@ -19,8 +19,8 @@ from harness.reporting.results import ResultsWriter
 def test_alternate_is_round_robin_on_the_interval():
     plan = MigrationPlan(interval=0.5, duration=2.0, paths=(1, 2, 3))
     assert [(s.at, s.path) for s in plan.switches()] == [(0.5, 2), (1.0, 3), (1.5, 1), (2.0, 2)]
-    assert plan.label == "alternate-0.5s"
-    assert MigrationPlan(interval=0.1, mechanism="script").label == "alternate-0.1s-script"
+    assert plan.label == "alternate-i0.5s"
+    assert MigrationPlan(interval=0.1, mechanism="script").label == "alternate-i0.1s-script"
 
 
 def test_weighted_random_is_reproducible_with_a_seed():

@@ -71,8 +71,8 @@ def test_bad_values_name_their_option(argv, message):
 
 def test_plans_and_their_baseline_live_beside_the_schedule():
     plans = build_plans(parsed(["--intervals", "0.1,1", "--switch-mechanism", "both"]).plan, (1, 2))
-    assert [plan.label for plan in plans] == ["alternate-0.1s", "alternate-0.1s-script", "alternate-1s",
-                                              "alternate-1s-script"]
+    assert [plan.label for plan in plans] == ["alternate-i0.1s", "alternate-i0.1s-script", "alternate-i1s",
+                                              "alternate-i1s-script"]
     assert plans[0].duration == 2.0 and plans[2].duration == 10.0
     baseline = baseline_of(plans[1])
     assert baseline.strategy == Strategy.NONE and baseline.mechanism == Mechanism.NETLINK and not baseline.switches()

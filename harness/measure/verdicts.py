@@ -6,28 +6,53 @@ import statistics
 from collections.abc import Sequence
 
 from harness.errors import MeasurementError
+from harness.model.stats import RatioEstimate, paired_ratio
 
 
 def ratio_verdict(baseline: Sequence[float], condition: Sequence[float], *, limit: float | None,
-                  higher_is_better: bool) -> dict:
-    """Median of the condition over median of the baseline, checked against `limit` (None: report only)."""
+                  higher_is_better: bool, unit: str = "", scale: float = 1.0) -> dict:
+    """The paired ratio condition/baseline (repetition i of each measured back to back) with its 95 %
+    interval, judged against `limit` (None: measured, not judged).
+
+    A verdict fails only when the whole interval lies beyond the limit: the cost is then significant,
+    not noise. With one pair there is no interval, and the point estimate decides (said so).
+    """
     if not baseline or not condition:
         raise MeasurementError("a ratio needs measurements of both the baseline and the condition")
+    estimate = paired_ratio(baseline, condition)
     base, value = statistics.median(baseline), statistics.median(condition)
-    ratio = value / base if base else float("inf")
+    worse_bound = estimate.high if higher_is_better else estimate.low
+    if worse_bound is None:
+        worse_bound = estimate.ratio
     if limit is None:
-        ok, rule = True, "reported only"
+        judged, ok, rule = False, True, "measured, not judged at this interval"
     elif higher_is_better:
-        ok, rule = ratio >= limit, f">= {limit:g} x baseline"
+        judged, ok, rule = True, not worse_bound < limit, f">= {limit:g}x baseline"
     else:
-        ok, rule = ratio <= limit, f"<= {limit:g} x baseline"
-    return {"ratio": round(ratio, 4), "baseline_median": base, "median": value, "limit": limit, "rule": rule,
-            "ok": ok, "baseline": list(baseline), "values": list(condition)}
+        judged, ok, rule = True, not worse_bound > limit, f"<= {limit:g}x baseline"
+    return {"ratio": estimate.ratio, "low": estimate.low, "high": estimate.high, "n": estimate.n,
+            "baseline_median": base, "median": value, "limit": limit, "rule": rule, "judged": judged, "ok": ok,
+            "unit": unit, "scale": scale, "higher_is_better": higher_is_better,
+            "baseline": list(baseline), "values": list(condition)}
 
 
 def describe(name: str, verdict: dict) -> str:
-    return (f"{name}: {verdict['ratio']:.3f} x baseline ({verdict['median']:.4g} vs {verdict['baseline_median']:.4g}, "
-            f"rule {verdict['rule']})")
+    """One line with the effect, its interval, n and the medians in their unit."""
+    estimate = RatioEstimate(verdict["ratio"], verdict.get("low"), verdict.get("high"), verdict.get("n", 0))
+    scale, unit = verdict.get("scale", 1.0), verdict.get("unit", "")
+    if not verdict.get("judged", True):
+        outcome = "not judged"
+    elif verdict["ok"]:
+        outcome = "within" if _point_within(verdict) else "beyond the limit, but not significantly"
+    else:
+        outcome = "significantly beyond the limit"
+    return (f"{name}: {estimate.describe()} ({verdict['median'] / scale:.4g} vs {verdict['baseline_median'] / scale:.4g}"
+            f"{' ' + unit if unit else ''}; rule {verdict['rule']}: {outcome})")
+
+
+def _point_within(verdict: dict) -> bool:
+    limit = verdict["limit"]
+    return verdict["ratio"] >= limit if verdict.get("higher_is_better", True) else verdict["ratio"] <= limit
 
 
 THROUGHPUT_KINDS = ("tcp_up", "tcp_down", "udp")
@@ -36,7 +61,8 @@ THROUGHPUT_KINDS = ("tcp_up", "tcp_down", "udp")
 def throughput_verdicts(baseline: Sequence[dict], condition: Sequence[dict], *, limit: float | None) -> dict:
     """Per iperf3 kind (tcp_up, tcp_down, udp): the ratio verdict of bits/s; `*` are measure() figures."""
     return {kind: ratio_verdict([f[kind]["bits_per_second"] for f in baseline],
-                                [f[kind]["bits_per_second"] for f in condition], limit=limit, higher_is_better=True)
+                                [f[kind]["bits_per_second"] for f in condition], limit=limit, higher_is_better=True,
+                                unit="Mbit/s", scale=1e6)
             for kind in THROUGHPUT_KINDS if baseline and kind in baseline[0]}
 
 

@@ -60,8 +60,9 @@ class Outcome(StrEnum):
     """What became of a test: a verdict (passed/failed), an infrastructure error, or not run."""
 
     PASSED = "passed"
-    FAILED = "failed"
-    ERROR = "error"
+    FAILED = "failed"          # a verdict: the check ran and said no
+    ERROR = "error"            # infrastructure: a tool crashed or is missing; no verdict
+    UNJUDGED = "unjudged"      # measured and recorded, no verdict at this interval
     SKIPPED = "skipped"
 
 

@@ -54,7 +54,9 @@ class TestRecord(Record):
     scenario: str = ""
     phase: str = "call"
     outcome: str = "passed"
+    check: str = "proof"  # proof (the harness's own checks and self-checks) or research (a measurement verdict)
     reason: str = ""
+    detail: str = ""  # the traceback of an error (not of a verdict)
     duration_s: float = 0.0
     backend: str | None = None
     interval: float | None = None

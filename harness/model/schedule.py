@@ -136,8 +136,10 @@ class MigrationPlan:
 
     @property
     def label(self) -> str:
-        """The readable test id part: alternate-0.1s (and -script for the demo's script)."""
-        text = f"{self.strategy}-{self.interval:g}s"
+        """The readable test id part: alternate-i0.1s (and -script for the demo's script).
+
+        The `i` makes `-k i1s` select 1 s alone (plain `1s` would also match 0.1s and 0.01s)."""
+        text = f"{self.strategy}-i{self.interval:g}s"
         return text if self.mechanism == Mechanism.NETLINK else f"{text}-{self.mechanism}"
 
 

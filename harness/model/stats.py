@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import statistics
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 from harness.errors import ConfigError
 
@@ -27,3 +28,43 @@ def summary(values: Sequence[float], digits: int = 3) -> dict[str, float | int |
         return {"count": 0, "median": None, "p99": None, "max": None}
     return {"count": len(values), "median": round(statistics.median(values), digits),
             "p99": round(percentile(values, 99), digits), "max": round(max(values), digits)}
+
+
+# Two-sided 95 % quantiles of Student's t for 1..30 degrees of freedom (above 30: the normal's 1.96 is
+# within 4 %, and 2.042 keeps the interval on the safe, wider side).
+T_975 = (12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.160, 2.145,
+         2.131, 2.120, 2.110, 2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064, 2.060, 2.056, 2.052, 2.048,
+         2.045, 2.042)
+
+
+@dataclass(frozen=True)
+class RatioEstimate:
+    """A ratio condition/baseline from paired repetitions: the geometric mean of the per-pair ratios,
+    with a 95 % interval (t on the log ratios); n pairs. With n = 1 there is no interval."""
+
+    ratio: float
+    low: float | None
+    high: float | None
+    n: int
+
+    def describe(self) -> str:
+        interval = f"[{self.low:.3f}, {self.high:.3f}]" if self.low is not None else "[no interval: n=1]"
+        return f"{self.ratio:.3f}x {interval}, n={self.n}"
+
+
+def paired_ratio(baseline: Sequence[float], condition: Sequence[float]) -> RatioEstimate:
+    """Pairs (baseline_i, condition_i) measured back to back: their ratios, summarised on the log scale.
+
+    Pairing removes the drift a 2-core machine shows between repetitions (both sides of a pair see
+    the same load), so the interval is about the effect, not about the machine's mood.
+    """
+    pairs = [(b, c) for b, c in zip(baseline, condition) if b > 0 and c > 0]
+    if not pairs:
+        raise ConfigError("a ratio needs at least one pair of positive measurements")
+    logs = [math.log(c / b) for b, c in pairs]
+    mean = statistics.fmean(logs)
+    if len(logs) == 1:
+        return RatioEstimate(round(math.exp(mean), 4), None, None, 1)
+    half = T_975[min(len(logs) - 1, len(T_975)) - 1] * statistics.stdev(logs) / math.sqrt(len(logs))
+    return RatioEstimate(round(math.exp(mean), 4), round(math.exp(mean - half), 4), round(math.exp(mean + half), 4),
+                         len(logs))
