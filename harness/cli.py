@@ -10,7 +10,9 @@ import argparse
 import contextlib
 import json
 import logging
+import os
 import re
+import shlex
 import signal
 import statistics
 import subprocess
@@ -21,6 +23,7 @@ from pathlib import Path
 from harness import options
 from harness.backends.registry import REGISTRY, network_for
 from harness.errors import ConfigError, HarnessError
+from harness.model.records import load as load_records
 from harness.model.schedule import MigrationPlan
 from harness.model.settings import (
     Settings,
@@ -29,6 +32,7 @@ from harness.model.settings import (
     parse_number,
 )
 from harness.model.stats import percentile
+from harness.reporting.summary import sweep_verdict
 from harness.runtime.migration import run_migration
 from harness.runtime.traffic import ping_stream
 from harness.system import cleanup, signals
@@ -236,23 +240,31 @@ def cmd_sweep(args: argparse.Namespace, pytest_args: list[str]) -> int:
     except OSError as exc:
         raise ConfigError(f"--out {out}: cannot write there ({exc.strerror})") from None
     run_id = run_id_for(out)
-    argv = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q", "-rfE", str(REPO / "scenarios"),
-            "-m", "migration", *options.passthrough_argv(vars(args), SWEEP_OPTIONS),
-            "--run-id", run_id, "--run-dir", str(out), "--sweep-progress",
+    given = options.passthrough_argv(vars(args), SWEEP_OPTIONS)
+    # pytest's own terminal output is off: the progress lines and the summary below say it all
+    argv = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-p", "no:terminal", str(REPO / "scenarios"),
+            "-m", "migration", *given, "--run-id", run_id, "--run-dir", str(out), "--sweep-progress",
             "--junitxml", str(out / "junit.xml"), *pytest_args]
-    _progress(f"sweep {run_id}: {' '.join(argv[1:])}")
-    status = _run_forwarding_signals(argv)
+    reproduce = ["comps-harness", "sweep", *given, *pytest_args] + (["--strict"] if args.strict else [])
+    env = {**os.environ, "COMPS_HARNESS_REPRODUCE": json.dumps(reproduce)}
+    _progress(f"sweep {run_id} into {out}: {shlex.join(reproduce)}")
+    status = _run_forwarding_signals(argv, env)
     results = out / "results.jsonl"
     if not results.exists():
         raise HarnessError(f"the sweep produced no results ({results} is missing); pytest exited {status}")
     path = report.write(results)
-    print(f"report: {path}\nresults: {results}\npytest exit status: {status}")
-    return status
+    verdict = sweep_verdict(load_records(results), strict=args.strict)
+    for line in verdict.lines:
+        print(line)
+    print(f"report: {path}\nresults: {results}")
+    if status not in (0, 1):  # pytest itself failed (usage, internal error, nothing collected)
+        return status
+    return verdict.exit_status
 
 
-def _run_forwarding_signals(argv: list[str]) -> int:
+def _run_forwarding_signals(argv: list[str], env: dict[str, str]) -> int:
     """Run pytest in its own session; a SIGINT/SIGTERM here is passed on, and pytest's teardown awaited."""
-    child = subprocess.Popen(argv, cwd=REPO, start_new_session=True)
+    child = subprocess.Popen(argv, cwd=REPO, start_new_session=True, env=env)
     try:
         with signals.interrupts_unwind():
             return child.wait()
@@ -328,6 +340,8 @@ def build_parser() -> argparse.ArgumentParser:
     options.add_to_argparse(sweep, SWEEP_OPTIONS)
     sweep.add_argument("--out", help="output directory (default reports/<new run id>/); its name is the run id")
     sweep.add_argument("--force", action="store_true", help="replace the results of a non-empty --out")
+    sweep.add_argument("--strict", action="store_true",
+                       help="research verdicts beyond tolerance fail the sweep too (default: listed, exit 0)")
     sweep.set_defaults(func=cmd_sweep, passthrough=True)
 
     report = sub.add_parser("report", help="rebuild the HTML report from a results file alone")

@@ -5,6 +5,8 @@ Thin by design: the library does the work; this maps options to RunSettings and 
 
 from __future__ import annotations
 
+import json
+import os
 import sys
 import time
 from collections import defaultdict
@@ -55,9 +57,24 @@ def _run_fields(config: pytest.Config) -> dict:
     """The run record: the exact command, its options and the backends (reports reproduce runs from it)."""
     values = {name: value for name, value in vars(config.option).items()
               if isinstance(value, (str, int, float, bool, type(None)))}
-    return {"argv": [sys.executable, "-m", "pytest", *config.invocation_params.args],
-            "cwd": str(config.invocation_params.dir), "options": values,
-            "backends": list(config.stash[SETTINGS].run.backends)}
+    argv = list(config.invocation_params.args)
+    given = os.environ.get("COMPS_HARNESS_REPRODUCE")  # set by `comps-harness sweep`: its own command
+    reproduce = json.loads(given) if given else [sys.executable, "-m", "pytest", *without_run_naming(argv)]
+    return {"argv": [sys.executable, "-m", "pytest", *argv], "cwd": str(config.invocation_params.dir),
+            "options": values, "backends": list(config.stash[SETTINGS].run.backends), "reproduce": reproduce}
+
+
+def without_run_naming(argv: list[str]) -> list[str]:
+    """argv without the options that name a run (--run-id, --run-dir), so a rerun makes a new one."""
+    out, skip = [], False
+    for arg in argv:
+        if skip:
+            skip = False
+        elif arg in ("--run-id", "--run-dir"):
+            skip = True
+        elif not arg.startswith(("--run-id=", "--run-dir=")):
+            out.append(arg)
+    return out
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
@@ -99,18 +116,15 @@ def estimate_left(remaining: list[str], seconds: dict[str, list[float]]) -> floa
     return sum(sum(seconds[name]) / len(seconds[name]) if seconds.get(name) else overall for name in remaining)
 
 
-@pytest.hookimpl(tryfirst=True)
-def pytest_runtest_protocol(item: pytest.Item, nextitem) -> None:
-    config = item.config
-    if not config.getoption("--sweep-progress"):
-        return
-    state = config.stash[PROGRESS]
+def _progress_line(item: pytest.Item, outcome: str, seconds: float) -> None:
+    """--sweep-progress: one line per finished test, with its outcome, and an estimate of what is left."""
+    state = item.config.stash[PROGRESS]
     elapsed = time.monotonic() - state["started"]
     remaining = [i.originalname or i.name for i in state["items"][state["done"]:]]
     left = estimate_left(remaining, state["seconds"])
     left_text = "" if left is None else f", about {_minutes(left)} left"
-    print(f"[{state['done'] + 1}/{len(state['items'])}] {item.nodeid} ({_minutes(elapsed)} so far{left_text})",
-          file=sys.stderr, flush=True)
+    print(f"[{state['done']}/{len(state['items'])}] {outcome:8} {item.nodeid} ({seconds:.1f} s; "
+          f"{_minutes(elapsed)} so far{left_text})", file=sys.stderr, flush=True)
 
 
 def _minutes(seconds: float) -> str:
@@ -129,11 +143,19 @@ def pytest_runtest_makereport(item: pytest.Item, call):
     state = item.config.stash[PROGRESS]
     state.setdefault("running", 0.0)
     state["running"] += report.duration
+    worst = state.setdefault("outcome", Outcome.PASSED)
+    this = _outcome(item, report, call)
+    if this != Outcome.PASSED and (worst in (Outcome.PASSED, Outcome.UNJUDGED) or this == Outcome.ERROR):
+        state["outcome"] = this
     if report.when == "teardown":
         state["done"] += 1
-        state["seconds"][item.originalname or item.name].append(state.pop("running"))
+        seconds = state.pop("running")
+        state["seconds"][item.originalname or item.name].append(seconds)
         if report.failed:
             _record_outcome(item, report, call)
+        if item.config.getoption("--sweep-progress"):
+            _progress_line(item, state.pop("outcome"), seconds)
+        state.pop("outcome", None)
 
 
 def _attach_plots(item: pytest.Item, report: pytest.TestReport) -> None:
@@ -194,6 +216,10 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Config) -> None:
+    results = config.stash.get(RESULTS, None)
+    if results is not None and results.written:
+        terminalreporter.write_line(f"comps-harness: results in {results.path} "
+                                    f"(report: comps-harness report {results.path})")
     dropped = config.stash.get(DESELECTED, [])
     if dropped:
         terminalreporter.write_line(f"comps-harness: {len(dropped)} Docker-only scenario(s) not run, because "

@@ -43,6 +43,7 @@ class RunRecord(Record):
     options: dict = field(default_factory=dict)
     backends: list[str] = field(default_factory=list)
     environment: dict = field(default_factory=dict)
+    reproduce: list[str] = field(default_factory=list)  # a command that makes a new run like this one
 
 
 @dataclass(frozen=True)
@@ -50,6 +51,7 @@ class TestRecord(Record):
     """The outcome of one test phase (a call, or a setup/teardown that did not pass)."""
 
     kind: ClassVar[str] = "test"
+    __test__: ClassVar[bool] = False  # a record, not a pytest test class
     test: str = ""
     scenario: str = ""
     phase: str = "call"

@@ -227,8 +227,8 @@ def _environment(records: list[Record]) -> str:
             ("WireGuard", ", ".join(wireguard) or "?"),
             *((f"{tool} version", version) for tool, version in sorted(env.get("versions", {}).items()))]
     table = "".join(f"<tr><th>{escape(str(k))}</th><td>{escape(str(v))}</td></tr>" for k, v in rows)
-    commands = "".join(f"<pre>cd {shlex.quote(r.cwd)} &amp;&amp; {escape(shlex.join(r.argv))}</pre>"
-                       for r in runs if r.argv)
+    commands = "".join(f"<pre>cd {shlex.quote(r.cwd)} &amp;&amp; {escape(shlex.join(r.reproduce or r.argv))}</pre>"
+                       for r in runs if r.reproduce or r.argv)
     return f"<table>{table}</table><h3>Reproduce</h3>{commands or '<p class=empty>no run record</p>'}"
 
 

@@ -1,0 +1,53 @@
+"""What a run's outcomes mean, in one place: the sweep's exit status and its closing lines (pure).
+
+Proofs and self-checks (the harness's own checks) decide the exit status; research verdicts
+(marker `measurement`: what migration costs) are listed, and fail the run only with --strict.
+An error (a tool crashed or is missing) always fails it: it is no verdict at all.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass
+
+from harness.model.kinds import Outcome
+from harness.model.records import Record, TestRecord, of_kind
+
+
+@dataclass(frozen=True)
+class SweepVerdict:
+    exit_status: int
+    lines: list[str]
+
+
+def final_outcomes(records: list[Record]) -> list[TestRecord]:
+    """One record per test: the worst of its phases (an error in teardown overrides a pass)."""
+    rank = {Outcome.ERROR: 4, Outcome.FAILED: 3, Outcome.SKIPPED: 2, Outcome.UNJUDGED: 1, Outcome.PASSED: 0}
+    chosen: dict[str, TestRecord] = {}
+    for record in of_kind(records, TestRecord):
+        previous = chosen.get(record.test)
+        if previous is None or rank.get(record.outcome, 0) > rank.get(previous.outcome, 0):
+            chosen[record.test] = record
+    return list(chosen.values())
+
+
+def sweep_verdict(records: list[Record], *, strict: bool = False) -> SweepVerdict:
+    tests = final_outcomes(records)
+    counts = Counter(test.outcome for test in tests)
+    lines = ["sweep: " + ", ".join(f"{n} {outcome}" for outcome, n in sorted(counts.items())) if tests
+             else "sweep: no test outcomes were recorded"]
+    failing = []
+    for title, selected in (
+            ("errors (no verdict: a tool failed)", [t for t in tests if t.outcome == Outcome.ERROR]),
+            ("proofs and self-checks that failed", [t for t in tests if t.outcome == Outcome.FAILED
+                                                    and t.check != "research"]),
+            ("research verdicts beyond tolerance" + ("" if strict else " (listed; --strict makes them fail)"),
+             [t for t in tests if t.outcome == Outcome.FAILED and t.check == "research"])):
+        if selected:
+            lines.append(f"{title}:")
+            lines += [f"  {t.test}: {t.reason}" for t in selected]
+            if "research" not in title or strict:
+                failing += selected
+    if not tests:
+        return SweepVerdict(1, lines)
+    return SweepVerdict(1 if failing else 0, lines)
