@@ -43,14 +43,15 @@ def describe(name: str, verdict: dict) -> str:
     if not verdict.get("judged", True):
         outcome = "not judged"
     elif verdict["ok"]:
-        outcome = "within" if _point_within(verdict) else "beyond the limit, but not significantly"
+        outcome = "within" if point_within(verdict) else "beyond the limit, but not significantly"
     else:
         outcome = "significantly beyond the limit"
     return (f"{name}: {estimate.describe()} ({verdict['median'] / scale:.4g} vs {verdict['baseline_median'] / scale:.4g}"
             f"{' ' + unit if unit else ''}; rule {verdict['rule']}: {outcome})")
 
 
-def _point_within(verdict: dict) -> bool:
+def point_within(verdict: dict) -> bool:
+    """Whether the point estimate (not its interval) is within the verdict's limit."""
     limit = verdict["limit"]
     return verdict["ratio"] >= limit if verdict.get("higher_is_better", True) else verdict["ratio"] <= limit
 

@@ -22,13 +22,16 @@ from harness.model.records import (
     load,
     of_kind,
 )
+from harness.measure.verdicts import point_within, ratio_verdict
+from harness.model.settings import Tolerances
 from harness.reporting import svg
 
 CSS = """
 body { font: 14px/1.4 system-ui, sans-serif; margin: 2em auto; max-width: 1000px; color: #222; }
 table { border-collapse: collapse; margin: 1em 0; } td, th { border: 1px solid #ccc; padding: 3px 8px; text-align: left; }
 th { background: #f4f4f4; } .passed { color: #080; font-weight: bold; } .failed { color: #c00; font-weight: bold; }
-.skipped { color: #a60; font-weight: bold; } code, pre { background: #f6f6f6; padding: 2px 4px; }
+.skipped { color: #a60; font-weight: bold; } .error { color: #808; font-weight: bold; }
+.unjudged { color: #666; font-weight: bold; } code, pre { background: #f6f6f6; padding: 2px 4px; }
 pre { white-space: pre-wrap; } svg text { font: 11px sans-serif; } .empty { color: #888; }
 """
 THROUGHPUT_KINDS = (("tcp_up", "TCP up"), ("tcp_down", "TCP down"), ("udp", "UDP"))
@@ -55,7 +58,94 @@ def _series_by_interval(medians: dict[tuple, float], label) -> list[svg.Series]:
             for group in sorted({k[:2] for k in medians}, key=str)]
 
 
+# -- paired figures ------------------------------------------------------------------------
+METRIC_UNITS = {"throughput": ("Mbit/s", 1e6, True), "pageload": ("ms", 1.0, False),
+                "download": ("s", 1.0, False)}
+
+
+def _metrics_of(record: MeasurementRecord) -> dict[str, float]:
+    """metric -> value of one measurement record (bits/s, load ms or download s)."""
+    figures = record.figures
+    found = {kind: figures[kind]["bits_per_second"] for kind in ("tcp_up", "tcp_down", "udp") if kind in figures}
+    for load in record.loads():
+        found[load["url"].rsplit("/", 1)[-1]] = load["load_ms"]
+    for download in figures.get("downloads", []):
+        found[download["path"]] = download["seconds"]
+    return found
+
+
+def paired(records: list[Record], scenario: str) -> dict[tuple, tuple[list[float], list[float]]]:
+    """(backend, interval, condition, metric) -> (baseline values, migrating values), paired by test and
+    repetition (each baseline was measured right before its migrating twin)."""
+    by_test: dict[tuple, dict[int, dict[str, MeasurementRecord]]] = defaultdict(lambda: defaultdict(dict))
+    for r in _measured(records, scenario):
+        by_test[(r.backend, r.test)][r.repetition]["baseline" if not r.migrating else r.condition] = r
+    pairs: dict[tuple, tuple[list[float], list[float]]] = {}
+    for (backend, _), reps in by_test.items():
+        for rep in sorted(reps):
+            base = reps[rep].get("baseline")
+            for condition, record in reps[rep].items():
+                if condition == "baseline" or base is None:
+                    continue
+                base_metrics = _metrics_of(base)
+                for metric, value in _metrics_of(record).items():
+                    if metric in base_metrics:
+                        entry = pairs.setdefault((backend, record.interval, condition, metric), ([], []))
+                        entry[0].append(base_metrics[metric])
+                        entry[1].append(value)
+    return pairs
+
+
+def _limits(records: list[Record]) -> dict[str, float]:
+    """The tolerances the run judged with (its options), by scenario."""
+    options = next((r.options for r in of_kind(records, RunRecord) if r.options), {})
+    defaults = Tolerances()
+    return {"throughput": float(options.get("throughput_tolerance") or defaults.throughput),
+            "pageload": float(options.get("pageload_tolerance") or defaults.pageload),
+            "download": float(options.get("pageload_tolerance") or defaults.pageload),
+            "verdict_from_interval": float(options.get("verdict_from_interval") or defaults.verdict_from_interval)}
+
+
+def cost_rows(records: list[Record]) -> list[dict]:
+    """What migration costs at each interval: one row per scenario, backend, interval and metric."""
+    limits, rows = _limits(records), []
+    for scenario, (unit, scale, higher) in METRIC_UNITS.items():
+        for (backend, interval, condition, metric), (base, value) in sorted(paired(records, scenario).items(),
+                                                                             key=lambda kv: str(kv[0])):
+            judged = scenario != "throughput" or (interval or 0) >= limits["verdict_from_interval"]
+            verdict = ratio_verdict(base, value, limit=limits[scenario] if judged else None, higher_is_better=higher,
+                                    unit=unit, scale=scale)
+            rows.append({"scenario": scenario, "backend": backend, "interval": interval, "condition": condition,
+                         "metric": metric, "verdict": verdict})
+    return rows
+
+
 # -- plots ----------------------------------------------------------------------------------
+def cost_vs_interval(records: list[Record]) -> list[svg.Chart]:
+    """Per scenario and backend: the paired ratio to baseline against the interval, with 95 % intervals."""
+    rows, charts, limits = cost_rows(records), [], _limits(records)
+    for scenario, (unit, _, higher) in METRIC_UNITS.items():
+        for backend in sorted({row["backend"] for row in rows if row["scenario"] == scenario}):
+            mine = [row for row in rows if row["scenario"] == scenario and row["backend"] == backend
+                    and row["interval"] is not None and "-degraded" not in row["condition"]]
+            limit = limits[scenario]
+            band = (limit, 1.0) if higher else (1.0, limit)
+            chart = svg.Chart(f"{scenario}: with migration / without, by interval ({backend})",
+                              "migration interval (s, log)", "ratio to baseline (1 = no cost)", log_x=True,
+                              band=band, band_label=f"within tolerance ({band[0]:g}..{band[1]:g}x)")
+            for metric in sorted({row["metric"] for row in mine}):
+                series = svg.Series(metric, [])
+                for row in (r for r in mine if r["metric"] == metric):
+                    v = row["verdict"]
+                    series.points.append((row["interval"], v["ratio"]))
+                    series.labels[row["interval"]] = f"n={v['n']}"
+                    if v["low"] is not None:
+                        series.intervals[row["interval"]] = (v["low"], v["high"])
+                chart.series.append(series)
+            charts.append(chart)
+    return charts
+
+
 def throughput_vs_interval(records: list[Record]) -> list[svg.Chart]:
     measured = _measured(records, "throughput")
     charts = []
@@ -152,9 +242,49 @@ def timing_error(records: list[Record]) -> list[svg.Chart]:
     return [chart]
 
 
-PLOTS = (("Throughput", throughput_vs_interval), ("Throughput over time", throughput_time_series),
-         ("Page loads", pageload_distributions), ("Loss around switches", loss_per_switch),
-         ("Bytes per path", split_ratio), ("Switch timing", timing_error))
+def adherence_vs_interval(records: list[Record]) -> list[svg.Chart]:
+    """The share of the session's packets that used the path the schedule named, per interval and mode."""
+    runs = [(r.backend, r.evidence) for r in _measured(records) if r.migrating]
+    runs += [(m.backend, m.evidence) for m in of_kind(records, MigrationRecord)]
+    points: dict[tuple, list[float]] = defaultdict(list)
+    for backend, evidence in runs:
+        interval = (evidence.get("plan") or {}).get("interval_s")
+        if evidence.get("adherence") is not None and interval:
+            points[(backend, evidence.get("sticky_source", "?"), interval)].append(evidence["adherence"])
+    if not points:
+        return []
+    chart = svg.Chart("Adherence: the session's packets on the path the schedule named", "migration interval (s, log)",
+                      "share of packets", log_x=True)
+    for group in sorted({key[:2] for key in points}):
+        series = svg.Series(f"{group[0]}, sticky source {group[1]}", [])
+        for (backend, mode, interval), values in points.items():
+            if (backend, mode) == group:
+                series.points.append((interval, statistics.median(values)))
+                series.labels[interval] = f"n={len(values)}"
+        chart.series.append(series)
+    return [chart]
+
+
+def degraded_runs(records: list[Record]) -> list[svg.Chart]:
+    """The degraded-path self-checks: throughput of baseline, healthy and degraded migration, each repetition."""
+    measured = _measured(records, "throughput_degraded")
+    charts = []
+    for backend in sorted({r.backend for r in measured}):
+        mine = [r for r in measured if r.backend == backend and "tcp_up" in r.figures]
+        conditions = sorted({r.condition for r in mine}, key=lambda c: (c != "baseline", "-degraded" in c, c))
+        chart = svg.Chart(f"Degraded-path self-check: TCP up per condition ({backend})", "condition", "Mbit/s",
+                          x_categories=conditions)
+        series = svg.Series("each repetition", [(conditions.index(r.condition), r.figures["tcp_up"]["bits_per_second"]
+                                                 / 1e6) for r in mine], line=False)
+        chart.series.append(series)
+        charts.append(chart)
+    return charts
+
+
+PLOTS = (("What migration costs", cost_vs_interval), ("Throughput", throughput_vs_interval),
+         ("Throughput over time", throughput_time_series), ("Page loads", pageload_distributions),
+         ("Loss around switches", loss_per_switch), ("Adherence", adherence_vs_interval),
+         ("Bytes per path", split_ratio), ("Switch timing", timing_error), ("Degraded path", degraded_runs))
 
 
 def charts_svg(records: list[Record]) -> list[str]:
@@ -232,14 +362,42 @@ def _environment(records: list[Record]) -> str:
     return f"<table>{table}</table><h3>Reproduce</h3>{commands or '<p class=empty>no run record</p>'}"
 
 
+def _cost_table(records: list[Record]) -> str:
+    rows = [row for row in cost_rows(records) if "-degraded" not in row["condition"]]
+    if not rows:
+        return "<p class='empty'>No measurements with a baseline in these results.</p>"
+    body = []
+    for row in sorted(rows, key=lambda r: (r["scenario"], r["backend"], r["interval"] or 0, r["metric"])):
+        v = row["verdict"]
+        interval = "" if v["low"] is None else f"[{v['low']:.3f}, {v['high']:.3f}]"
+        if not v["judged"]:
+            verdict, css = "not judged at this interval", "unjudged"
+        elif not v["ok"]:
+            verdict, css = "significantly beyond tolerance", "failed"
+        else:
+            verdict, css = ("within tolerance" if point_within(v) else "beyond tolerance, not significantly"), "passed"
+        n_text = f"{v['n']}" + (" (one pair: no interval)" if v["n"] == 1 else "")
+        body.append(f"<tr><td>{escape(row['scenario'])}</td><td>{escape(row['backend'])}</td>"
+                    f"<td>{_interval_text(row['interval'])}</td><td>{escape(row['metric'])}</td>"
+                    f"<td>{v['ratio']:.3f}x</td><td>{interval}</td><td>{n_text}</td>"
+                    f"<td>{v['median'] / v['scale']:.4g} vs {v['baseline_median'] / v['scale']:.4g} {v['unit']}</td>"
+                    f"<td>{escape(v['rule'])}</td><td class='{css}'>{verdict}</td></tr>")
+    return ("<p>Each row: the ratio with migration / without (paired repetitions, measured back to back), its "
+            "95 % interval and n. A verdict fails only when the whole interval lies beyond the tolerance.</p>"
+            "<table><tr><th>scenario</th><th>backend</th><th>interval</th><th>metric</th><th>effect</th>"
+            "<th>95 % interval</th><th>n</th><th>medians</th><th>rule</th><th>verdict</th></tr>"
+            f"{''.join(body)}</table>")
+
+
 def build(records: list[Record], title: str = "comps-harness report") -> str:
-    sections = [f"<h2>Verdicts</h2>{_verdict_table(records)}",
+    sections = [f"<h2>Environment</h2>{_environment(records)}",
+                f"<h2>What migration costs at each interval</h2>{_cost_table(records)}",
+                f"<h2>Verdicts</h2>{_verdict_table(records)}",
                 f"<h2>Proof of migration</h2>{_migration_table(records)}"]
     for heading, plot in PLOTS:
         charts = plot(records)
         sections.append(f"<h2>{escape(heading)}</h2>" + ("".join(svg.render(c) for c in charts)
                                                          or "<p class='empty'>No such measurements in these results.</p>"))
-    sections.append(f"<h2>Environment</h2>{_environment(records)}")
     return (f"<!doctype html><html><head><meta charset='utf-8'><title>{escape(title)}</title>"
             f"<style>{CSS}</style></head><body><h1>{escape(title)}</h1>{''.join(sections)}</body></html>\n")
 

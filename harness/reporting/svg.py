@@ -10,8 +10,8 @@ import math
 from dataclasses import dataclass, field
 from html import escape
 
-WIDTH, HEIGHT = 640, 300
-LEFT, RIGHT, TOP, BOTTOM = 70, 150, 20, 45
+WIDTH, HEIGHT = 680, 320
+LEFT, RIGHT, TOP, BOTTOM = 70, 190, 36, 45
 COLOURS = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#17becf")
 
 
@@ -20,6 +20,8 @@ class Series:
     name: str
     points: list[tuple[float, float]]
     line: bool = True
+    intervals: dict[float, tuple[float, float]] = field(default_factory=dict)  # x -> (low, high): error bars
+    labels: dict[float, str] = field(default_factory=dict)  # x -> a note drawn beside the point (n=3)
 
 
 @dataclass
@@ -33,6 +35,7 @@ class Chart:
     band: tuple[float, float] | None = None  # y range shaded across the chart
     band_label: str = "baseline"
     markers: list[float] = field(default_factory=list)  # x positions of vertical lines
+    marker_label: str = "path switch"
     y_from_zero: bool = True
 
 
@@ -68,6 +71,8 @@ def render(chart: Chart) -> str:
         return f'<p class="empty">{escape(chart.title)}: no data in these results.</p>'
     xs = [x for x, _ in points] + chart.markers
     ys = [y for _, y in points] + (list(chart.band) if chart.band else [])
+    ys += [bound for s in chart.series for low_high in s.intervals.values() for bound in low_high
+           if math.isfinite(bound)]
     if chart.log_x:
         xs = [x for x in xs if x > 0]
     x_low, x_high = min(xs), max(xs)
@@ -94,6 +99,7 @@ def render(chart: Chart) -> str:
 
     out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{WIDTH}" height="{HEIGHT}" '
            f'viewBox="0 0 {WIDTH} {HEIGHT}" role="img"><title>{escape(chart.title)}</title>',
+           f'<text x="{LEFT}" y="20" class="chart-title" font-weight="bold">{escape(chart.title)}</text>',
            f'<rect x="{LEFT}" y="{TOP}" width="{plot_w}" height="{plot_h}" fill="#fff" stroke="#999"/>']
     if chart.band:
         top, bottom = sy(chart.band[1]), sy(chart.band[0])
@@ -124,11 +130,30 @@ def render(chart: Chart) -> str:
             path = " ".join(f"{sx(x):.1f},{sy(y):.1f}" for x, y in pts)
             out.append(f'<polyline points="{path}" fill="none" stroke="{colour}" stroke-width="1.5"/>')
         for x, y in pts:
-            out.append(f'<circle cx="{sx(x):.1f}" cy="{sy(y):.1f}" r="3" fill="{colour}">'
-                       f'<title>{escape(series.name)}: {x:g}, {y:.4g}</title></circle>')
+            if x in series.intervals:
+                low, high = series.intervals[x]
+                out.append(f'<line x1="{sx(x):.1f}" x2="{sx(x):.1f}" y1="{sy(low):.1f}" y2="{sy(high):.1f}" '
+                           f'stroke="{colour}" stroke-width="1.2"/>')
+            hollow = series.labels.get(x) == "n=1"  # one measurement: drawn hollow, not like a median
+            out.append(f'<circle cx="{sx(x):.1f}" cy="{sy(y):.1f}" r="3" fill="{"#fff" if hollow else colour}" '
+                       f'stroke="{colour}"><title>{escape(series.name)}: {x:g}, {y:.4g}</title></circle>')
+            if x in series.labels:
+                out.append(f'<text x="{sx(x) + 5:.1f}" y="{sy(y) - 5:.1f}" font-size="9" fill="{colour}">'
+                           f'{escape(series.labels[x])}</text>')
+    legend = [(COLOURS[i % len(COLOURS)], series.name, "box") for i, series in enumerate(chart.series)]
+    if chart.band:
+        legend.append(("#bbb", chart.band_label, "box"))
+    if chart.markers:
+        legend.append(("#f80", chart.marker_label, "dash"))
+    if any(series.intervals for series in chart.series):
+        legend.append(("#444", "bar: 95 % interval", "dash"))
+    for i, (colour, name, shape) in enumerate(legend):
         ly = TOP + 14 + 16 * i
-        out.append(f'<rect x="{LEFT + plot_w + 10}" y="{ly - 8}" width="10" height="10" fill="{colour}"/>'
-                   f'<text x="{LEFT + plot_w + 24}" y="{ly + 1}">{escape(series.name)}</text>')
+        symbol = (f'<rect x="{LEFT + plot_w + 10}" y="{ly - 8}" width="10" height="10" fill="{colour}"/>'
+                  if shape == "box" else
+                  f'<line x1="{LEFT + plot_w + 10}" x2="{LEFT + plot_w + 20}" y1="{ly - 3}" y2="{ly - 3}" '
+                  f'stroke="{colour}" stroke-dasharray="3,2"/>')
+        out.append(f'{symbol}<text x="{LEFT + plot_w + 24}" y="{ly + 1}">{escape(name)}</text>')
     out.append(f'<text x="{LEFT + plot_w / 2}" y="{HEIGHT - 8}" text-anchor="middle">{escape(chart.x_label)}</text>'
                f'<text transform="translate(14 {TOP + plot_h / 2}) rotate(-90)" text-anchor="middle">'
                f'{escape(chart.y_label)}</text></svg>')
