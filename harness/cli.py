@@ -313,7 +313,8 @@ def cmd_compare(args: argparse.Namespace) -> int:
         for row in rows:
             print(compare.describe(row))
     regressed = sum(row["regressed"] for row in rows)
-    _progress(f"{len(rows)} metrics compared, {regressed} regressed (tolerance {tolerance:g}, 95 % bootstrap intervals)")
+    _progress(f"{len(rows)} metrics compared, {regressed} regressed, "
+              f"{sum(row['ratio'] is None for row in rows)} without a verdict (tolerance {tolerance:g}, 95 % intervals)")
     return 1 if regressed else 0
 
 

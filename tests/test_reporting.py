@@ -16,6 +16,7 @@ def measurement(scenario, condition, interval, figures, *, backend="netns", mech
     evidence = {"started_monotonic": 100.0, "switches": [{"actual_s": 0.5}, {"actual_s": 1.0}],
                 "split_ratio": {"1": 0.5, "2": 0.5}, "timing_error_ms": {"median": 0.5, "p99": 1.2}}
     return {"kind": "measurement", "run_id": "ch-test", "scenario": scenario, "condition": condition,
+            "test": f"test_{scenario}[{backend}-alternate-i0.1s]",
             "interval": interval, "backend": backend, "mechanism": mechanism, "repetition": rep,
             "wireguard": "wireguard-go", "figures": figures, "evidence": evidence,
             "environment": {"kernel": "6.x", "cores": 2, "versions": {"iperf3": "3.12"}}}
@@ -104,3 +105,15 @@ def test_compare_flags_a_regression_and_not_noise():
 def test_compare_rejects_a_bad_tolerance():
     with pytest.raises(ValueError):
         runcompare.compare(records(), records(), tolerance=1.5)
+
+
+def test_compare_needs_three_values_a_side_and_keeps_intervals_apart():
+    few = runcompare.compare(records(reps=2), records(scale=0.5, reps=2))
+    assert few and all(row["ratio"] is None and "not enough data" in row["note"] for row in few)
+    assert not any(row["regressed"] for row in few)
+    assert "no verdict" in runcompare.describe(few[0]) and "inf" not in runcompare.describe(few[0])
+    conditions = {row["condition"] for row in runcompare.compare(records(), records())}
+    assert all("@" in condition for condition in conditions)  # a baseline is tied to its test (interval)
+    same = runcompare.compare(records(reps=5), records(reps=5))
+    widths = [row["ci"][1] - row["ci"][0] for row in same if row["ci"]]
+    assert widths and max(widths) < 0.1  # a run against itself: narrow intervals around 1
