@@ -12,11 +12,21 @@ case "$mode" in main|test) ;; *) echo "usage: $0 main|test [options]" >&2; exit 
 # exactly what the harness calls (recommended packages are not installed: no kernel image, no
 # systemd, no desktop pieces)
 packages=(wireguard-tools wireguard-go iperf3 iptables iproute2 iputils-ping util-linux python3-venv
-          chromium chromium-driver curl tcpdump fonts-dejavu-core ca-certificates git)
-# Docker is needed by the tests (both backends) and by a sweep asked to run on docker or all
+          curl tcpdump fonts-dejavu-core ca-certificates git)
+# A browser and its driver: Debian's chromium, unless one is there already (GitHub's Ubuntu runners
+# have Google Chrome and chromedriver; Ubuntu's chromium package is only a snap).
+if ! { command -v chromedriver >/dev/null && command -v chromium google-chrome >/dev/null; }; then
+  packages+=(chromium chromium-driver)
+fi
+# Docker is needed by the tests (both backends) and by a sweep asked to run on docker or all;
+# a machine with its own engine (docker-ce) keeps it
 needs_docker=
 if [ "$mode" = test ] || [[ " $* " =~ [[:space:]=,](docker|all)[[:space:],] ]]; then needs_docker=1; fi
-[ -n "$needs_docker" ] && packages+=(docker.io docker-compose debootstrap)
+if [ -n "$needs_docker" ]; then
+  command -v dockerd >/dev/null || packages+=(docker.io)
+  command -v docker-compose >/dev/null || packages+=(docker-compose)
+  packages+=(debootstrap)
+fi
 missing=()
 for p in "${packages[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 if [ ${#missing[@]} -gt 0 ]; then
@@ -28,7 +38,7 @@ stamp=.venv/.installed-$(sha256sum pyproject.toml | cut -c1-12)
 if [ ! -f "$stamp" ]; then
   python3 -m venv .venv
   .venv/bin/pip install -q --upgrade pip >&2
-  .venv/bin/pip install -q -e '.[browser,docker]' >&2
+  .venv/bin/pip install -q -e '.[browser,docker,test]' >&2
   touch "$stamp"
 fi
 

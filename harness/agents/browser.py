@@ -31,6 +31,7 @@ return {ttfb_ms: nav.responseStart - nav.startTime,
 
 
 _PR_SET_PDEATHSIG = 1
+BROWSERS = ("chromium", "chromium-browser", "google-chrome")  # Debian's first; GitHub's runners have Chrome
 
 
 def _die_with_parent() -> None:
@@ -50,10 +51,11 @@ def driver(timeout: float, remote: str | None = None, profile: Path | None = Non
     from selenium.webdriver.chrome.service import Service
     from selenium.webdriver.chromium.remote_connection import ChromiumRemoteConnection
     options = webdriver.ChromeOptions()
-    options.binary_location = "/usr/bin/chromium" if remote else (shutil.which("chromium") or "chromium")
+    local = next((found for name in BROWSERS if (found := shutil.which(name))), "chromium")
+    options.binary_location = "/usr/bin/chromium" if remote else local
     for flag in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu",
                  "--no-first-run", "--disable-extensions", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--metrics-recording-only",
+                 "--disable-component-update", "--disable-sync", "--disable-crash-reporter", "--metrics-recording-only",
                  "--disable-default-apps", "--no-proxy-server"):
         options.add_argument(flag)
     if profile is not None and not remote:
@@ -61,6 +63,7 @@ def driver(timeout: float, remote: str | None = None, profile: Path | None = Non
         options.add_argument(f"--user-data-dir={profile / 'user-data'}")
         (profile / "tmp").mkdir(exist_ok=True)
         os.environ["TMPDIR"] = str(profile / "tmp")  # Chromium's /tmp/org.chromium.Chromium.* go here
+        os.environ["HOME"] = os.environ["XDG_CONFIG_HOME"] = str(profile)  # and ~/.config/chromium too
     if remote:
         connection = ChromiumRemoteConnection(remote, vendor_prefix="goog", browser_name="chrome", ignore_proxy=True)
         browser = webdriver.Remote(command_executor=connection, options=options)

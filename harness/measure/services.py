@@ -38,7 +38,9 @@ BROWSER_MODULE = "harness.agents.browser"
 
 
 def require_measurement_tools(browser: bool = False) -> None:
-    prereq.require_binaries(["iperf3", "curl", "ss"] + (["chromium", "chromedriver"] if browser else []))
+    prereq.require_binaries(["iperf3", "curl", "ss"] + (["chromedriver"] if browser else []))
+    if browser:
+        prereq.require_any_binary(("chromium", "chromium-browser", "google-chrome"))
 
 
 def run_browser(network: Network, args: list[str], timeout: float) -> proc.CommandResult:

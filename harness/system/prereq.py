@@ -34,6 +34,14 @@ def require_binaries(names: list[str] | tuple[str, ...]) -> None:
         raise PrerequisiteError(f"{', '.join(missing)} not found on PATH: apt-get install {' '.join(hints)}")
 
 
+def require_any_binary(names: tuple[str, ...]) -> str:
+    """The first of `names` on PATH, or PrerequisiteError naming the package of the first."""
+    for name in names:
+        if shutil.which(name):
+            return name
+    raise PrerequisiteError(f"none of {', '.join(names)} found on PATH: apt-get install {APT_PACKAGES.get(names[0], names[0])}")
+
+
 def _effective_capabilities() -> int:
     for line in Path("/proc/self/status").read_text().splitlines():
         if line.startswith("CapEff:"):
