@@ -120,8 +120,9 @@ OPTIONS: tuple[Option, ...] = (
     # -- tolerances --------------------------------------------------------------------------
     _opt("--switch-tolerance", "tolerances", "switches", "0.1",
          "fraction of planned switches that may be missing before the proof fails (default 0.1)", s.parse_share),
-    _opt("--max-path-loss", "tolerances", "max_path_loss", "0.05",
-         "share of a path's packets a hop may lose (each direction) before the proof fails (default 0.05)",
+    _opt("--max-path-loss", "tolerances", "max_path_loss", "0.2",
+         "share of a path's packets a hop may lose (each direction) before the proof fails (default 0.2: "
+         "TCP at full speed loses 6-7 %% per hop to congestion here; a broken path loses 25-100 %%)",
          s.parse_share),
     _opt("--min-adherence", "tolerances", "min_adherence", "0.6",
          "share of the session's packets that must use the path the schedule named, judged at intervals >= "

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import shutil
 
-import pytest
-
 from harness.model.records import parse
 from harness.reporting import report
 

@@ -9,7 +9,12 @@ import pytest
 from harness.errors import MeasurementError
 from harness.measure.iperf import client_argv, parse
 from harness.measure.loss import analyze
-from harness.measure.verdicts import describe, loss_verdict, ratio_verdict, throughput_verdicts
+from harness.measure.verdicts import (
+    describe,
+    loss_verdict,
+    ratio_verdict,
+    throughput_verdicts,
+)
 from harness.runtime.content import generate, page_html
 
 DATA = Path(__file__).with_name("data")

@@ -251,7 +251,7 @@ class Tolerances:
     """How verdicts judge: switches that may be missing, ratio limits, loss per switch."""
 
     switches: float = 0.1
-    max_path_loss: float = 0.05
+    max_path_loss: float = 0.2
     min_adherence: float = 0.6
     min_endpoint_moves: float = 0.5
     throughput: float = 0.90

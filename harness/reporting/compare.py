@@ -19,7 +19,6 @@ from harness.model.records import MeasurementRecord, Record, of_kind
 from harness.model.stats import T_975
 
 
-
 def _figures(record: MeasurementRecord) -> Iterator[tuple[str, float, bool]]:
     """(metric name, value, higher is better) of one measurement record."""
     figures, scenario = record.figures, record.scenario

@@ -13,6 +13,7 @@ from collections import defaultdict
 from html import escape
 from pathlib import Path
 
+from harness.measure.verdicts import point_within, ratio_verdict
 from harness.model.records import (
     MeasurementRecord,
     MigrationRecord,
@@ -22,7 +23,6 @@ from harness.model.records import (
     load,
     of_kind,
 )
-from harness.measure.verdicts import point_within, ratio_verdict
 from harness.model.settings import Tolerances
 from harness.reporting import svg
 
@@ -31,7 +31,7 @@ body { font: 14px/1.4 system-ui, sans-serif; margin: 2em auto; max-width: 1000px
 table { border-collapse: collapse; margin: 1em 0; } td, th { border: 1px solid #ccc; padding: 3px 8px; text-align: left; }
 th { background: #f4f4f4; } .passed { color: #080; font-weight: bold; } .failed { color: #c00; font-weight: bold; }
 .skipped { color: #a60; font-weight: bold; } .error { color: #808; font-weight: bold; }
-.unjudged { color: #666; font-weight: bold; } code, pre { background: #f6f6f6; padding: 2px 4px; }
+.unjudged { color: #666; font-weight: bold; } .unclear { color: #a60; font-weight: bold; } code, pre { background: #f6f6f6; padding: 2px 4px; }
 pre { white-space: pre-wrap; } svg text { font: 11px sans-serif; } .empty { color: #888; }
 """
 THROUGHPUT_KINDS = (("tcp_up", "TCP up"), ("tcp_down", "TCP down"), ("udp", "UDP"))
@@ -375,7 +375,8 @@ def _cost_table(records: list[Record]) -> str:
         elif not v["ok"]:
             verdict, css = "significantly beyond tolerance", "failed"
         else:
-            verdict, css = ("within tolerance" if point_within(v) else "beyond tolerance, not significantly"), "passed"
+            verdict, css = (("within tolerance", "passed") if point_within(v) else
+                            ("beyond tolerance, not significantly", "unclear"))
         n_text = f"{v['n']}" + (" (one pair: no interval)" if v["n"] == 1 else "")
         body.append(f"<tr><td>{escape(row['scenario'])}</td><td>{escape(row['backend'])}</td>"
                     f"<td>{_interval_text(row['interval'])}</td><td>{escape(row['metric'])}</td>"

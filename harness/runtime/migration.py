@@ -120,7 +120,7 @@ class MigrationController:
             monitor = self.monitor_factory(client.netns_path(), path_of_index, self._on_switch)
             sampler = self._sampler = EndpointSampler(network, self.endpoint_poll_s, self._on_endpoint)
             self._workers = [monitor, sampler]
-            if self.sticky_source == StickySource.CLIENT:
+            if self.sticky_source == StickySource.CLIENT and self.plan.switches():  # one path: nothing strays
                 self._watcher = ClientWatcher(network, lambda: self._route_path, self._on_stray)
                 self._workers.append(self._watcher)
             # threads hand the GIL over every 5 ms by default: far too coarse for 10 ms switching

@@ -157,7 +157,7 @@ class ClientWatcher(Worker):
     """
 
     def __init__(self, network: Network, route_path: Callable[[], int], on_stray: Callable[[int], None], *,
-                 period_s: float = 0.001, idle_period_s: float = 0.004, window_s: float = 0.1) -> None:
+                 period_s: float = 0.002, idle_period_s: float = 0.01, window_s: float = 0.1) -> None:
         super().__init__("client-watcher")
         self.network, self.route_path, self.on_stray = network, route_path, on_stray
         self.period_s, self.idle_period_s, self.window_s = period_s, idle_period_s, window_s
