@@ -23,15 +23,20 @@ def _raise_interrupt(signum: int, frame: object) -> None:
 
 @contextlib.contextmanager
 def interrupts_unwind() -> Iterator[None]:
-    """While active, SIGTERM raises KeyboardInterrupt like SIGINT, so context managers clean up."""
+    """While active, SIGINT and SIGTERM raise KeyboardInterrupt, so context managers clean up.
+
+    SIGINT too, explicitly: a process started in the background by a non-interactive shell (`cmd &`,
+    nohup, some CI runners) inherits SIGINT as ignored, and Python then never raises KeyboardInterrupt.
+    """
     if not _in_main_thread():
         yield
         return
-    previous = signal.signal(signal.SIGTERM, _raise_interrupt)
+    previous = {sig: signal.signal(sig, _raise_interrupt) for sig in _SIGNALS}
     try:
         yield
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 @contextlib.contextmanager
