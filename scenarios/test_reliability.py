@@ -77,8 +77,8 @@ def test_an_interrupted_sweep_leaves_nothing(backend, backend_ready, sig, tmp_pa
     try:
         for line in child.stderr:
             seen.append(line.strip())
-            if line.startswith("[1/"):
-                time.sleep(2.0)  # inside the test: the topology is up and migrating
+            if line.startswith("sweep "):  # pytest starts now; its one test migrates for 10 s
+                time.sleep(5.0)  # inside the test: the topology is up and migrating
                 child.send_signal(sig)
                 break
         rest = child.communicate(timeout=120)[1]

@@ -139,3 +139,18 @@ def test_kernel_wireguard_request_without_module(monkeypatch):
         prereq.wireguard_implementation("kernel")
     with pytest.raises(ConfigError, match="--wireguard 'boringtun' is unknown"):
         prereq.wireguard_implementation("boringtun")
+
+
+def test_interface_counters_come_from_proc_net_dev():
+    from harness.runtime.hosts import parse_net_dev
+    text = ("Inter-|   Receive                                                |  Transmit\n"
+            " face |bytes    packets errs drop fifo frame compressed multicast|bytes    packets errs drop fifo colls "
+            "carrier compressed\n"
+            "    lo:     100       2    0    0    0     0          0         0      100       2    0    0    0     0 "
+            "      0          0\n"
+            "wgnet1: 3000000   20000    0    0    0     0          0         0  4000000   30000    0    0    0     0 "
+            "      0          0\n")
+    counters = parse_net_dev(text)
+    assert counters["wgnet1"].rx_bytes == 3000000 and counters["wgnet1"].rx_packets == 20000
+    assert counters["wgnet1"].tx_bytes == 4000000 and counters["wgnet1"].tx_packets == 30000
+    assert set(counters) == {"lo", "wgnet1"}
