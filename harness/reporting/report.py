@@ -67,8 +67,8 @@ def _metrics_of(record: MeasurementRecord) -> dict[str, float]:
     """metric -> value of one measurement record (bits/s, load ms or download s)."""
     figures = record.figures
     found = {kind: figures[kind]["bits_per_second"] for kind in ("tcp_up", "tcp_down", "udp") if kind in figures}
-    for load in record.loads():
-        found[load["url"].rsplit("/", 1)[-1]] = load["load_ms"]
+    for page_load in record.loads():
+        found[page_load["url"].rsplit("/", 1)[-1]] = page_load["load_ms"]
     for download in figures.get("downloads", []):
         found[download["path"]] = download["seconds"]
     return found

@@ -107,34 +107,38 @@ class RouteMonitor(Worker):
             self.sock.close()
 
 
-class EndpointSampler(Worker):
-    """Polls where the server believes the client is, and counts the moves between proxies.
+class BurstPoller(Worker):
+    """A worker that polls fast (`period_s`) for `window_s` after each switch, when late packets can
+    re-pin wireguard-go's source, and slowly (`idle_period_s`) otherwise, so that a run without
+    switches (the baseline) costs next to no CPU on machines where the tunnels are CPU-bound."""
 
-    Fast (`period_s`) for `window_s` after each switch, when late packets on the old path can
-    re-pin wireguard-go's source; slowly (`idle_period_s`) otherwise, so that a run without
-    switches (the baseline) costs next to no CPU on machines where the tunnels are CPU-bound.
-    """
-
-    def __init__(self, network: Network, period_s: float, on_sample: Callable[[int], None], *,
-                 idle_period_s: float = 0.02, window_s: float = 0.05) -> None:
-        super().__init__("endpoint-sampler")
-        self.network = network
+    def __init__(self, name: str, period_s: float, idle_period_s: float, window_s: float) -> None:
+        super().__init__(name)
         self.period_s, self.idle_period_s, self.window_s = period_s, idle_period_s, window_s
-        self.on_sample = on_sample
-        self.samples = 0
-        self.changes = 0
-        self.paths_seen: list[int] = []
         self.last_switch = -math.inf
 
     def switched(self, at: float) -> None:
         self.last_switch = at
 
-    def _period(self) -> float:
+    def period(self) -> float:
         return self.period_s if time.monotonic() - self.last_switch < self.window_s else self.idle_period_s
+
+
+class EndpointSampler(BurstPoller):
+    """Polls where the server believes the client is, and counts the moves between proxies."""
+
+    def __init__(self, network: Network, period_s: float, on_sample: Callable[[int], None], *,
+                 idle_period_s: float = 0.02, window_s: float = 0.05) -> None:
+        super().__init__("endpoint-sampler", period_s, idle_period_s, window_s)
+        self.network = network
+        self.on_sample = on_sample
+        self.samples = 0
+        self.changes = 0
+        self.paths_seen: list[int] = []
 
     def run(self) -> None:
         last = None
-        while not self.stopping.wait(self._period()):
+        while not self.stopping.wait(self.period()):
             path = self.network.path_of_endpoint(self.network.server_endpoint())
             self.samples += 1
             if path is None:
@@ -147,32 +151,23 @@ class EndpointSampler(Worker):
             self.on_sample(path)
 
 
-class ClientWatcher(Worker):
+class ClientWatcher(BurstPoller):
     """Watches, from the client's own namespace only, which wgnet its session leaves on.
 
     wireguard-go pins the session's source to the path it last *received* on; a packet from the
     server arriving on a path other than the current route re-pins it there, and the client's next
     packets leave there too. Either (a receive or a send on another wgnet) calls `on_stray(path)`.
-    Fast after a switch, slower otherwise.
     """
 
     def __init__(self, network: Network, route_path: Callable[[], int], on_stray: Callable[[int], None], *,
                  period_s: float = 0.002, idle_period_s: float = 0.01, window_s: float = 0.1) -> None:
-        super().__init__("client-watcher")
+        super().__init__("client-watcher", period_s, idle_period_s, window_s)
         self.network, self.route_path, self.on_stray = network, route_path, on_stray
-        self.period_s, self.idle_period_s, self.window_s = period_s, idle_period_s, window_s
         self.names = {proxy_name(k): k for k in network.topology.path_ids}
-        self.last_switch = -math.inf
-
-    def switched(self, at: float) -> None:
-        self.last_switch = at
-
-    def _period(self) -> float:
-        return self.period_s if time.monotonic() - self.last_switch < self.window_s else self.idle_period_s
 
     def run(self) -> None:
         last: dict[str, int] = {}
-        while not self.stopping.wait(self._period()):
+        while not self.stopping.wait(self.period()):
             current = self.route_path()
             counters = self.network.client.counters_by_name(list(self.names))
             for name, counter in counters.items():
