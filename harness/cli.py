@@ -187,6 +187,22 @@ def cmd_bench_proof(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_bench_observer(args: argparse.Namespace) -> int:
+    """What each proxy sees, for alternate and weighted-random at 0.1 and 1 s (bench observer)."""
+    from harness.measure import observe
+    from harness.measure.services import OriginServices, require_measurement_tools
+    from harness.system.prereq import require_binaries
+
+    settings = _settings(args)
+    backend = _single_backend(settings)
+    require_measurement_tools(browser=True)
+    require_binaries(["tcpdump"] if backend == "netns" else [])
+    with network_for(backend, settings.run, progress=_progress) as network:
+        with OriginServices(network, file_sizes=()) as services:
+            _emit(observe.bench(services, _progress), args.json)
+    return 0
+
+
 def cmd_images(args: argparse.Namespace) -> int:
     """Build the Docker backend's images (base image offline if needed); also tag them :demo for compose."""
     from harness.backends.docker import docker_client, docker_images
@@ -240,7 +256,7 @@ def cmd_sweep(args: argparse.Namespace, pytest_args: list[str]) -> int:
     except OSError as exc:
         raise ConfigError(f"--out {out}: cannot write there ({exc.strerror})") from None
     run_id = run_id_for(out)
-    given = options.passthrough_argv(vars(args), SWEEP_OPTIONS)
+    given = options.passthrough_argv(vars(args), SWEEP_OPTIONS) + (["--observe"] if args.observe else [])
     # pytest's own terminal output is off: the progress lines and the summary below say it all
     argv = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-p", "no:terminal", str(REPO / "scenarios"),
             "-m", "migration", *given, "--run-id", run_id, "--run-dir", str(out), "--sweep-progress",
@@ -341,6 +357,8 @@ def build_parser() -> argparse.ArgumentParser:
     options.add_to_argparse(sweep, SWEEP_OPTIONS)
     sweep.add_argument("--out", help="output directory (default reports/<new run id>/); its name is the run id")
     sweep.add_argument("--force", action="store_true", help="replace the results of a non-empty --out")
+    sweep.add_argument("--observe", action="store_true",
+                       help="capture on every proxy during the migration tests: the report's 'What each proxy sees'")
     sweep.add_argument("--strict", action="store_true",
                        help="research verdicts beyond tolerance fail the sweep too (default: listed, exit 0)")
     sweep.set_defaults(func=cmd_sweep, passthrough=True)
@@ -390,6 +408,10 @@ def build_parser() -> argparse.ArgumentParser:
     options.add_to_argparse(proof, options.in_sections("tolerances"))
     proof.add_argument("--json", action="store_true")
     proof.set_defaults(func=cmd_bench_proof)
+    observer = bench_sub.add_parser("observer", help="what each proxy sees, by interval and strategy")
+    run_options(observer)
+    observer.add_argument("--json", action="store_true")
+    observer.set_defaults(func=cmd_bench_observer)
     return parser
 
 

@@ -35,6 +35,8 @@ RESULTS = pytest.StashKey[ResultsWriter]()
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("comps-harness")
     options.add_to_pytest(group)
+    group.addoption("--observe", action="store_true",
+                    help="capture on every proxy during the migration tests and record what each proxy sees")
     group.addoption("--sweep-progress", action="store_true",
                     help="print a progress line per test to stderr: done/total, elapsed, estimate left")
 
@@ -234,6 +236,11 @@ def settings(request: pytest.FixtureRequest) -> Settings:
 @pytest.fixture(scope="session")
 def run_settings(settings: Settings) -> RunSettings:
     return settings.run
+
+
+@pytest.fixture(scope="session")
+def observe(request: pytest.FixtureRequest) -> bool:
+    return bool(request.config.getoption("--observe"))
 
 
 @pytest.fixture(scope="session")

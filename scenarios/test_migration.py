@@ -6,10 +6,12 @@ Every run writes its evidence (switch log, bytes per path, endpoint moves) to th
 
 from __future__ import annotations
 
+import contextlib
 import time
 
 import pytest
 
+from harness.measure.observe import ProxyCaptures
 from harness.model.records import MigrationRecord
 from harness.model.schedule import MigrationPlan
 from harness.runtime.migration import run_migration
@@ -18,18 +20,21 @@ from harness.runtime.traffic import ping_stream
 pytestmark = [pytest.mark.network, pytest.mark.migration]
 
 
-def record_evidence(results, network, name, evidence, failures) -> None:
+def record_evidence(results, network, name, evidence, failures, observer=None) -> None:
+    data = evidence.to_dict() | ({"observer": observer.to_dict()} if observer is not None else {})
     results.write(MigrationRecord(run_id=results.run_id, time=round(time.time(), 3), test=name,
                                   backend=network.backend, wireguard=network.wireguard_impl,
                                   topology=network.topology.describe(), plan=evidence.plan,
-                                  evidence=evidence.to_dict(), proof_failures=failures))
+                                  evidence=data, proof_failures=failures))
 
 
-def test_migration_moves_the_traffic(network, migration_plan, results, tolerances, request):
-    with ping_stream(network):
-        evidence = run_migration(network, migration_plan)
+def test_migration_moves_the_traffic(network, migration_plan, results, tolerances, request, observe):
+    with ProxyCaptures(network) if observe else contextlib.nullcontext() as captures:
+        with ping_stream(network):
+            evidence = run_migration(network, migration_plan)
+    observer = captures.view(evidence.started_monotonic) if observe else None
     failures = evidence.failures(tolerances)
-    record_evidence(results, network, request.node.name, evidence, failures)
+    record_evidence(results, network, request.node.name, evidence, failures, observer)
     assert not failures, f"no proof of migration: {'; '.join(failures)}"
 
 

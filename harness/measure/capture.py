@@ -7,6 +7,7 @@ each with the WireGuard message in its UDP payload: type, receiver index, counte
 
 from __future__ import annotations
 
+import re
 import struct
 import time
 from dataclasses import dataclass
@@ -26,7 +27,8 @@ LINKTYPE_ETHERNET, LINKTYPE_LINUX_SLL, LINKTYPE_RAW = 1, 113, 101
 WG_DATA = 4
 WG_DATA_OVERHEAD = 32  # type(1) reserved(3) receiver(4) counter(8) + the 16-byte tag
 SNAPLEN = 128
-DRAIN_S, DRAIN_STEP_S = 3.0, 0.15  # enough for outer headers and the WireGuard data header, never the payload
+DRAIN_S, DRAIN_STEP_S = 3.0, 0.15
+BUFFER_KIB = 32768  # a kernel buffer that holds a burst of whole packets while tcpdump catches up  # enough for outer headers and the WireGuard data header, never the payload
 
 
 @dataclass(frozen=True)
@@ -115,12 +117,13 @@ def write_pcap(frames: list[tuple[float, bytes]], linktype: int = LINKTYPE_RAW) 
 class Capture:
     """tcpdump -i IFACE on a host for as long as the block runs; `.packets()` afterwards."""
 
-    def __init__(self, host: Host, interface: str, out: Path, bpf: str = "udp") -> None:
-        self.host, self.interface, self.out, self.bpf = host, interface, out, bpf
+    def __init__(self, host: Host, interface: str, out: Path, bpf: str = "udp", snaplen: int = SNAPLEN) -> None:
+        self.host, self.interface, self.out, self.bpf, self.snaplen = host, interface, out, bpf, snaplen
 
     def __enter__(self) -> Capture:
         self._file = open(self.out, "wb")
-        argv = ["tcpdump", "-i", self.interface, "-n", "-U", "--immediate-mode", "-s", str(SNAPLEN), "-w", "-",
+        argv = ["tcpdump", "-i", self.interface, "-n", "-U", "--immediate-mode", "-B", str(BUFFER_KIB),
+                "-s", str(self.snaplen), "-w", "-",
                 *self.bpf.split()]
         self.process = self.host.spawn(argv, name=f"tcpdump-{self.interface}", stdout=self._file.fileno())
         # tcpdump prints "listening on ..." to stderr (its log) once the capture runs
@@ -144,3 +147,9 @@ class Capture:
 
     def packets(self) -> list[Packet]:
         return read_pcap(self.out.read_bytes())
+
+    @property
+    def dropped(self) -> int | None:
+        """Packets the kernel dropped because tcpdump fell behind (from its closing statistics)."""
+        match = re.search(r"(\d+) packets? dropped by kernel", self.process.log_tail(5))
+        return int(match.group(1)) if match else None

@@ -281,6 +281,68 @@ def degraded_runs(records: list[Record]) -> list[svg.Chart]:
     return charts
 
 
+def _observed(records: list[Record]) -> list[MigrationRecord]:
+    return [m for m in of_kind(records, MigrationRecord) if m.evidence.get("observer")]
+
+
+def observer_charts(records: list[Record]) -> list[svg.Chart]:
+    """Each proxy's share of the session over time (switches marked), and the largest share of a page load."""
+    charts = []
+    for m in _observed(records)[:2]:
+        observer = m.evidence["observer"]
+        paths = sorted({path for _, shares in observer["timeline"] for path in shares})
+        chart = svg.Chart(f"Share of the session each proxy carried, per 0.1 s ({m.backend}, "
+                          f"{(m.plan or {}).get('strategy', '?')} {m.interval:g} s)", "seconds since the migration "
+                          "started", "share of the session's packets",
+                          markers=[s["actual_s"] for s in m.evidence.get("switches", [])])
+        for path in paths:
+            chart.series.append(svg.Series(f"proxy {path}", [(t, shares.get(path, 0.0))
+                                                             for t, shares in observer["timeline"]]))
+        charts.append(chart)
+    largest: dict[tuple, list[float]] = defaultdict(list)
+    for m in _observed(records):
+        share = m.evidence["observer"].get("max_page_share")
+        if share is not None and m.interval:
+            largest[(m.backend, (m.plan or {}).get("strategy", "?"), m.interval)].append(share)
+    if largest:
+        chart = svg.Chart("The largest share of one page load any proxy saw", "migration interval (s, log)",
+                          "share of the page's bytes", log_x=True)
+        for group in sorted({key[:2] for key in largest}):
+            series = svg.Series(f"{group[0]}, {group[1]}", [])
+            for key, values in largest.items():
+                if key[:2] == group:
+                    series.points.append((key[2], max(values)))
+                    series.labels[key[2]] = f"n={len(values)}"
+            chart.series.append(series)
+        charts.append(chart)
+    return charts
+
+
+def _observer_table(records: list[Record]) -> str:
+    rows = []
+    for m in _observed(records):
+        observer = m.evidence["observer"]
+        for path, view in sorted(observer["proxies"].items()):
+            share = view["share_packets"]
+            rows.append(f"<tr><td>{escape(m.test)}</td><td>{escape(m.backend)}</td><td>{path}</td>"
+                        f"<td>{share['up']:.0%} / {share['down']:.0%}</td>"
+                        f"<td>{view['longest_stretch']['up']} / {view['longest_stretch']['down']}</td>"
+                        f"<td>{view['receiver_indices']}</td>"
+                        f"<td>{view['total_estimate_error']['up']:.1%} / {view['total_estimate_error']['down']:.1%}</td>"
+                        f"<td>{view['plaintext_hits']}</td>"
+                        f"<td>{'yes' if observer['any_linkable'] else 'no'}</td>"
+                        f"<td>{observer['max_page_share'] or 0:.0%}</td></tr>")
+    if not rows:
+        return "<p class='empty'>No observed runs in these results (pytest/sweep --observe, bench observer).</p>"
+    return ("<p>From captures on each proxy's tunnel: what the proxy has after decrypting the client's outer "
+            "tunnel. The inner WireGuard header (receiver index, counter) is in clear there.</p><table><tr>"
+            "<th>test</th><th>backend</th><th>proxy</th><th>share of packets up / down</th>"
+            "<th>longest stretch (packets) up / down</th><th>inner sessions seen</th>"
+            "<th>error of the total its counters reveal up / down</th><th>marker seen in clear</th>"
+            "<th>proxies linkable</th><th>largest share of a page load</th></tr>"
+            f"{''.join(rows)}</table>" + "".join(svg.render(c) for c in observer_charts(records)))
+
+
 PLOTS = (("What migration costs", cost_vs_interval), ("Throughput", throughput_vs_interval),
          ("Throughput over time", throughput_time_series), ("Page loads", pageload_distributions),
          ("Loss around switches", loss_per_switch), ("Adherence", adherence_vs_interval),
@@ -394,7 +456,8 @@ def build(records: list[Record], title: str = "comps-harness report") -> str:
     sections = [f"<h2>Environment</h2>{_environment(records)}",
                 f"<h2>What migration costs at each interval</h2>{_cost_table(records)}",
                 f"<h2>Verdicts</h2>{_verdict_table(records)}",
-                f"<h2>Proof of migration</h2>{_migration_table(records)}"]
+                f"<h2>Proof of migration</h2>{_migration_table(records)}",
+                f"<h2>What each proxy sees</h2>{_observer_table(records)}"]
     for heading, plot in PLOTS:
         charts = plot(records)
         sections.append(f"<h2>{escape(heading)}</h2>" + ("".join(svg.render(c) for c in charts)

@@ -10,6 +10,8 @@ import os
 from pathlib import Path
 
 CHUNK = 1 << 20
+# In every page: the observer view checks that no proxy ever sees it in clear (and the server does).
+MARKER = "COMPS-PLAINTEXT-MARKER-5e2f9a"
 MB = 1_000_000
 PAGES = {
     # name: (objects, bytes per object)
@@ -27,7 +29,7 @@ def page_html(name: str, objects: int) -> str:
     # stylesheets: downloaded in full, and the load event waits for every one of them
     images = "\n".join(f'<link rel="stylesheet" href="{name}/obj-{i}.css">' for i in range(objects))
     return (f"<!doctype html>\n<html><head><meta charset=\"utf-8\"><title>{name}</title></head>\n"
-            f"<body><h1>{name}: {objects} objects</h1>\n{images}\n</body></html>\n")
+            f"<body><h1>{name}: {objects} objects</h1>\n<p>{MARKER}</p>\n{images}\n</body></html>\n")
 
 
 def generate(directory: Path, file_sizes: tuple[int, ...] = (MB, 10 * MB)) -> dict[str, list[str]]:
