@@ -64,3 +64,10 @@ def test_every_module_is_described_in_the_architecture_document():
     missing = [str(path.relative_to(PACKAGE)) for path in sorted(PACKAGE.rglob("*.py"))
                if path.name != "__init__.py" and f"`{path.relative_to(PACKAGE)}`" not in text]
     assert not missing, f"docs/architecture.md has no line for: {missing}"
+
+
+def test_no_test_module_name_is_used_twice():
+    """tests/ and scenarios/ have no __init__.py: a basename in both stops pytest's collection."""
+    root = PACKAGE.parent
+    names = [path.name for folder in ("tests", "scenarios") for path in (root / folder).glob("test_*.py")]
+    assert len(names) == len(set(names)), sorted(name for name in names if names.count(name) > 1)
