@@ -13,6 +13,7 @@ import logging
 import os
 import re
 import shlex
+import shutil
 import signal
 import statistics
 import subprocess
@@ -84,6 +85,12 @@ def cmd_clean(args: argparse.Namespace) -> int:
             for run_id in backend.run_ids():
                 runs.setdefault(run_id, False)
         targets = sorted(run_id for run_id, live in runs.items() if not live)
+        for directory in cleanup.stale_browser_dirs():  # they belong to no run id
+            if args.dry_run:
+                print(f"would remove directory {directory}")
+            else:
+                shutil.rmtree(directory, ignore_errors=True)
+                print(f"removed directory {directory}")
         for run_id in sorted(run_id for run_id, live in runs.items() if live):
             print(f"left alone: run {run_id} (its harness process is alive)")
     removed, leftovers = [], []
@@ -215,8 +222,6 @@ def cmd_images(args: argparse.Namespace) -> int:
 
 
 def cmd_render_demo(args: argparse.Namespace) -> int:
-    import shutil
-
     from harness.backends import compose
     from harness.data import DEMO_DIR
     out = Path(args.out)

@@ -16,6 +16,7 @@ import os
 import shutil
 import signal
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -46,7 +47,10 @@ def _terminate(signum: int, frame: object) -> None:
 def driver(timeout: float, remote: str | None = None, profile: Path | None = None):
     """A local chromedriver + Chromium, or (with `remote`) the chromedriver of a browser container.
 
-    `profile`: the browser's profile and temp files go there (the run's work dir), not to /tmp."""
+    `profile`: the browser's profile and config go there (the run's work dir). Its temp files go to a
+    short dir of this agent's (TMP_PREFIX<pid>-...), removed when it ends: Chromium's singleton socket
+    lives in TMPDIR, and a socket path longer than 108 bytes (a long run id's work dir) stops it from
+    starting at all."""
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
     from selenium.webdriver.chromium.remote_connection import ChromiumRemoteConnection
@@ -61,9 +65,7 @@ def driver(timeout: float, remote: str | None = None, profile: Path | None = Non
     if profile is not None and not remote:
         profile.mkdir(parents=True, exist_ok=True)
         options.add_argument(f"--user-data-dir={profile / 'user-data'}")
-        (profile / "tmp").mkdir(exist_ok=True)
-        os.environ["TMPDIR"] = str(profile / "tmp")  # Chromium's /tmp/org.chromium.Chromium.* go here
-        os.environ["HOME"] = os.environ["XDG_CONFIG_HOME"] = str(profile)  # and ~/.config/chromium too
+        os.environ["HOME"] = os.environ["XDG_CONFIG_HOME"] = str(profile)  # ~/.config/chromium too
     if remote:
         connection = ChromiumRemoteConnection(remote, vendor_prefix="goog", browser_name="chrome", ignore_proxy=True)
         browser = webdriver.Remote(command_executor=connection, options=options)
@@ -98,6 +100,27 @@ def load(browser, url: str, screenshots: Path | None, index: int) -> dict:
                 "screenshot": shot}
 
 
+START_ATTEMPTS = 3
+TMP_PREFIX = "comps-browser-"  # /tmp/comps-browser-<agent pid>-*: `comps-harness clean` removes dead agents' dirs
+
+
+def start(timeout: float, remote: str | None, profile: Path | None):
+    """The driven browser; Chromium that fails to start (it does, now and then, on a loaded machine) is
+    tried again with a fresh profile. None after the last attempt, with one line on stderr saying why."""
+    from selenium.common.exceptions import WebDriverException
+    reason = ""
+    for attempt in range(START_ATTEMPTS):
+        try:
+            return driver(timeout, remote, profile / f"attempt-{attempt}" if profile is not None else None)
+        except WebDriverException as exc:
+            reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            print(f"browser agent: Chromium did not start (attempt {attempt + 1} of {START_ATTEMPTS}): {reason}",
+                  file=sys.stderr, flush=True)
+            time.sleep(1.0)
+    print(f"browser agent: Chromium did not start: {reason}", file=sys.stderr, flush=True)
+    return None
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--timeout", type=float, default=30.0)
@@ -107,11 +130,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("urls", nargs="+")
     args = parser.parse_args(argv)
     signal.signal(signal.SIGTERM, _terminate)
-    browser = driver(args.timeout, args.remote, args.profile)
+    temp = tempfile.mkdtemp(prefix=f"{TMP_PREFIX}{os.getpid()}-")
+    os.environ["TMPDIR"] = temp  # Chromium's org.chromium.Chromium.* go here, not straight into /tmp
     try:
-        results = [load(browser, url, args.screenshots, i) for i, url in enumerate(args.urls)]
+        browser = start(args.timeout, args.remote, args.profile)
+        if browser is None:
+            return 3
+        try:
+            results = [load(browser, url, args.screenshots, i) for i, url in enumerate(args.urls)]
+        finally:
+            browser.quit()
     finally:
-        browser.quit()
+        shutil.rmtree(temp, ignore_errors=True)
     json.dump(results, sys.stdout)
     return 0
 

@@ -138,7 +138,9 @@ class OriginServices:
         try:
             return json.loads(out.stdout)
         except json.JSONDecodeError:
-            raise MeasurementError(f"the browser run failed: {out.stderr.strip()[-500:]}") from None
+            said = [line for line in out.stderr.splitlines() if line.startswith("browser agent:")]
+            detail = said[-1] if said else out.stderr.strip()[-500:]
+            raise MeasurementError(f"the browser run failed (exit {out.returncode}): {detail}") from None
 
 
     def page_set(self, pages: list[str], *, timeout: float, screenshots: Path) -> dict:

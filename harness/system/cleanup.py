@@ -103,6 +103,19 @@ def workdir_run_id(directory: str) -> str:
     return os.path.basename(directory)[len(WORKDIR_PREFIX):].rsplit("-", 1)[0]
 
 
+BROWSER_TMP_PREFIX = "comps-browser-"  # harness.agents.browser's temp dirs: comps-browser-<pid>-*
+
+
+def stale_browser_dirs() -> list[str]:
+    """Temp dirs of browser agents that are gone (killed before they could remove them)."""
+    found = []
+    for directory in glob.glob(os.path.join(tempfile.gettempdir(), f"{BROWSER_TMP_PREFIX}*")):
+        pid = os.path.basename(directory)[len(BROWSER_TMP_PREFIX):].split("-", 1)[0]
+        if pid.isdigit() and not alive(int(pid)):
+            found.append(directory)
+    return sorted(found)
+
+
 def stray_wireguard_sockets() -> list[str]:
     """Sockets in the machine's own /run/wireguard: a host's daemon that escaped its private mount."""
     return sorted(glob.glob("/run/wireguard/*.sock"))
