@@ -43,7 +43,8 @@ def raw_records(scale=1.0, reps=3):
         out.append(measurement("switch_loss", "alternate-0.1s", 0.1, {"loss": loss}, rep=rep))
     out.append({"kind": "migration", "run_id": "ch-test", "test": "test_migration_moves_the_traffic[netns-x]",
                 "backend": "netns", "plan": {"interval_s": 0.1}, "proof_failures": ["path 2 carried nothing"],
-                "evidence": {"switches": [{"actual_s": 0.1}], "planned_switches": 20, "split_ratio": {"1": 1.0}}})
+                "evidence": {"switches": [{"actual_s": 0.1}], "planned_switches": 20, "split_ratio": {"1": 1.0},
+                             "releases": 17, "sticky_source": "client"}})
     out.append({"kind": "test", "run_id": "ch-test", "test": "scenarios/test_throughput.py::t[netns-alternate-0.1s]",
                 "scenario": "test_throughput", "outcome": "failed", "reason": "AssertionError: tcp_up: 0.833 <x>",
                 "backend": "netns", "interval": 0.1, "mechanism": "netlink"})
@@ -62,6 +63,7 @@ def test_report_is_standalone_and_holds_every_section():
     assert "AssertionError: tcp_up: 0.833 &lt;x&gt;" in page  # reasons are escaped
     assert "python -m pytest -k migration" in page
     assert "1 / 20" in page and "path 2 carried nothing" in page  # the migration proof reaches the report
+    assert "17 (client)" in page  # sticky-source releases and the mode, labelled
 
 
 def test_verdict_rows_keep_the_worst_outcome_of_a_test():

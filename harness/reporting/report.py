@@ -400,7 +400,8 @@ def _migration_table(records: list[Record]) -> str:
             f"<tr><td>{escape(m.test)}</td><td>{escape(m.backend)}</td><td>{_interval_text(m.interval)}</td>"
             f"<td>{len(evidence.get('switches', []))} / {evidence.get('planned_switches', '?')}</td>"
             f"<td>{escape(split)}</td><td>{evidence.get('endpoint_changes', '?')}</td>"
-            f"<td>{evidence.get('guard_releases', 0)}</td>"
+            f"<td>{evidence.get('releases', evidence.get('guard_releases', 0))} "
+            f"({escape(str(evidence.get('sticky_source', '?')))})</td>"
             f"<td class='{verdict}'>{verdict}</td><td>{escape('; '.join(m.proof_failures))}</td></tr>")
     return ("<table><tr><th>test</th><th>backend</th><th>interval</th><th>switches done / planned</th>"
             "<th>bytes per path</th><th>endpoint moves seen by the server</th><th>sticky-source releases</th>"
