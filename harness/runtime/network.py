@@ -15,10 +15,9 @@ import tempfile
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable
-from contextlib import AbstractContextManager
 from ipaddress import IPv4Address
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 from harness.errors import BackendError
 from harness.model.topology import (
@@ -38,7 +37,6 @@ from harness.wireguard.state import PeerTransfer
 
 log = logging.getLogger(__name__)
 Progress = Callable[[str], None]
-T = TypeVar("T")
 
 
 def _no_progress(message: str) -> None:
@@ -98,10 +96,6 @@ class Network:
     def on_close(self, callback: Callable[..., Any], *args: Any) -> None:
         """Register an undo; undos run in reverse order of registration when the network closes."""
         self._stack.callback(callback, *args)
-
-    def own(self, resource: AbstractContextManager[T]) -> T:
-        """Enter a context manager now and exit it when the network closes."""
-        return self._stack.enter_context(resource)
 
     def __enter__(self) -> Network:
         try:
