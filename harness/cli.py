@@ -37,6 +37,7 @@ from harness.reporting.summary import sweep_verdict
 from harness.runtime.migration import run_migration
 from harness.runtime.traffic import ping_stream
 from harness.system import cleanup, signals
+from harness.vm.command import IN_VM_ENV
 
 REPO = Path(__file__).resolve().parent.parent  # the source checkout: `sweep` runs its scenarios/
 RUN_OPTIONS = ("--backend", "--paths", "--wireguard", "--run-id")
@@ -210,6 +211,57 @@ def cmd_bench_observer(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_bench_fidelity(args: argparse.Namespace) -> int:
+    """wireguard-go in each sticky-source mode on the host, kernel WireGuard in a guest: the same migration."""
+    import dataclasses
+
+    from harness.measure import fidelity
+    from harness.measure.services import OriginServices
+    from harness.model.kinds import StickySource
+    from harness.reporting.results import ResultsWriter
+    from harness.vm.runner import prepare, run_in_vm
+
+    settings = _settings(args)
+    reps = settings.measure.repeat
+    in_guest = os.environ.get(IN_VM_ENV)
+    if in_guest:  # the guest's part: kernel WireGuard, no release at all
+        implementations = [("kernel", StickySource.OFF)]
+        intervals = fidelity.intervals_for(in_guest)
+    else:
+        guest = prepare(settings.vm, _progress)
+        intervals = fidelity.intervals_for(guest.accel)
+        implementations = [("wireguard-go", mode) for mode in fidelity.HOST_MODES]
+    results = ResultsWriter(settings.run.run_dir, settings.run.run_id)
+    runs = {}
+    for implementation, mode in implementations:
+        run = dataclasses.replace(settings.run, wireguard=implementation,
+                                  run_id=f"{settings.run.run_id}-{implementation}-{mode}")
+        with network_for("netns", run, progress=_progress) as network:
+            with OriginServices(network, file_sizes=()) as services:
+                def record(scenario: str, condition: str, rep: int, result) -> None:
+                    results.measurement(scenario, "bench fidelity", condition, rep, network, result)
+                name = "kernel" if implementation == "kernel" else f"wireguard-go/{mode}"
+                runs[name] = fidelity.measure_run(
+                    network, services, intervals, mode, throughput_reps=0 if in_guest == "tcg" else reps,
+                    iperf_seconds=settings.measure.iperf_seconds, progress=_progress, record=record)
+    if in_guest:
+        print(json.dumps({"runs": runs}))
+        return 0
+    _progress("bench fidelity: the kernel WireGuard run, in the guest")
+    inner = run_in_vm(settings.vm, [sys.executable, "-m", "harness", "bench", "fidelity", "--json", "--reps", str(reps),
+                                    "--run-id", f"{settings.run.run_id}-guest"],
+                      rwdirs=[REPO], cwd=REPO, run_id=settings.run.run_id, progress=_progress, capture=True,
+                      guest=guest)
+    lines = [line for line in (inner.stdout or "").splitlines() if line.startswith("{")]
+    if inner.returncode != 0 or not lines:
+        raise HarnessError(f"bench fidelity: the guest's run exited {inner.returncode} without results")
+    runs = {**json.loads(lines[-1])["runs"], **runs}
+    _emit({"vm": {"accel": str(guest.accel), "kernel": guest.kernel.describe(), "boot_s": inner.boot_s},
+           "intervals": [f"{interval:g}" for interval in intervals], "reps": reps, "runs": runs,
+           "results": str(results.path)}, args.json)
+    return 0
+
+
 def cmd_images(args: argparse.Namespace) -> int:
     """Build the Docker backend's images (base image offline if needed); also tag them :demo for compose."""
     from harness.backends.docker import docker_client, docker_images
@@ -339,6 +391,56 @@ def cmd_compare(args: argparse.Namespace) -> int:
     return 1 if regressed else 0
 
 
+VM_OPTIONS = options.in_sections("vm")
+
+
+def cmd_vm(args: argparse.Namespace) -> int:
+    """Run a command inside a guest with a stock Debian kernel (kernel WireGuard, netem); its exit status."""
+    from harness.vm import kernel
+    from harness.vm.runner import run_in_vm
+    settings = _settings(args)
+    command = args.command[1:] if args.command[:1] == ["--"] else args.command
+    if args.fetch:
+        found = kernel.resolve(settings.vm.kernel, kernel.default_cache(), _progress)
+        print(f"guest kernel: {found.describe()}: {found.image}")
+        return 0
+    if not command:
+        raise ConfigError("vm: give the command after --, e.g. comps-harness vm -- uname -r")
+    run = run_in_vm(settings.vm, command, rwdirs=[REPO], cwd=Path.cwd(), run_id=settings.run.run_id,
+                    progress=_progress)
+    return run.returncode
+
+
+def rerun_in_vm(args: argparse.Namespace, argv: list[str], extra_rwdirs: list[Path] = ()) -> int:
+    """`sweep --vm`, `bench ... --vm`: the same command, without --vm, inside the guest (netns backend)."""
+    from harness.vm.runner import run_in_vm
+    settings = _settings(args)
+    if settings.run.backends != ("netns",):
+        raise ConfigError("--vm: the guest runs the netns backend only; drop --backend "
+                          f"{','.join(settings.run.backends)}")
+    inner = [sys.executable, "-m", "harness", *[arg for arg in argv if arg != "--vm"]]
+    run = run_in_vm(settings.vm, inner, rwdirs=[REPO, *extra_rwdirs], cwd=Path.cwd(), run_id=settings.run.run_id,
+                    progress=_progress)
+    return run.returncode
+
+
+def _vm_rwdirs(args: argparse.Namespace) -> list[Path]:
+    """An --out outside the repository must be writable in the guest too (made here, checked there)."""
+    out = getattr(args, "out", None)
+    if not out:
+        return []
+    path = Path(out).absolute()
+    path.mkdir(parents=True, exist_ok=True)
+    return [path]
+
+
+def add_vm_flag(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--vm", action="store_true",
+                        help="run this command inside a guest with a stock Debian kernel (kernel WireGuard, netem); "
+                             "netns backend only")
+    options.add_to_argparse(parser, VM_OPTIONS)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="comps-harness", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -366,6 +468,7 @@ def build_parser() -> argparse.ArgumentParser:
                        help="capture on every proxy during the migration tests: the report's 'What each proxy sees'")
     sweep.add_argument("--strict", action="store_true",
                        help="research verdicts beyond tolerance fail the sweep too (default: listed, exit 0)")
+    add_vm_flag(sweep)
     sweep.set_defaults(func=cmd_sweep, passthrough=True)
 
     report = sub.add_parser("report", help="rebuild the HTML report from a results file alone")
@@ -388,18 +491,28 @@ def build_parser() -> argparse.ArgumentParser:
     render_demo.add_argument("--out", default="reports/demo", help="the demo's directory (default reports/demo)")
     render_demo.set_defaults(func=cmd_render_demo)
 
+    vm = sub.add_parser("vm", help="run a command in a guest with a stock Debian kernel (kernel WireGuard, netem)",
+                        epilog="The repository is writable in the guest at the same path; the command's exit "
+                               "status is passed back; Ctrl-C/SIGTERM power the guest off.")
+    options.add_to_argparse(vm, VM_OPTIONS)
+    vm.add_argument("--fetch", action="store_true", help="only fetch the kernel into the cache (idempotent)")
+    vm.add_argument("command", nargs=argparse.REMAINDER, help="-- COMMAND...")
+    vm.set_defaults(func=cmd_vm)
+
     bench = sub.add_parser("bench", help="benchmarks")
     bench_sub = bench.add_subparsers(dest="bench", required=True)
     bringup = bench_sub.add_parser("bringup", help="bring the topology up and down repeatedly")
     run_options(bringup)
     bringup.add_argument("--runs", default="10")
     bringup.add_argument("--json", action="store_true")
+    add_vm_flag(bringup)
     bringup.set_defaults(func=cmd_bench_bringup)
     switching = bench_sub.add_parser("switching", help="timing error of path switches while traffic flows")
     run_options(switching)
     options.add_to_argparse(switching, options.named(("--intervals", "--duration", "--switch-mechanism")),
                             defaults={"--intervals": "0.01", "--duration": "30"})
     switching.add_argument("--json", action="store_true")
+    add_vm_flag(switching)
     switching.set_defaults(func=cmd_bench_switching)
     migration = bench_sub.add_parser("migration", help="throughput, page-load and loss ratios against a baseline")
     run_options(migration)
@@ -407,15 +520,24 @@ def build_parser() -> argparse.ArgumentParser:
                                                       "--page-timeout")),
                             defaults={"--intervals": "0.01,0.1", "--repeat": "5"})
     migration.add_argument("--json", action="store_true")
+    add_vm_flag(migration)
     migration.set_defaults(func=cmd_bench_migration)
     proof = bench_sub.add_parser("proof", help="the proof against the fault catalogue, adherence, captures")
     run_options(proof)
     options.add_to_argparse(proof, options.in_sections("tolerances"))
     proof.add_argument("--json", action="store_true")
+    add_vm_flag(proof)
     proof.set_defaults(func=cmd_bench_proof)
     observer = bench_sub.add_parser("observer", help="what each proxy sees, by interval and strategy")
     run_options(observer)
     observer.add_argument("--json", action="store_true")
+    add_vm_flag(observer)
+    fidelity = bench_sub.add_parser("fidelity", help="kernel WireGuard (in a guest) vs wireguard-go in each "
+                                                     "sticky-source mode: the same migration side by side")
+    options.add_to_argparse(fidelity, options.named(("--run-id", "--repeat", "--iperf-seconds")))
+    options.add_to_argparse(fidelity, VM_OPTIONS)
+    fidelity.add_argument("--json", action="store_true")
+    fidelity.set_defaults(func=cmd_bench_fidelity)
     observer.set_defaults(func=cmd_bench_observer)
     return parser
 
@@ -440,6 +562,8 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     try:
         with signals.interrupts_unwind():
+            if getattr(args, "vm", False) and not os.environ.get(IN_VM_ENV):
+                return rerun_in_vm(args, list(sys.argv[1:] if argv is None else argv), _vm_rwdirs(args))
             return args.func(args, extra) if getattr(args, "passthrough", False) else args.func(args)
     except HarnessError as exc:
         print(f"comps-harness: error: {exc}", file=sys.stderr)

@@ -13,16 +13,18 @@ from pathlib import Path
 from typing import Any
 
 from harness.model import settings as s
-from harness.model.kinds import StickySource, choose, wireguard_request
+from harness.model.kinds import Accel, StickySource, choose, wireguard_request
 from harness.model.settings import (
     MeasureSettings,
     PlanOptions,
     RunSettings,
     Settings,
     Tolerances,
+    VmSettings,
 )
 
-SECTIONS = {"run": RunSettings, "plan": PlanOptions, "measure": MeasureSettings, "tolerances": Tolerances}
+SECTIONS = {"run": RunSettings, "plan": PlanOptions, "measure": MeasureSettings, "tolerances": Tolerances,
+            "vm": VmSettings}
 
 
 @dataclass(frozen=True)
@@ -143,6 +145,17 @@ OPTIONS: tuple[Option, ...] = (
     _opt("--max-lost-per-switch", "tolerances", "max_lost_per_switch", "0",
          "probe packets that may be lost per switch with the atomic mechanism (default 0)",
          lambda text, flag: s.parse_number(text, flag, allow_zero=True)),
+    # -- the VM guest (comps-harness vm, and --vm) --------------------------------------------
+    _opt(("--kernel", "--vm-kernel"), "vm", "kernel", "auto",
+         "the guest's kernel: auto (Debian's stock kernel, fetched into the project's .cache/ on first use) "
+         "or the path of a vmlinuz whose modules lie in a lib/modules/<version>/ above it", lambda text, flag: text),
+    _opt(("--accel", "--vm-accel"), "vm", "accel", "auto",
+         "auto (KVM if a guest boots with it, else TCG, said in one line), kvm, or tcg (software emulation)",
+         lambda text, flag: choose(Accel, text, flag)),
+    _opt(("--cpus", "--vm-cpus"), "vm", "cpus", "2", "the guest's CPUs (default 2)",
+         lambda text, flag: s.parse_count(text, flag, minimum=1, maximum=64)),
+    _opt(("--memory", "--vm-memory"), "vm", "memory", "2G", "the guest's memory, e.g. 2G or 1536M (default 2G)",
+         s.parse_memory),
 )
 BY_FLAG = {flag: option for option in OPTIONS for flag in option.flags}
 

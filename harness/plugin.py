@@ -15,7 +15,7 @@ import pytest
 
 from harness import options
 from harness.backends.registry import Prepared, check_backend, network_for
-from harness.errors import HarnessError
+from harness.errors import ConfigError, HarnessError
 from harness.measure.services import OriginServices, require_measurement_tools
 from harness.model.kinds import Outcome
 from harness.model.records import TestRecord
@@ -25,6 +25,7 @@ from harness.reporting.results import ResultsWriter
 from harness.runtime.content import MB
 from harness.runtime.network import Network
 from harness.system import signals
+from harness.vm.command import IN_VM_ENV
 
 _unwind = None
 SETTINGS = pytest.StashKey[Settings]()
@@ -39,6 +40,32 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="capture on every proxy during the migration tests and record what each proxy sees")
     group.addoption("--sweep-progress", action="store_true",
                     help="print a progress line per test to stderr: done/total, elapsed, estimate left")
+    group.addoption("--vm", action="store_true",
+                    help="run this pytest inside a guest with a stock Debian kernel (kernel WireGuard, netem; "
+                         "netns backend only); see --kernel, --accel, --cpus, --memory")
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_cmdline_main(config: pytest.Config) -> int | None:
+    """--vm: the same pytest command, without --vm, inside the guest; its exit status is ours."""
+    if not config.getoption("vm") or os.environ.get(IN_VM_ENV):
+        return None
+    from harness.vm.runner import run_in_vm
+    raw = {option.dest: config.getoption(option.dest) for option in options.OPTIONS}
+    try:
+        settings = options.settings_from(raw)
+        if settings.run.backends != ("netns",):
+            raise ConfigError("--vm: the guest runs the netns backend only; drop --backend "
+                              f"{','.join(settings.run.backends)}")
+        argv = [sys.executable, "-m", "pytest", *(arg for arg in config.invocation_params.args if arg != "--vm")]
+        run = run_in_vm(settings.vm, argv, rwdirs=[config.rootpath], cwd=config.invocation_params.dir,
+                        run_id=settings.run.run_id, progress=lambda line: print(line, file=sys.stderr, flush=True))
+    except HarnessError as exc:
+        raise pytest.UsageError(f"comps-harness: {exc}") from None
+    except KeyboardInterrupt:
+        print("comps-harness: interrupted; the guest was powered off", file=sys.stderr)
+        return pytest.ExitCode.INTERRUPTED
+    return run.returncode
 
 
 def pytest_configure(config: pytest.Config) -> None:

@@ -13,7 +13,7 @@ LAYERS = [
     {"errors"},
     {"model"},
     {"wireguard", "data"},
-    {"system"},
+    {"system", "vm"},
     {"runtime"},
     {"backends"},
     {"measure"},

@@ -100,3 +100,19 @@ def test_fault_options_and_vacuous_plans():
         build_plans(PlanOptions(intervals=(1.0,), duration=0.001), (1, 2))
     with pytest.raises(ConfigError, match="names path 5"):
         build_plans(PlanOptions(intervals=(0.1,), faults=(FaultSpec(Fault.PINNED, 0.1, 5),)), (1, 2))
+
+
+def test_a_machine_too_slow_for_the_schedule_is_named_as_such():
+    seen_two = evidence().switches[:2]
+    slow_switcher = evidence(switches=seen_two, applied_late_ms=[40.0, 60.0])  # 2 of 4 made, 50 ms late
+    assert slow_switcher.failures()[0] == (
+        "the machine could not follow a 0.1 s schedule (the switcher made 2 of 4 planned switches, 50 ms late at "
+        "the median): 2 of 4 planned switches seen; not a verdict on migration")
+    slow_monitor = evidence(switches=seen_two, applied_late_ms=[1.0, 1.0, 1.0, 1.0])
+    assert "the route monitor, polling on the same machine, saw 2" in slow_monitor.failures()[0]
+    by_script = evidence(switches=seen_two)  # the demo's script switched: the switcher made none
+    assert by_script.failures()[0] == "only 2 of 4 planned switches happened (tolerance 10%)"
+    refused = evidence(switches=seen_two, applied_late_ms=[1.0, 1.0],
+                       faults=["path 2: the switch at 0.2 s was refused by the client's kernel (Network is down)"])
+    assert "could not follow" not in " ".join(refused.failures())  # a fault, not a slow machine
+    assert evidence(applied_late_ms=[90.0] * 4).failures() == []  # late but all there: judged as usual

@@ -9,6 +9,7 @@ to the path the schedule named, the paths and moves the server saw, and faults m
 
 from __future__ import annotations
 
+import statistics
 from dataclasses import asdict, dataclass, field
 
 from harness.model.settings import Tolerances
@@ -125,6 +126,7 @@ class MigrationEvidence:
     read_skew_ms: float = 0.0  # how far apart the counter reads of the hosts were (end of the run)
     faults: list[str] = field(default_factory=list)  # what went wrong on a path during the run
     injected: list[str] = field(default_factory=list)  # faults the plan asked for (--fault), as applied
+    applied_late_ms: list[float] = field(default_factory=list)  # per switch the switcher made: ms after its time
 
     # -- derived figures -------------------------------------------------------------------
     def switch_times_monotonic(self) -> list[float]:
@@ -153,13 +155,36 @@ class MigrationEvidence:
             return None
         return sum(share * packets for _, share, packets in windows) / total
 
+    def behind_schedule(self, tolerance: float = 0.1) -> str | None:
+        """Why the machine itself could not keep the schedule (e.g. an emulated guest), or None.
+
+        The switcher applies every planned switch in turn, as soon as it is due; on a machine that
+        is too slow it falls behind (fewer switches made than planned before the run ends, or made
+        a good part of an interval late), or it makes them all and the route monitor, polling on
+        the same slow machine, sees too few of them."""
+        interval_s = self.plan.get("interval_s") or 0
+        made, planned, seen = len(self.applied_late_ms), self.planned_switches, len(self.switches)
+        if not planned or not interval_s or not made or any("refused" in fault for fault in self.faults):
+            return None
+        median = statistics.median(self.applied_late_ms)
+        if made < planned * (1 - tolerance) or median > interval_s * 1000 / 4:
+            return (f"the machine could not follow a {interval_s:g} s schedule (the switcher made {made} of "
+                    f"{planned} planned switches, {median:.0f} ms late at the median)")
+        if seen < made * (1 - tolerance):
+            return (f"the machine could not keep up with a {interval_s:g} s schedule (the switcher made {made} "
+                    f"switches; the route monitor, polling on the same machine, saw {seen})")
+        return None
+
     def failures(self, tolerances: Tolerances | None = None) -> list[str]:
         """Why this run does not prove migration (empty when it does)."""
         rules = tolerances or Tolerances()
         reasons = list(self.faults)
         done, planned = len(self.switches), self.planned_switches
         if done < planned * (1 - rules.switches):
-            reasons.append(f"only {done} of {planned} planned switches happened (tolerance {rules.switches:.0%})")
+            behind = self.behind_schedule(rules.switches)
+            reasons.append(f"{behind}: {done} of {planned} planned switches seen; not a verdict on migration"
+                           if behind else
+                           f"only {done} of {planned} planned switches happened (tolerance {rules.switches:.0%})")
         elif done > planned * (1 + rules.switches) + 1:
             reasons.append(f"{done} switches happened where {planned} were planned: something else rewrote the "
                            f"client's path table (tolerance {rules.switches:.0%})")

@@ -73,6 +73,14 @@ class WireGuardImpl(StrEnum):
     WIREGUARD_GO = "wireguard-go"
 
 
+class Accel(StrEnum):
+    """How a VM guest runs: KVM (hardware), TCG (qemu's software emulation), or auto (KVM if it boots)."""
+
+    AUTO = "auto"
+    KVM = "kvm"
+    TCG = "tcg"
+
+
 WIREGUARD_REQUESTS = ("auto", WireGuardImpl.KERNEL.value, WireGuardImpl.WIREGUARD_GO.value)
 WIREGUARD_ALIASES = {"userspace": WireGuardImpl.WIREGUARD_GO.value}  # the word earlier versions used
 

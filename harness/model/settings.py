@@ -15,6 +15,7 @@ from pathlib import Path
 
 from harness.errors import ConfigError
 from harness.model.kinds import (
+    Accel,
     Fault,
     Mechanism,
     StickySource,
@@ -246,6 +247,34 @@ class MeasureSettings:
     degrade_rate: str = "20mbit"
 
 
+MEMORY_PATTERN = re.compile(r"(\d+)([MG])")
+MIN_VM_MEMORY_MB = 512
+
+
+def parse_memory(text: str, what: str) -> str:
+    """A guest memory size such as 2G or 1536M (at least 512M), else a ConfigError naming the option."""
+    match = MEMORY_PATTERN.fullmatch(str(text).strip().upper())
+    megabytes = int(match.group(1)) * (1024 if match.group(2) == "G" else 1) if match else 0
+    if megabytes < MIN_VM_MEMORY_MB:
+        raise ConfigError(f"{what} {text!r}: give a size such as 2G or 1536M, at least {MIN_VM_MEMORY_MB}M")
+    return f"{match.group(1)}{match.group(2)}"
+
+
+@dataclass(frozen=True)
+class VmSettings:
+    """The guest of `comps-harness vm` and of --vm: its kernel, accelerator and size."""
+
+    kernel: str = "auto"  # auto: Debian's kernel from the project's cache; else a vmlinuz path
+    accel: Accel = Accel.AUTO
+    cpus: int = 2
+    memory: str = "2G"
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "accel", choose(Accel, self.accel, "--accel"))
+        if not str(self.kernel).strip():
+            raise ConfigError("--kernel: give auto or the path of a vmlinuz")
+
+
 @dataclass(frozen=True)
 class Tolerances:
     """How verdicts judge: switches that may be missing, ratio limits, loss per switch."""
@@ -268,3 +297,4 @@ class Settings:
     plan: PlanOptions = field(default_factory=PlanOptions)
     measure: MeasureSettings = field(default_factory=MeasureSettings)
     tolerances: Tolerances = field(default_factory=Tolerances)
+    vm: VmSettings = field(default_factory=VmSettings)

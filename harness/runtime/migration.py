@@ -267,7 +267,8 @@ class MigrationController:
             delivery=accounting.delivery(before, after), session=accounting.session_delivery(before, after),
             windows=self._windows(observed, before, after),
             read_skew_ms=max(before.skew_ms, after.skew_ms), faults=faults,
-            injected=self._injector.injected if self._injector else [])
+            injected=self._injector.injected if self._injector else [],
+            applied_late_ms=[round(late, 3) for late in self._runner.late_ms] if self._runner else [])
 
 
 def run_migration(network: Network, plan: MigrationPlan, progress: Callable[[str], None] | None = None, *,

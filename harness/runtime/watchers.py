@@ -185,6 +185,7 @@ class ScheduleRunner(Worker):
         super().__init__("switcher")
         self.network, self.plan, self.t0 = network, plan, start
         self.faults: list[str] = []
+        self.late_ms: list[float] = []  # per switch made: how long after its planned time the route was in place
 
     def run(self) -> None:
         for switch in self.plan.switches():
@@ -192,6 +193,7 @@ class ScheduleRunner(Worker):
                 return
             try:
                 self.network.route_to(switch.path)
+                self.late_ms.append((time.monotonic() - self.t0 - switch.at) * 1000)
             except (NetlinkError, OSError, HarnessError) as exc:
                 reason = os.strerror(exc.code) if isinstance(exc, NetlinkError) else str(exc)
                 if len(self.faults) < MAX_FAULTS:

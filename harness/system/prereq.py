@@ -15,6 +15,7 @@ from pathlib import Path
 
 from harness.errors import PrerequisiteError
 from harness.model.kinds import WireGuardImpl, wireguard_request
+from harness.vm.command import CLOCKSOURCES, IN_VM_ENV, VM_KERNEL_ENV, kvm_booted
 
 # Which Debian package brings each binary the harness calls.
 APT_PACKAGES = {
@@ -151,6 +152,42 @@ def _commit() -> str:
     return out.stdout.strip() if out.returncode == 0 and out.stdout.strip() else "unknown"
 
 
+# Each qdisc with the smallest arguments it accepts; probed on `lo` of a throwaway network namespace.
+QDISC_PROBES = {"netem": "delay 1ms", "tbf": "rate 1mbit burst 32kbit latency 50ms", "htb": "default 1",
+                "fq": "", "fq_codel": "", "cake": "", "sfq": "", "prio": "", "pfifo": ""}
+
+
+def qdisc_probe_script() -> str:
+    return "; ".join(f"tc qdisc add dev lo root handle 1: {name} {args} 2>/dev/null && echo {name} && "
+                     "tc qdisc del dev lo root" for name, args in QDISC_PROBES.items())
+
+
+@functools.cache
+def available_qdiscs() -> list[str] | None:
+    """The qdiscs this kernel offers (of QDISC_PROBES), or None when they cannot be probed (not root, no tc)."""
+    if os.geteuid() != 0 or shutil.which("tc") is None or shutil.which("unshare") is None:
+        return None
+    try:
+        out = subprocess.run(["unshare", "--net", "sh", "-c", qdisc_probe_script()], capture_output=True, text=True,
+                             timeout=60, stdin=subprocess.DEVNULL)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return [name for name in out.stdout.split() if name in QDISC_PROBES] if out.returncode == 0 else None
+
+
+def vm_facts() -> dict | None:
+    """Inside a `comps-harness vm` guest: the accel it really runs under, its kernel and where it came from."""
+    requested = os.environ.get(IN_VM_ENV)
+    if not requested:
+        return None
+    try:
+        clocks = Path(CLOCKSOURCES).read_text()
+    except OSError:
+        clocks = ""
+    return {"accel": "kvm" if kvm_booted(clocks) else "tcg", "requested_accel": requested,
+            "kernel": platform.release(), "kernel_source": os.environ.get(VM_KERNEL_ENV, "unknown")}
+
+
 def environment() -> dict:
     """Versions and machine facts stored with every run record."""
     from importlib.metadata import PackageNotFoundError, version
@@ -167,5 +204,7 @@ def environment() -> dict:
         "harness": harness_version,
         "commit": _commit(),
         "kernel_wireguard": kernel_wireguard_available(),
+        "qdiscs": available_qdiscs(),
+        "vm": vm_facts(),
         "versions": {tool: tool_version(tool) for tool in ("wireguard-go", "wg", "iperf3", "chromium", "chromedriver")},
     }

@@ -1,0 +1,78 @@
+"""The guest's command line (pure): virtme-ng's argv, the script the guest runs, and the accel choice.
+
+virtme-ng boots the kernel under qemu with the host's root file system shared read-only (writes
+to /etc, /tmp, /var, ... land in a tmpfs overlay that dies with the guest); the directories
+given with --rwdir (the repository, so results land in the host's reports/) are writable. The
+guest runs one shell script: it marks that it is up (a file in the state dir, so the host can
+time the boot), loads the modules the harness needs, sets the environment and execs the command,
+whose exit status vng passes back.
+"""
+
+from __future__ import annotations
+
+import shlex
+from dataclasses import dataclass
+from pathlib import Path
+
+from harness.model.kinds import Accel
+
+IN_VM_ENV = "COMPS_HARNESS_IN_VM"  # set in the guest: the accel it runs under (kvm or tcg)
+VM_KERNEL_ENV = "COMPS_HARNESS_VM_KERNEL"  # set in the guest: where its kernel came from
+# Loaded up front: the harness's kernel features (WireGuard, the qdiscs of path profiles, ifb).
+GUEST_MODULES = ("wireguard", "sch_netem", "sch_tbf", "sch_htb", "sch_fq_codel", "ifb", "tun", "veth")
+# Read by the KVM probe: kvm-clock is offered only under KVM.
+CLOCKSOURCES = "/sys/devices/system/clocksource/clocksource0/available_clocksource"
+
+
+@dataclass(frozen=True)
+class GuestSpec:
+    image: Path  # the vmlinuz
+    accel: Accel  # resolved: KVM or TCG
+    cpus: int
+    memory: str
+    rwdirs: tuple[Path, ...]  # writable in the guest, at the same paths
+    cwd: Path
+    state_dir: Path  # a writable dir of this run's: the up-marker goes there
+    env: tuple[tuple[str, str], ...]
+    command: tuple[str, ...]
+
+    @property
+    def up_marker(self) -> Path:
+        return self.state_dir / "guest-up"
+
+
+def guest_script(spec: GuestSpec) -> str:
+    """What the guest runs: mark up, load modules, set the environment, exec the command."""
+    exports = " ".join(f"{name}={shlex.quote(value)}" for name, value in spec.env)
+    lines = [f": > {shlex.quote(str(spec.up_marker))}",
+             f"modprobe -a -q {' '.join(GUEST_MODULES)} 2>/dev/null",
+             f"cd {shlex.quote(str(spec.cwd))}",
+             f"exec env {exports} {shlex.join(spec.command)}"]
+    return "; ".join(lines)
+
+
+def vng_argv(spec: GuestSpec, vng: str) -> list[str]:
+    argv = [vng, "--run", str(spec.image), "--cpus", str(spec.cpus), "--memory", spec.memory]
+    if spec.accel == Accel.TCG:
+        argv.append("--disable-kvm")
+    for directory in dict.fromkeys([*spec.rwdirs, spec.state_dir]):  # once each, in order
+        argv += ["--rwdir", str(directory)]
+    return [*argv, "--cwd", str(spec.cwd), "--", guest_script(spec)]
+
+
+def probe_argv(image: Path, vng: str) -> list[str]:
+    """A minimal KVM boot that prints the guest's clock sources (kvm-clock only under KVM)."""
+    return [vng, "--run", str(image), "--cpus", "1", "--memory", "512M", "--", f"cat {CLOCKSOURCES}"]
+
+
+def kvm_booted(probe_output: str) -> bool:
+    return "kvm-clock" in probe_output
+
+
+def choose_accel(requested: Accel, kvm_usable: bool, why_not: str) -> tuple[Accel, str | None]:
+    """The accel to boot with, and the one line to say when auto falls back to TCG."""
+    if requested == Accel.TCG:
+        return Accel.TCG, None
+    if requested == Accel.KVM or kvm_usable:
+        return Accel.KVM, None
+    return Accel.TCG, f"vm: KVM cannot run the guest here ({why_not}); using TCG (software emulation, ~50x slower)"

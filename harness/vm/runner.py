@@ -1,0 +1,258 @@
+"""Boot a guest with virtme-ng, run one command in it, pass its exit status back; nothing outlives it.
+
+vng and its qemu run in a session of their own. On SIGINT/SIGTERM the qemu of that session is
+sent SIGTERM (it powers the guest off; vng then removes its temp files and exits), and whatever
+is left after a grace period is killed. `accel auto` asks a short probe boot whether KVM can run
+the guest (on some hosts /dev/kvm exists but a stock kernel faults under it) and remembers the
+answer per host, qemu and guest kernel in the cache, so the probe's cost is paid once.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO
+
+from harness.errors import PrerequisiteError
+from harness.model.kinds import Accel
+from harness.model.settings import VmSettings
+from harness.system import signals
+from harness.system.prereq import tool_version
+from harness.system.proc import tagged_env
+from harness.vm.command import (
+    IN_VM_ENV,
+    VM_KERNEL_ENV,
+    GuestSpec,
+    choose_accel,
+    kvm_booted,
+    probe_argv,
+    vng_argv,
+)
+from harness.vm.kernel import GuestKernel, default_cache
+from harness.vm.kernel import resolve as resolve_kernel
+
+PROBE_TIMEOUT_S = 30.0  # KVM boots in a few seconds; a guest that faults under it never answers
+STOP_GRACE_S = 15.0
+PROBE_FILE = "accel-probe.json"
+
+
+def vng_binary() -> str:
+    """vng from the harness's own environment (the `vm` extra), else from PATH."""
+    beside = Path(sys.executable).parent / "vng"
+    if beside.exists():
+        return str(beside)
+    found = shutil.which("vng")
+    if found is None:
+        raise PrerequisiteError("vng (virtme-ng) not found: pip install 'comps-harness[vm]' "
+                                "(./bootstrap.sh main --vm does it)")
+    return found
+
+
+def require_vm_tools() -> None:
+    missing = [name for name in ("qemu-system-x86_64", "busybox") if shutil.which(name) is None]
+    if missing:
+        packages = {"qemu-system-x86_64": "qemu-system-x86", "busybox": "busybox-static"}
+        raise PrerequisiteError(f"{', '.join(missing)} not found: apt-get install --no-install-recommends "
+                                f"{' '.join(packages[name] for name in missing)}")
+    vng_binary()
+
+
+def _vng_env(extra: dict[str, str]) -> dict[str, str]:
+    env = {**os.environ, **extra}
+    env["PATH"] = f"{Path(vng_binary()).parent}:{env.get('PATH', '')}"  # vng finds its helpers beside it
+    return env
+
+
+def _group_pids(pgid: int) -> list[int]:
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            except (OSError, IndexError):
+                continue
+            if int(fields[2]) == pgid and fields[0] != "Z":
+                pids.append(int(entry.name))
+    return pids
+
+
+def _comm(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/comm").read_text().strip()
+    except OSError:
+        return ""
+
+
+def stop_guest(child: subprocess.Popen) -> None:
+    """Power the guest off (SIGTERM to its qemu), let vng clean up, kill what is left."""
+    pgid = child.pid
+    qemus = [pid for pid in _group_pids(pgid) if _comm(pid).startswith("qemu")]
+    for pid in qemus or [child.pid]:
+        try:
+            os.kill(pid, signal.SIGTERM)
+        except ProcessLookupError:
+            pass
+    try:
+        child.wait(STOP_GRACE_S)
+    except subprocess.TimeoutExpired:
+        pass
+    for _ in range(50):
+        left = _group_pids(pgid)
+        if not left:
+            break
+        for pid in left:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        time.sleep(0.1)
+    child.wait()
+
+
+@dataclass
+class GuestRun:
+    returncode: int
+    boot_s: float | None  # from the start of vng to the guest's command starting
+    stdout: str | None  # only when captured
+
+
+def _pump(source: IO[bytes], sink: IO[bytes] | None, keep: list[bytes] | None) -> None:
+    for chunk in iter(lambda: source.read1(65536), b""):
+        if keep is not None:
+            keep.append(chunk)
+        if sink is not None:
+            sink.write(chunk)
+            sink.flush()
+
+
+def run_guest(spec: GuestSpec, env: dict[str, str], *, capture: bool = False) -> GuestRun:
+    """Boot, run the spec's command, return its exit status; SIGINT/SIGTERM stop the guest first.
+
+    The guest's output reaches ours through pipes: qemu opens its output files with O_TRUNC, so
+    handing it a log file directly would wipe what the file held."""
+    spec.state_dir.mkdir(parents=True, exist_ok=True)
+    spec.up_marker.unlink(missing_ok=True)
+    started = time.monotonic()
+    up: list[float] = []
+    done = threading.Event()
+
+    def watch() -> None:
+        while not done.wait(0.05):
+            if spec.up_marker.exists():
+                up.append(time.monotonic() - started)
+                return
+    kept: list[bytes] = []
+    child = subprocess.Popen(vng_argv(spec, vng_binary()), env=_vng_env(env), stdin=subprocess.DEVNULL,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
+    threads = [threading.Thread(target=watch, name="guest-up", daemon=True),
+               threading.Thread(target=_pump, args=(child.stdout, None if capture else sys.stdout.buffer,
+                                                    kept if capture else None), daemon=True),
+               threading.Thread(target=_pump, args=(child.stderr, sys.stderr.buffer, None), daemon=True)]
+    for thread in threads:
+        thread.start()
+    try:
+        with signals.interrupts_unwind():
+            returncode = child.wait()
+    except KeyboardInterrupt:
+        with signals.deferred():
+            stop_guest(child)
+        raise
+    finally:
+        done.set()
+        for thread in threads:
+            thread.join(timeout=5)
+    stdout = b"".join(kept).decode(errors="replace") if capture else None
+    return GuestRun(returncode, round(up[0], 2) if up else None, stdout)
+
+
+def _probe_key(kernel: GuestKernel) -> str:
+    return f"{platform.release()}|{tool_version('qemu-system-x86_64')}|{kernel.version}"
+
+
+def kvm_usable(kernel: GuestKernel, cache: Path, progress: Callable[[str], None]) -> tuple[bool, str]:
+    """Can KVM boot this kernel here? (answer, reason if not); a probe boot, remembered in the cache."""
+    if not os.access("/dev/kvm", os.R_OK | os.W_OK):
+        return False, "no usable /dev/kvm"
+    store = cache / PROBE_FILE
+    try:
+        known = json.loads(store.read_text())
+    except (OSError, ValueError):
+        known = {}
+    key = _probe_key(kernel)
+    if key in known:
+        return known[key]["kvm"], known[key]["reason"] + f" (probed {known[key]['when']}, remembered in {store})"
+    progress(f"vm: probing whether KVM can boot the guest (at most {PROBE_TIMEOUT_S:g} s, once per machine)")
+    child = subprocess.Popen(probe_argv(kernel.image, vng_binary()), env=_vng_env({}), stdin=subprocess.DEVNULL,
+                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    try:
+        with signals.interrupts_unwind():
+            output = child.communicate(timeout=PROBE_TIMEOUT_S)[0]
+        ok = child.returncode == 0 and kvm_booted(output)
+        reason = "" if ok else f"the probe boot exited {child.returncode} without kvm-clock"
+    except subprocess.TimeoutExpired:
+        ok, reason = False, f"a probe boot did not finish within {PROBE_TIMEOUT_S:g} s"
+    finally:
+        with signals.deferred():
+            if child.poll() is None:
+                stop_guest(child)
+    known[key] = {"kvm": ok, "reason": reason, "when": time.strftime("%Y-%m-%d")}
+    cache.mkdir(parents=True, exist_ok=True)
+    store.write_text(json.dumps(known, indent=1))
+    return ok, reason
+
+
+def resolve_accel(requested: Accel, kernel: GuestKernel, cache: Path, progress: Callable[[str], None]) -> Accel:
+    if requested != Accel.AUTO:
+        return requested
+    usable, why_not = kvm_usable(kernel, cache, progress)
+    accel, line = choose_accel(requested, usable, why_not)
+    if line:
+        progress(line)
+    return accel
+
+
+def guest_env(accel: Accel, kernel: GuestKernel) -> dict[str, str]:
+    """The guest command's environment: the caller's PATH (the venv first), the VM's facts, the run tag."""
+    env = {name: os.environ[name] for name in ("PATH", "TERM", "LANG", "COMPS_HARNESS_REPRODUCE", "COMPS_HARNESS_CACHE")
+           if name in os.environ}
+    env["PATH"] = f"{Path(sys.executable).parent}:{env.get('PATH', '/usr/sbin:/usr/bin:/sbin:/bin')}"
+    env[IN_VM_ENV] = str(accel)
+    env[VM_KERNEL_ENV] = kernel.describe()
+    return env
+
+
+@dataclass(frozen=True)
+class Guest:
+    kernel: GuestKernel
+    accel: Accel
+
+
+def prepare(settings: VmSettings, progress: Callable[[str], None]) -> Guest:
+    """The tools, the kernel (fetched on first use) and the accel (auto: the KVM probe), before any boot."""
+    require_vm_tools()
+    cache = default_cache()
+    kernel = resolve_kernel(settings.kernel, cache, progress)
+    return Guest(kernel, resolve_accel(settings.accel, kernel, cache, progress))
+
+
+def run_in_vm(settings: VmSettings, command: list[str], *, rwdirs: list[Path], cwd: Path, run_id: str,
+              progress: Callable[[str], None], capture: bool = False, guest: Guest | None = None) -> GuestRun:
+    """Boot a guest (prepared, or prepared here), run `command` in it with `rwdirs` writable."""
+    guest = guest or prepare(settings, progress)
+    with tempfile.TemporaryDirectory(prefix=f"comps-harness-{run_id}-vm-") as state:
+        spec = GuestSpec(image=guest.kernel.image, accel=guest.accel, cpus=settings.cpus, memory=settings.memory,
+                         rwdirs=tuple(rwdirs), cwd=cwd, state_dir=Path(state),
+                         env=tuple(sorted(guest_env(guest.accel, guest.kernel).items())), command=tuple(command))
+        progress(f"vm: booting {guest.kernel.version} under {guest.accel} ({settings.cpus} CPUs, {settings.memory})")
+        return run_guest(spec, tagged_env(run_id), capture=capture)
