@@ -27,6 +27,13 @@ if [ -n "$needs_docker" ]; then
   command -v docker-compose >/dev/null || packages+=(docker-compose)
   packages+=(debootstrap)
 fi
+# The VM runner (comps-harness vm, --vm; the tests boot one guest): qemu, busybox for virtme-ng's
+# initramfs, kmod's depmod for the unpacked kernel; the kernel itself is fetched into .cache/ below
+needs_vm=
+if [ "$mode" = test ] || [[ " $* " =~ [[:space:]]--vm[[:space:]] ]]; then
+  needs_vm=1
+  packages+=(qemu-system-x86 busybox-static kmod)
+fi
 missing=()
 for p in "${packages[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 if [ ${#missing[@]} -gt 0 ]; then
@@ -38,9 +45,11 @@ stamp=.venv/.installed-$(sha256sum pyproject.toml | cut -c1-12)
 if [ ! -f "$stamp" ]; then
   python3 -m venv .venv
   .venv/bin/pip install -q --upgrade pip >&2
-  .venv/bin/pip install -q -e '.[browser,docker,test]' >&2
+  .venv/bin/pip install -q -e '.[browser,docker,test,vm]' >&2
   touch "$stamp"
 fi
+# Debian's stock kernel for the guest, unpacked into .cache/kernels/ (idempotent: quick when there)
+[ -n "$needs_vm" ] && .venv/bin/comps-harness vm --fetch >&2
 
 started_dockerd=
 stop_dockerd() {

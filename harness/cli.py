@@ -406,7 +406,13 @@ def cmd_vm(args: argparse.Namespace) -> int:
         return 0
     if not command:
         raise ConfigError("vm: give the command after --, e.g. comps-harness vm -- uname -r")
-    run = run_in_vm(settings.vm, command, rwdirs=[REPO], cwd=Path.cwd(), run_id=settings.run.run_id,
+    rwdirs = [REPO]
+    for text in args.rwdir or ():
+        directory = Path(text).absolute()
+        if not directory.is_dir():
+            raise ConfigError(f"--rwdir {text}: not a directory")
+        rwdirs.append(directory)
+    run = run_in_vm(settings.vm, command, rwdirs=rwdirs, cwd=Path.cwd(), run_id=settings.run.run_id,
                     progress=_progress)
     return run.returncode
 
@@ -495,6 +501,9 @@ def build_parser() -> argparse.ArgumentParser:
                         epilog="The repository is writable in the guest at the same path; the command's exit "
                                "status is passed back; Ctrl-C/SIGTERM power the guest off.")
     options.add_to_argparse(vm, VM_OPTIONS)
+    options.add_to_argparse(vm, options.named(("--run-id",)))
+    vm.add_argument("--rwdir", action="append", help="another directory writable in the guest (repeatable; the "
+                                                      "repository always is)")
     vm.add_argument("--fetch", action="store_true", help="only fetch the kernel into the cache (idempotent)")
     vm.add_argument("command", nargs=argparse.REMAINDER, help="-- COMMAND...")
     vm.set_defaults(func=cmd_vm)

@@ -104,15 +104,22 @@ def test_fault_options_and_vacuous_plans():
 
 def test_a_machine_too_slow_for_the_schedule_is_named_as_such():
     seen_two = evidence().switches[:2]
-    slow_switcher = evidence(switches=seen_two, applied_late_ms=[40.0, 60.0])  # 2 of 4 made, 50 ms late
-    assert slow_switcher.failures()[0] == (
+    slow_switcher = evidence(switches=seen_two, applied_late_ms=[40.0, 60.0], endpoint_samples=100)
+    assert slow_switcher.failures() == [
         "the machine could not follow a 0.1 s schedule (the switcher made 2 of 4 planned switches, 50 ms late at "
-        "the median): 2 of 4 planned switches seen; not a verdict on migration")
-    slow_monitor = evidence(switches=seen_two, applied_late_ms=[1.0, 1.0, 1.0, 1.0])
+        "the median): not a verdict on migration (2 of 4 planned switches seen, 4 endpoint moves)"]
+    slow_monitor = evidence(switches=seen_two, applied_late_ms=[1.0] * 4, endpoint_samples=100)
     assert "the route monitor, polling on the same machine, saw 2" in slow_monitor.failures()[0]
+    slow_sampler = evidence(applied_late_ms=[1.0] * 4, endpoint_changes=1, endpoint_samples=7)
+    assert slow_sampler.failures()[0].startswith("the machine could not keep up with a 0.1 s schedule (the server's "
+                                                 "endpoint was sampled 7 times in 2 s, less than twice an interval)")
     by_script = evidence(switches=seen_two)  # the demo's script switched: the switcher made none
     assert by_script.failures()[0] == "only 2 of 4 planned switches happened (tolerance 10%)"
-    refused = evidence(switches=seen_two, applied_late_ms=[1.0, 1.0],
+    refused = evidence(switches=seen_two, applied_late_ms=[1.0, 1.0], endpoint_samples=100,
                        faults=["path 2: the switch at 0.2 s was refused by the client's kernel (Network is down)"])
     assert "could not follow" not in " ".join(refused.failures())  # a fault, not a slow machine
-    assert evidence(applied_late_ms=[90.0] * 4).failures() == []  # late but all there: judged as usual
+    assert evidence(applied_late_ms=[90.0] * 4, endpoint_samples=3).failures() == []  # nothing failed: no excuse
+    lossy = evidence(applied_late_ms=[90.0] * 4, endpoint_changes=0, endpoint_samples=3,
+                     delivery={1: healthy(), 2: PathDelivery(1000, 1000, 100, 100, 100, 100)})
+    assert lossy.failures()[0].startswith("path 2 up: server received 100")  # lost packets are judged as ever
+    assert "could not follow" in lossy.failures()[-1]

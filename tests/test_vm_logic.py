@@ -13,7 +13,16 @@ from harness.model.kinds import Accel
 from harness.model.settings import VmSettings, parse_memory
 from harness.system.prereq import QDISC_PROBES, qdisc_probe_script
 from harness.vm import kernel
-from harness.vm.command import GuestSpec, choose_accel, guest_script, kvm_booted, probe_argv, vng_argv
+from harness.vm.command import (
+    GuestSpec,
+    choose_accel,
+    guest_script,
+    kvm_booted,
+    outermost,
+    probe_argv,
+    qemu_wrapper_script,
+    vng_argv,
+)
 
 APT_DEPENDS = """linux-image-amd64
   Depends: linux-image-6.1.0-56-amd64
@@ -101,8 +110,8 @@ def spec(tmp_path: Path, accel: Accel = Accel.TCG) -> GuestSpec:
 
 def test_the_vng_command_line(tmp_path):
     argv = vng_argv(spec(tmp_path), "/venv/bin/vng")
-    assert argv[:8] == ["/venv/bin/vng", "--run", "/cache/boot/vmlinuz-6.1", "--cpus", "2", "--memory", "2G",
-                        "--disable-kvm"]
+    assert argv[:10] == ["/venv/bin/vng", "--run", "/cache/boot/vmlinuz-6.1", "--qemu", str(tmp_path / "qemu"),
+                         "--cpus", "2", "--memory", "2G", "--disable-kvm"]
     assert argv.count("--rwdir") == 2 and argv[argv.index("--rwdir") + 1] == "/repo"  # once per directory
     assert argv[argv.index("--cwd") + 1] == "/repo/sub dir"
     assert argv[-2] == "--"
@@ -119,8 +128,19 @@ def test_the_guest_script_marks_up_loads_modules_and_quotes_everything(tmp_path)
     assert "cd '/repo/sub dir'" in script
 
 
+def test_writable_dirs_are_given_once_and_never_inside_another():
+    assert outermost([Path("/repo"), Path("/repo/reports/x"), Path("/tmp/s"), Path("/repo")]) == [Path("/repo"),
+                                                                                                Path("/tmp/s")]
+    assert outermost([Path("/repo/reports"), Path("/repo")]) == [Path("/repo")]
+
+
+def test_qemu_dies_with_vng():
+    script = qemu_wrapper_script("/usr/bin/qemu-system-x86_64")
+    assert script.splitlines()[1] == 'exec setpriv --pdeathsig TERM /usr/bin/qemu-system-x86_64 "$@"'
+
+
 def test_the_kvm_probe_and_the_accel_choice():
-    assert "--disable-kvm" not in probe_argv(Path("/k"), "vng")
+    assert "--disable-kvm" not in probe_argv(Path("/k"), "vng", Path("/tmp/q"))
     assert kvm_booted("kvm-clock tsc hpet acpi_pm \n") and not kvm_booted("hpet acpi_pm \n")
     assert choose_accel(Accel.AUTO, True, "") == (Accel.KVM, None)
     accel, line = choose_accel(Accel.AUTO, False, "a probe boot did not finish within 30 s")

@@ -160,8 +160,9 @@ class MigrationEvidence:
 
         The switcher applies every planned switch in turn, as soon as it is due; on a machine that
         is too slow it falls behind (fewer switches made than planned before the run ends, or made
-        a good part of an interval late), or it makes them all and the route monitor, polling on
-        the same slow machine, sees too few of them."""
+        a good part of an interval late); or it makes them all and the watchers, polling on the same
+        slow machine, see too few of them (the route monitor's switches, the server's endpoint
+        sampled less than twice an interval)."""
         interval_s = self.plan.get("interval_s") or 0
         made, planned, seen = len(self.applied_late_ms), self.planned_switches, len(self.switches)
         if not planned or not interval_s or not made or any("refused" in fault for fault in self.faults):
@@ -173,18 +174,23 @@ class MigrationEvidence:
         if seen < made * (1 - tolerance):
             return (f"the machine could not keep up with a {interval_s:g} s schedule (the switcher made {made} "
                     f"switches; the route monitor, polling on the same machine, saw {seen})")
+        if self.duration_s and self.endpoint_samples < 2 * self.duration_s / interval_s:
+            return (f"the machine could not keep up with a {interval_s:g} s schedule (the server's endpoint was "
+                    f"sampled {self.endpoint_samples} times in {self.duration_s:g} s, less than twice an interval)")
         return None
 
     def failures(self, tolerances: Tolerances | None = None) -> list[str]:
-        """Why this run does not prove migration (empty when it does)."""
+        """Why this run does not prove migration (empty when it does).
+
+        When the machine could not keep the schedule (behind_schedule), the checks that depend on
+        timing (switch count, adherence, endpoint moves) give way to one line that says so: they
+        would judge the machine, not migration. Faults and lost packets are judged as ever."""
         rules = tolerances or Tolerances()
         reasons = list(self.faults)
+        timing: list[str] = []
         done, planned = len(self.switches), self.planned_switches
         if done < planned * (1 - rules.switches):
-            behind = self.behind_schedule(rules.switches)
-            reasons.append(f"{behind}: {done} of {planned} planned switches seen; not a verdict on migration"
-                           if behind else
-                           f"only {done} of {planned} planned switches happened (tolerance {rules.switches:.0%})")
+            timing.append(f"only {done} of {planned} planned switches happened (tolerance {rules.switches:.0%})")
         elif done > planned * (1 + rules.switches) + 1:
             reasons.append(f"{done} switches happened where {planned} were planned: something else rewrote the "
                            f"client's path table (tolerance {rules.switches:.0%})")
@@ -202,20 +208,24 @@ class MigrationEvidence:
         for path in self.scheduled_paths if planned and strict else ():
             adherence = self.adherence(path)
             if adherence is not None and adherence < rules.min_adherence:
-                reasons.append(f"path {path} carried only {adherence:.0%} of the session's packets in the windows "
-                               f"the schedule gave it (limit {rules.min_adherence:.0%})")
+                timing.append(f"path {path} carried only {adherence:.0%} of the session's packets in the windows "
+                              f"the schedule gave it (limit {rules.min_adherence:.0%})")
         if planned:
             unseen = sorted(set(self.scheduled_paths) - set(self.endpoint_paths))
             if self.endpoint_changes == 0:
-                reasons.append(f"the server never saw the client's endpoint move ({self.endpoint_samples} samples, "
-                               f"paths seen: {self.endpoint_paths or 'none'})")
+                timing.append(f"the server never saw the client's endpoint move ({self.endpoint_samples} samples, "
+                              f"paths seen: {self.endpoint_paths or 'none'})")
             elif unseen:
-                reasons.append(f"the server never saw the client on path {', '.join(map(str, unseen))} "
-                               f"(paths seen: {self.endpoint_paths})")
+                timing.append(f"the server never saw the client on path {', '.join(map(str, unseen))} "
+                              f"(paths seen: {self.endpoint_paths})")
             elif strict and self.endpoint_changes < rules.min_endpoint_moves * planned:
-                reasons.append(f"the server saw the client's endpoint move {self.endpoint_changes} times for "
-                               f"{planned} planned switches (limit {rules.min_endpoint_moves:.0%} of them)")
-        return reasons
+                timing.append(f"the server saw the client's endpoint move {self.endpoint_changes} times for "
+                              f"{planned} planned switches (limit {rules.min_endpoint_moves:.0%} of them)")
+        behind = self.behind_schedule(rules.switches) if timing else None
+        if behind:
+            return reasons + [f"{behind}: not a verdict on migration ({done} of {planned} planned switches seen, "
+                              f"{self.endpoint_changes} endpoint moves)"]
+        return reasons + timing
 
     def to_dict(self) -> dict:
         data = asdict(self)

@@ -29,6 +29,9 @@ def _die_with_parent() -> None:
     _libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
+die_with_parent = _die_with_parent  # for Popen(preexec_fn=...) elsewhere
+
+
 def tagged_env(run_id: str, extra: dict[str, str] | None = None) -> dict[str, str]:
     env = dict(os.environ)
     env[RUN_ENV] = run_id

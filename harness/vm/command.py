@@ -32,13 +32,30 @@ class GuestSpec:
     memory: str
     rwdirs: tuple[Path, ...]  # writable in the guest, at the same paths
     cwd: Path
-    state_dir: Path  # a writable dir of this run's: the up-marker goes there
+    state_dir: Path  # a writable dir of this run's: the up-marker and the qemu wrapper go there
     env: tuple[tuple[str, str], ...]
     command: tuple[str, ...]
 
     @property
     def up_marker(self) -> Path:
         return self.state_dir / "guest-up"
+
+    @property
+    def qemu_wrapper(self) -> Path:
+        return self.state_dir / "qemu"
+
+
+def qemu_wrapper_script(qemu: str) -> str:
+    """qemu started through this gets SIGTERM when its parent (vng) dies, and vng gets it when the harness
+    dies: a harness killed outright (SIGKILL, a test's time-out) leaves no guest running."""
+    return f'#!/bin/sh\nexec setpriv --pdeathsig TERM {shlex.quote(qemu)} "$@"\n'
+
+
+def outermost(directories: list[Path]) -> list[Path]:
+    """Each directory once, and none inside another (a share mounted over a share of its parent hangs
+    the guest's 9p mounts)."""
+    unique = list(dict.fromkeys(directories))
+    return [d for d in unique if not any(other != d and d.is_relative_to(other) for other in unique)]
 
 
 def guest_script(spec: GuestSpec) -> str:
@@ -52,17 +69,19 @@ def guest_script(spec: GuestSpec) -> str:
 
 
 def vng_argv(spec: GuestSpec, vng: str) -> list[str]:
-    argv = [vng, "--run", str(spec.image), "--cpus", str(spec.cpus), "--memory", spec.memory]
+    argv = [vng, "--run", str(spec.image), "--qemu", str(spec.qemu_wrapper), "--cpus", str(spec.cpus),
+            "--memory", spec.memory]
     if spec.accel == Accel.TCG:
         argv.append("--disable-kvm")
-    for directory in dict.fromkeys([*spec.rwdirs, spec.state_dir]):  # once each, in order
+    for directory in outermost([*spec.rwdirs, spec.state_dir]):
         argv += ["--rwdir", str(directory)]
     return [*argv, "--cwd", str(spec.cwd), "--", guest_script(spec)]
 
 
-def probe_argv(image: Path, vng: str) -> list[str]:
+def probe_argv(image: Path, vng: str, qemu: Path) -> list[str]:
     """A minimal KVM boot that prints the guest's clock sources (kvm-clock only under KVM)."""
-    return [vng, "--run", str(image), "--cpus", "1", "--memory", "512M", "--", f"cat {CLOCKSOURCES}"]
+    return [vng, "--run", str(image), "--qemu", str(qemu), "--cpus", "1", "--memory", "512M", "--",
+            f"cat {CLOCKSOURCES}"]
 
 
 def kvm_booted(probe_output: str) -> bool:

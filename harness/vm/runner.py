@@ -29,7 +29,7 @@ from harness.model.kinds import Accel
 from harness.model.settings import VmSettings
 from harness.system import signals
 from harness.system.prereq import tool_version
-from harness.system.proc import tagged_env
+from harness.system.proc import die_with_parent, tagged_env
 from harness.vm.command import (
     IN_VM_ENV,
     VM_KERNEL_ENV,
@@ -37,6 +37,7 @@ from harness.vm.command import (
     choose_accel,
     kvm_booted,
     probe_argv,
+    qemu_wrapper_script,
     vng_argv,
 )
 from harness.vm.kernel import GuestKernel, default_cache
@@ -59,10 +60,17 @@ def vng_binary() -> str:
     return found
 
 
+def qemu_binary() -> str:
+    found = shutil.which("qemu-system-x86_64")
+    if found is None:
+        raise PrerequisiteError("qemu-system-x86_64 not found: apt-get install --no-install-recommends qemu-system-x86")
+    return found
+
+
 def require_vm_tools() -> None:
-    missing = [name for name in ("qemu-system-x86_64", "busybox") if shutil.which(name) is None]
+    missing = [name for name in ("qemu-system-x86_64", "busybox", "setpriv") if shutil.which(name) is None]
     if missing:
-        packages = {"qemu-system-x86_64": "qemu-system-x86", "busybox": "busybox-static"}
+        packages = {"qemu-system-x86_64": "qemu-system-x86", "busybox": "busybox-static", "setpriv": "util-linux"}
         raise PrerequisiteError(f"{', '.join(missing)} not found: apt-get install --no-install-recommends "
                                 f"{' '.join(packages[name] for name in missing)}")
     vng_binary()
@@ -143,6 +151,8 @@ def run_guest(spec: GuestSpec, env: dict[str, str], *, capture: bool = False) ->
     handing it a log file directly would wipe what the file held."""
     spec.state_dir.mkdir(parents=True, exist_ok=True)
     spec.up_marker.unlink(missing_ok=True)
+    spec.qemu_wrapper.write_text(qemu_wrapper_script(qemu_binary()))
+    spec.qemu_wrapper.chmod(0o755)
     started = time.monotonic()
     up: list[float] = []
     done = threading.Event()
@@ -154,7 +164,8 @@ def run_guest(spec: GuestSpec, env: dict[str, str], *, capture: bool = False) ->
                 return
     kept: list[bytes] = []
     child = subprocess.Popen(vng_argv(spec, vng_binary()), env=_vng_env(env), stdin=subprocess.DEVNULL,
-                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True,
+                             preexec_fn=die_with_parent)
     threads = [threading.Thread(target=watch, name="guest-up", daemon=True),
                threading.Thread(target=_pump, args=(child.stdout, None if capture else sys.stdout.buffer,
                                                     kept if capture else None), daemon=True),
@@ -193,19 +204,24 @@ def kvm_usable(kernel: GuestKernel, cache: Path, progress: Callable[[str], None]
     if key in known:
         return known[key]["kvm"], known[key]["reason"] + f" (probed {known[key]['when']}, remembered in {store})"
     progress(f"vm: probing whether KVM can boot the guest (at most {PROBE_TIMEOUT_S:g} s, once per machine)")
-    child = subprocess.Popen(probe_argv(kernel.image, vng_binary()), env=_vng_env({}), stdin=subprocess.DEVNULL,
-                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
-    try:
-        with signals.interrupts_unwind():
-            output = child.communicate(timeout=PROBE_TIMEOUT_S)[0]
-        ok = child.returncode == 0 and kvm_booted(output)
-        reason = "" if ok else f"the probe boot exited {child.returncode} without kvm-clock"
-    except subprocess.TimeoutExpired:
-        ok, reason = False, f"a probe boot did not finish within {PROBE_TIMEOUT_S:g} s"
-    finally:
-        with signals.deferred():
-            if child.poll() is None:
-                stop_guest(child)
+    with tempfile.TemporaryDirectory(prefix="comps-harness-kvm-probe-") as state:
+        wrapper = Path(state) / "qemu"
+        wrapper.write_text(qemu_wrapper_script(qemu_binary()))
+        wrapper.chmod(0o755)
+        child = subprocess.Popen(probe_argv(kernel.image, vng_binary(), wrapper), env=_vng_env({}),
+                                 stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                                 start_new_session=True, preexec_fn=die_with_parent)
+        try:
+            with signals.interrupts_unwind():
+                output = child.communicate(timeout=PROBE_TIMEOUT_S)[0]
+            ok = child.returncode == 0 and kvm_booted(output)
+            reason = "" if ok else f"the probe boot exited {child.returncode} without kvm-clock"
+        except subprocess.TimeoutExpired:
+            ok, reason = False, f"a probe boot did not finish within {PROBE_TIMEOUT_S:g} s"
+        finally:
+            with signals.deferred():
+                if child.poll() is None:
+                    stop_guest(child)
     known[key] = {"kvm": ok, "reason": reason, "when": time.strftime("%Y-%m-%d")}
     cache.mkdir(parents=True, exist_ok=True)
     store.write_text(json.dumps(known, indent=1))
@@ -240,9 +256,9 @@ class Guest:
 
 def prepare(settings: VmSettings, progress: Callable[[str], None]) -> Guest:
     """The tools, the kernel (fetched on first use) and the accel (auto: the KVM probe), before any boot."""
-    require_vm_tools()
     cache = default_cache()
     kernel = resolve_kernel(settings.kernel, cache, progress)
+    require_vm_tools()
     return Guest(kernel, resolve_accel(settings.accel, kernel, cache, progress))
 
 
