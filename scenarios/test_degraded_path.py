@@ -40,6 +40,7 @@ def test_degraded_path_fails_the_loss_check(network, origin_services, migration_
                               f"{verdict['reason']}"
 
 
+@pytest.mark.one_interval
 def test_degraded_path_fails_the_throughput_check(network, origin_services, migration_plan, tolerances, measure_settings,
                                                   record_condition):
     path, rate, seconds = network.topology.path_ids[-1], measure_settings.degrade_rate, measure_settings.iperf_seconds

@@ -81,3 +81,11 @@ def test_plans_and_their_baseline_live_beside_the_schedule():
 def test_sweep_passes_given_options_through_as_written():
     raw = {"intervals": "10ms,1", "repeat": "3", "strategy": None}
     assert options.passthrough_argv(raw, options.OPTIONS) == ["--intervals", "10ms,1"]
+
+
+def test_a_one_interval_self_check_runs_at_the_longest_interval_only():
+    from harness.model.schedule import build_plans
+    from harness.model.settings import PlanOptions
+    from harness.plugin import one_interval
+    plans = build_plans(PlanOptions(intervals=(0.01, 1.0, 0.1)), (1, 2))
+    assert [plan.interval for plan in one_interval(plans)] == [1.0]

@@ -119,3 +119,14 @@ def test_compare_needs_three_values_a_side_and_keeps_intervals_apart():
     same = runcompare.compare(records(reps=5), records(reps=5))
     widths = [row["ci"][1] - row["ci"][0] for row in same if row["ci"]]
     assert widths and max(widths) < 0.1  # a run against itself: narrow intervals around 1
+
+
+def test_the_environment_says_whether_a_vm_ran_it_and_which_qdiscs_there_were():
+    host = records()
+    assert "the host itself (no VM)" in report.build(host) and "not probed" in report.build(host)
+    guest = raw_records()
+    guest[0]["environment"] = {"kernel": "6.1.0-56-amd64", "qdiscs": ["netem", "tbf"],
+                               "vm": {"accel": "tcg", "kernel": "6.1.0-56-amd64",
+                                      "kernel_source": "6.1.0-56-amd64 (Debian package linux-image-6.1.0-56-amd64)"}}
+    page = report.build([parse(data) for data in guest])
+    assert "under TCG (software emulation: ~50x slower" in page and "netem, tbf" in page

@@ -5,6 +5,9 @@ there. Docker backend: run by the harness with --remote, it drives the chromedri
 container that shares the client container's network namespace. Either way all browser traffic
 leaves through the client's wg0.
     python -m harness.agents.browser [--remote URL] --timeout 30 --screenshots DIR URL [URL ...]
+    python -m harness.agents.browser [--remote URL] --timeout 30 --screenshots DIR --serve
+With --serve the browser stays: after a line {"ready": true} it reads one JSON list of URLs per
+line on stdin and answers each with one JSON line (the list of loads), until stdin closes.
 """
 
 from __future__ import annotations
@@ -127,8 +130,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--screenshots", type=Path)
     parser.add_argument("--remote", help="URL of a chromedriver to drive (the Docker backend's browser container)")
     parser.add_argument("--profile", type=Path, help="directory for the browser's profile and temp files")
-    parser.add_argument("urls", nargs="+")
+    parser.add_argument("--serve", action="store_true", help="keep the browser; URL lists on stdin, one per line")
+    parser.add_argument("urls", nargs="*")
     args = parser.parse_args(argv)
+    if not args.urls and not args.serve:
+        parser.error("give URLs, or --serve")
     signal.signal(signal.SIGTERM, _terminate)
     temp = tempfile.mkdtemp(prefix=f"{TMP_PREFIX}{os.getpid()}-")
     os.environ["TMPDIR"] = temp  # Chromium's org.chromium.Chromium.* go here, not straight into /tmp
@@ -137,6 +143,9 @@ def main(argv: list[str] | None = None) -> int:
         if browser is None:
             return 3
         try:
+            if args.serve:
+                serve(browser, args.screenshots)
+                return 0
             results = [load(browser, url, args.screenshots, i) for i, url in enumerate(args.urls)]
         finally:
             browser.quit()
@@ -144,6 +153,17 @@ def main(argv: list[str] | None = None) -> int:
         shutil.rmtree(temp, ignore_errors=True)
     json.dump(results, sys.stdout)
     return 0
+
+
+def serve(browser, screenshots: Path | None) -> None:
+    print(json.dumps({"ready": True}), flush=True)
+    index = 0
+    for line in sys.stdin:
+        results = []
+        for url in json.loads(line):
+            results.append(load(browser, url, screenshots, index))
+            index += 1
+        print(json.dumps(results), flush=True)
 
 
 if __name__ == "__main__":

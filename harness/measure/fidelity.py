@@ -13,7 +13,12 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable
 
-from harness.measure.services import OriginServices, for_measurement, interleave, measure_loss
+from harness.measure.services import (
+    OriginServices,
+    for_measurement,
+    interleave,
+    measure_loss,
+)
 from harness.measure.verdicts import throughput_verdicts
 from harness.model.kinds import StickySource
 from harness.model.schedule import MigrationPlan

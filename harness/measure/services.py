@@ -7,13 +7,16 @@ and returns its figures together with the migration evidence.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import logging
+import select
+import subprocess
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from harness.errors import MeasurementError
@@ -43,21 +46,77 @@ def require_measurement_tools(browser: bool = False) -> None:
         prereq.require_any_binary(("chromium", "chromium-browser", "google-chrome"))
 
 
-def run_browser(network: Network, args: list[str], timeout: float) -> proc.CommandResult:
-    """Run the browser agent so that Chromium's traffic leaves from the client: inside the client
-    (namespaces), or here driving the chromedriver that the backend runs in the client's namespace."""
-    remote = network.browser_url()
-    if remote is None:
-        return network.client.exec(network.client.python() + ["-m", BROWSER_MODULE, *args], check=False,
-                                   timeout=timeout)
-    return proc.run([sys.executable, "-m", BROWSER_MODULE, "--remote", remote, *args], where="browser",
-                    env=proc.tagged_env(network.run_id), timeout=timeout, check=False)
+class BrowserSession:
+    """One Chromium kept for a test's page loads (the browser agent with --serve).
+
+    Starting Chromium costs 10-15 s on two loaded cores, against 1-2 s for a page set: one browser
+    per condition spent most of a page-load test starting browsers. It runs inside the client
+    (namespaces), or here driving the chromedriver that the Docker backend runs in the client's
+    namespace; either way Chromium's traffic leaves from the client. It dies with the harness."""
+
+    START_TIMEOUT_S = 120.0
+
+    def __init__(self, network: Network, *, timeout: float, screenshots: Path, profile: Path) -> None:
+        args = ["--serve", "--timeout", f"{timeout:g}", "--screenshots", str(screenshots), "--profile", str(profile)]
+        remote = network.browser_url()
+        argv = (network.client.command_prefix() + network.client.python() + ["-m", BROWSER_MODULE, *args]
+                if remote is None else [sys.executable, "-m", BROWSER_MODULE, "--remote", remote, *args])
+        self.log_path = network.workdir / "browser-agent.log"
+        with open(self.log_path, "ab") as log:
+            self.process = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log, text=True,
+                                            env=proc.tagged_env(network.run_id), start_new_session=True,
+                                            preexec_fn=proc.die_with_parent)
+        try:
+            self._answer(self.START_TIMEOUT_S)
+        except MeasurementError:
+            self.close()
+            raise
+
+    def running(self) -> bool:
+        return self.process.poll() is None
+
+    def _said(self) -> str:
+        lines = self.log_path.read_text(errors="replace").splitlines() if self.log_path.exists() else []
+        said = [line for line in lines if line.startswith("browser agent:")]
+        return said[-1] if said else " | ".join(lines[-3:])
+
+    def _answer(self, timeout: float):
+        ready, _, _ = select.select([self.process.stdout], [], [], timeout)
+        line = self.process.stdout.readline() if ready else ""
+        if not line:
+            state = f"exit {self.process.poll()}" if self.process.poll() is not None else f"no answer in {timeout:g} s"
+            raise MeasurementError(f"the browser run failed ({state}): {self._said()}")
+        return json.loads(line)
+
+    def loads(self, urls: list[str], timeout: float) -> list[dict]:
+        try:
+            self.process.stdin.write(json.dumps(urls) + "\n")
+            self.process.stdin.flush()
+        except BrokenPipeError:
+            raise MeasurementError(f"the browser run failed (exit {self.process.poll()}): {self._said()}") from None
+        return self._answer(timeout)
+
+    def close(self) -> None:
+        with contextlib.suppress(OSError):
+            self.process.stdin.close()
+        try:
+            self.process.wait(15)
+        except subprocess.TimeoutExpired:
+            self.process.terminate()
+            try:
+                self.process.wait(5)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        with contextlib.suppress(OSError):
+            self.process.stdout.close()
 
 
 @dataclass
 class OriginServices:
     network: Network
     file_sizes: tuple[int, ...] = (content.MB, 10 * content.MB)
+    _browser: BrowserSession | None = field(default=None, init=False, repr=False)
 
     @property
     def address(self) -> str:
@@ -82,6 +141,9 @@ class OriginServices:
         return all(f":{port} " in out for port in (HTTP_PORT, iperf.IPERF_PORT, PROBE_PORT))
 
     def __exit__(self, *exc: object) -> None:
+        if self._browser is not None:
+            self._browser.close()
+            self._browser = None
         self.network.origin.stop_processes()
 
     # -- measurements (run in the client) --------------------------------------------------
@@ -132,16 +194,13 @@ class OriginServices:
         return {"path": path, "bytes": int(size), "seconds": float(seconds)}
 
     def page_loads(self, pages: list[str], *, timeout: float, screenshots: Path) -> list[dict]:
-        out = run_browser(self.network, ["--timeout", f"{timeout:g}", "--screenshots", str(screenshots),
-                                         "--profile", str(self.network.workdir / "browser"),
-                                         *[self.url(p) for p in pages]], timeout=timeout * len(pages) + 60)
-        try:
-            return json.loads(out.stdout)
-        except json.JSONDecodeError:
-            said = [line for line in out.stderr.splitlines() if line.startswith("browser agent:")]
-            detail = said[-1] if said else out.stderr.strip()[-500:]
-            raise MeasurementError(f"the browser run failed (exit {out.returncode}): {detail}") from None
-
+        """One load of each page in the test's browser (started on first use, kept until the services end)."""
+        if self._browser is None or not self._browser.running():
+            self._browser = BrowserSession(self.network, timeout=timeout, screenshots=screenshots,
+                                           profile=self.network.workdir / "browser")
+            self._browser.loads([self.url(pages[0])], timeout * 2 + 60)  # warm-up, not measured: every
+            # measured condition then meets a browser in the same state
+        return self._browser.loads([self.url(p) for p in pages], timeout * len(pages) + 60)
 
     def page_set(self, pages: list[str], *, timeout: float, screenshots: Path) -> dict:
         """One load of each page, as measurement figures; a load that failed is a MeasurementError naming it."""

@@ -408,6 +408,15 @@ def _migration_table(records: list[Record]) -> str:
             f"<th>proof</th><th>why not</th></tr>{''.join(body)}</table>")
 
 
+def _machine(env: dict) -> str:
+    vm = env.get("vm")
+    if not vm:
+        return "the host itself (no VM)"
+    speed = "software emulation: ~50x slower, timings are the emulator's" if vm.get("accel") == "tcg" else "native speed"
+    return (f"a guest (comps-harness vm) under {str(vm.get('accel', '?')).upper()} ({speed}); its kernel "
+            f"{vm.get('kernel_source', vm.get('kernel', '?'))}")
+
+
 def _environment(records: list[Record]) -> str:
     runs = of_kind(records, RunRecord)
     env = next((r.environment for r in runs if r.environment), {})
@@ -418,6 +427,8 @@ def _environment(records: list[Record]) -> str:
             ("kernel", env.get("kernel", "?")), ("OS", env.get("os", "?")), ("CPU", env.get("cpu_model", "?")),
             ("cores", env.get("cores", "?")), ("commit", env.get("commit", "?")),
             ("WireGuard", ", ".join(wireguard) or "?"),
+            ("machine", _machine(env)),
+            ("qdiscs", ", ".join(env["qdiscs"]) if env.get("qdiscs") is not None else "not probed"),
             *((f"{tool} version", version) for tool, version in sorted(env.get("versions", {}).items()))]
     table = "".join(f"<tr><th>{escape(str(k))}</th><td>{escape(str(v))}</td></tr>" for k, v in rows)
     commands = "".join(f"<pre>cd {shlex.quote(r.cwd)} &amp;&amp; {escape(shlex.join(r.reproduce or r.argv))}</pre>"
