@@ -262,6 +262,30 @@ def cmd_bench_fidelity(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_bench_paths(args: argparse.Namespace) -> int:
+    """Apply a path profile and measure what each path really does (bench paths)."""
+    from harness.data import PROFILES_FILE
+    from harness.model.profiles import choose_profiles, load_profiles
+    from harness.runtime.shaping import ShapedPaths, require_qdiscs, verify
+    from harness.system.prereq import environment
+
+    settings = _settings(args)
+    backend = _single_backend(settings)
+    profiles = choose_profiles(args.profile, load_profiles(PROFILES_FILE, Path(args.profiles) if args.profiles else None))
+    if len(profiles) != 1:
+        raise ConfigError("--profile: bench paths takes one profile")
+    (profile,) = profiles
+    require_qdiscs(profile, tuple(range(1, settings.run.paths + 1)))
+    with network_for(backend, settings.run, progress=_progress) as network:
+        with ShapedPaths(network, profile):
+            result = verify(network, profile, _progress)
+    env = environment()
+    _emit({"profile": profile.name, "description": profile.description, "backend": backend,
+           "paths": result["paths"], "within_spec": not result["failures"], "failures": result["failures"],
+           "machine": {"vm": env["vm"], "qdiscs": env["qdiscs"], "kernel": env["kernel"]}}, args.json)
+    return 0 if not result["failures"] else 1
+
+
 def cmd_images(args: argparse.Namespace) -> int:
     """Build the Docker backend's images (base image offline if needed); also tag them :demo for compose."""
     from harness.backends.docker import docker_client, docker_images
@@ -541,6 +565,13 @@ def build_parser() -> argparse.ArgumentParser:
     run_options(observer)
     observer.add_argument("--json", action="store_true")
     add_vm_flag(observer)
+    paths = bench_sub.add_parser("paths", help="apply a path profile and measure each path's RTT, rate and loss")
+    run_options(paths)
+    paths.add_argument("--profile", default="asymmetric", help="the profile to check (default asymmetric)")
+    paths.add_argument("--profiles", help="a TOML file of more profiles (see harness/data/profiles/profiles.toml)")
+    paths.add_argument("--json", action="store_true")
+    add_vm_flag(paths)
+    paths.set_defaults(func=cmd_bench_paths)
     fidelity = bench_sub.add_parser("fidelity", help="kernel WireGuard (in a guest) vs wireguard-go in each "
                                                      "sticky-source mode: the same migration side by side")
     options.add_to_argparse(fidelity, options.named(("--run-id", "--repeat", "--iperf-seconds")))

@@ -12,8 +12,10 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
+from harness.data import PROFILES_FILE
 from harness.model import settings as s
 from harness.model.kinds import Accel, StickySource, choose, wireguard_request
+from harness.model.profiles import Profile, choose_profiles, load_profiles
 from harness.model.settings import (
     MeasureSettings,
     PlanOptions,
@@ -70,6 +72,12 @@ OPTIONS: tuple[Option, ...] = (
          lambda text, flag: Path(text)),
     _opt("--run-dir", "run", "run_dir_override", None, "results go exactly to DIR (default: --results-dir/<run id>)",
          lambda text, flag: Path(text)),
+    _opt("--profile", "run", "profiles", "lan",
+         "path profiles, comma separated: lan (unshaped, default), wan, asymmetric, lossy, cellular, or yours "
+         "(--profiles); tests run once per profile, ids like [netns-wan-alternate-i0.1s]",
+         lambda text, flag: tuple(dict.fromkeys(s.split_list(text, flag)))),
+    _opt("--profiles", "run", "profiles_file", None, "a TOML file of more path profiles (the shipped file, "
+         "harness/data/profiles/profiles.toml, shows the format)", lambda text, flag: Path(text)),
     # -- migration plans ---------------------------------------------------------------------
     _opt("--intervals", "plan", "intervals", "0.01,0.1,1",
          "migration intervals, comma separated: seconds, or with s/ms (default 0.01,0.1,1)", s.parse_intervals),
@@ -193,7 +201,14 @@ def parse_section(section: str, raw: Mapping[str, Any]) -> Any:
 
 def settings_from(raw: Mapping[str, Any]) -> Settings:
     """Every section, from raw text values by dest; a ConfigError names the first bad option."""
-    return Settings(**{name: parse_section(name, raw) for name in SECTIONS})
+    settings = Settings(**{name: parse_section(name, raw) for name in SECTIONS})
+    path_profiles(settings.run)  # unknown names and bad files stop here too
+    return settings
+
+
+def path_profiles(run: RunSettings) -> tuple[Profile, ...]:
+    """The run's path profiles, by name, from the shipped file and --profiles."""
+    return choose_profiles(",".join(run.profiles), load_profiles(PROFILES_FILE, run.profiles_file))
 
 
 def passthrough_argv(raw: Mapping[str, Any], options: Iterable[Option]) -> list[str]:

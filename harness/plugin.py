@@ -5,6 +5,7 @@ Thin by design: the library does the work; this maps options to RunSettings and 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sys
@@ -18,18 +19,22 @@ from harness.backends.registry import Prepared, check_backend, network_for
 from harness.errors import ConfigError, HarnessError
 from harness.measure.services import OriginServices, require_measurement_tools
 from harness.model.kinds import Outcome
+from harness.model.profiles import Profile
 from harness.model.records import TestRecord
 from harness.model.schedule import build_plans
 from harness.model.settings import MeasureSettings, RunSettings, Settings, Tolerances
 from harness.reporting.results import ResultsWriter
 from harness.runtime.content import MB
 from harness.runtime.network import Network
+from harness.runtime.shaping import ShapedPaths, require_qdiscs, verify
 from harness.system import signals
 from harness.vm.command import IN_VM_ENV
 
 _unwind = None
 SETTINGS = pytest.StashKey[Settings]()
 PLANS = pytest.StashKey[list]()
+PROFILES = pytest.StashKey[tuple]()
+PROFILE_CHECKS = pytest.StashKey[dict]()
 RESULTS = pytest.StashKey[ResultsWriter]()
 
 
@@ -74,6 +79,8 @@ def pytest_configure(config: pytest.Config) -> None:
     try:
         settings = config.stash[SETTINGS] = options.settings_from(raw)
         config.stash[PLANS] = build_plans(settings.plan, tuple(range(1, settings.run.paths + 1)))
+        config.stash[PROFILES] = options.path_profiles(settings.run)
+        config.stash[PROFILE_CHECKS] = {}
     except HarnessError as exc:
         raise pytest.UsageError(f"comps-harness: {exc}") from None
     config.stash[RESULTS] = ResultsWriter(settings.run.run_dir, settings.run.run_id, run=_run_fields(config))
@@ -117,6 +124,10 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if "backend" in metafunc.fixturenames:
         backends = metafunc.config.stash[SETTINGS].run.backends
         metafunc.parametrize("backend", backends, ids=list(backends), scope="session")
+    if "path_profile" in metafunc.fixturenames:
+        profiles = metafunc.config.stash[PROFILES]
+        if [profile.name for profile in profiles] != ["lan"]:  # lan alone: the ids stay as they were
+            metafunc.parametrize("path_profile", profiles, ids=[profile.name for profile in profiles])
     if "migration_plan" in metafunc.fixturenames:
         plans = metafunc.config.stash[PLANS]
         if "mechanism" in metafunc.fixturenames or metafunc.definition.get_closest_marker("atomic_switch"):
@@ -237,6 +248,7 @@ def _record_outcome(item: pytest.Item, report: pytest.TestReport, call: pytest.C
         phase=report.when, outcome=outcome, reason=reason, duration_s=round(report.duration, 3),
         check="research" if item.get_closest_marker("measurement") else "proof", detail=detail,
         backend=params.get("backend"), interval=plan.interval if plan is not None else None,
+        profile=params["path_profile"].name if "path_profile" in params else "lan",
         strategy=plan.strategy if plan is not None else None,
         mechanism=params.get("mechanism") or (plan.mechanism if plan is not None else None),
         label=plan.label if plan is not None else None))
@@ -308,11 +320,39 @@ _counter = iter(range(1, 1_000_000))
 
 
 @pytest.fixture
-def network(backend: str, backend_ready: Prepared, run_settings: RunSettings) -> Network:
-    """A freshly built topology for one test, removed afterwards whatever happened."""
+def path_profile(request: pytest.FixtureRequest) -> Profile:
+    """The path profile of this test (parametrized by --profile; lan, unshaped, when only that)."""
+    return request.config.stash[PROFILES][0]
+
+
+@pytest.fixture
+def network(backend: str, backend_ready: Prepared, run_settings: RunSettings, path_profile: Profile,
+            request: pytest.FixtureRequest) -> Network:
+    """A freshly built topology for one test, its paths shaped by the test's profile, removed afterwards
+    whatever happened. A profile is verified by measurement on its first network of the session (per
+    backend); a path off its spec fails the set-up with the numbers."""
     run_id = f"{run_settings.run_id}-{next(_counter)}"
+    if path_profile.shaped(tuple(range(1, run_settings.paths + 1))):
+        try:
+            require_qdiscs(path_profile, tuple(range(1, run_settings.paths + 1)))
+        except HarnessError as exc:
+            pytest.fail(str(exc), pytrace=False)
     with network_for(backend, run_settings, run_id=run_id, prepared=backend_ready) as net:
-        yield net
+        net.profile = path_profile.name
+        with ShapedPaths(net, path_profile) if path_profile.shaped(net.topology.path_ids) else contextlib.nullcontext():
+            if path_profile.shaped(net.topology.path_ids):
+                _check_profile(request, net, path_profile, backend)
+            yield net
+
+
+def _check_profile(request: pytest.FixtureRequest, net: Network, profile: Profile, backend: str) -> None:
+    checks = request.config.stash[PROFILE_CHECKS]
+    if (backend, profile.name) not in checks:
+        checks[(backend, profile.name)] = verify(net, profile)
+        request.config.stash[RESULTS].profile_check(net, checks[(backend, profile.name)])
+    failures = checks[(backend, profile.name)]["failures"]
+    if failures:
+        pytest.fail(f"path profile {profile.name} is not what it says: {'; '.join(failures)}", pytrace=False)
 
 
 @pytest.fixture(scope="session")

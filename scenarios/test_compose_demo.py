@@ -7,14 +7,12 @@ deselected and the run's summary says so.
 from __future__ import annotations
 
 import dataclasses
-import time
 
 import pytest
 
 from harness.backends.compose import SCENARIO_UNDERLAY, compose_demo_network
 from harness.backends.docker import docker_images
 from harness.errors import HarnessError
-from harness.model.records import MigrationRecord
 from harness.model.schedule import MigrationPlan
 from harness.runtime.migration import MigrationController
 from harness.runtime.traffic import ping_origin, ping_stream
@@ -58,9 +56,6 @@ def test_compose_demo_migrates_with_its_own_script(demo, tolerances, results, re
             controller.run()
     evidence = controller.result()
     failures = evidence.failures(dataclasses.replace(tolerances, **DEMO_RULES))
-    results.write(MigrationRecord(run_id=results.run_id, time=round(time.time(), 3), test=request.node.name,
-                                  backend=demo.backend, wireguard=demo.wireguard_impl,
-                                  topology=demo.topology.describe(), plan=evidence.plan,
-                                  evidence=evidence.to_dict(), proof_failures=failures))
+    results.migration(request.node.name, demo, evidence, failures)
     assert evidence.sticky_source == "off" and evidence.releases == 0, "the harness helped the demo"
     assert not failures, f"the demo did not migrate: {failures}; split {evidence.split_ratio()}"

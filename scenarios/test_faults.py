@@ -8,12 +8,10 @@ message that names the broken path and the effect. The control itself must pass.
 from __future__ import annotations
 
 import re
-import time
 
 import pytest
 
 from harness.model.kinds import Fault
-from harness.model.records import MigrationRecord
 from harness.model.schedule import MigrationPlan
 from harness.model.settings import FaultSpec
 from harness.runtime.migration import run_migration
@@ -40,10 +38,7 @@ def migrate(network, results, request, faults=()):
     with udp_stream(network):
         evidence = run_migration(network, plan)
     failures = evidence.failures()
-    results.write(MigrationRecord(run_id=results.run_id, time=round(time.time(), 3), test=request.node.name,
-                                  backend=network.backend, wireguard=network.wireguard_impl,
-                                  topology=network.topology.describe(), plan=evidence.plan,
-                                  evidence=evidence.to_dict(), proof_failures=failures))
+    results.migration(request.node.name, network, evidence, failures)
     return evidence, failures
 
 

@@ -7,12 +7,10 @@ Every run writes its evidence (switch log, bytes per path, endpoint moves) to th
 from __future__ import annotations
 
 import contextlib
-import time
 
 import pytest
 
 from harness.measure.observe import ProxyCaptures
-from harness.model.records import MigrationRecord
 from harness.model.schedule import MigrationPlan
 from harness.runtime.migration import run_migration
 from harness.runtime.traffic import ping_stream
@@ -21,11 +19,8 @@ pytestmark = [pytest.mark.network, pytest.mark.migration]
 
 
 def record_evidence(results, network, name, evidence, failures, observer=None) -> None:
-    data = evidence.to_dict() | ({"observer": observer.to_dict()} if observer is not None else {})
-    results.write(MigrationRecord(run_id=results.run_id, time=round(time.time(), 3), test=name,
-                                  backend=network.backend, wireguard=network.wireguard_impl,
-                                  topology=network.topology.describe(), plan=evidence.plan,
-                                  evidence=data, proof_failures=failures))
+    results.migration(name, network, evidence, failures,
+                      {"observer": observer.to_dict()} if observer is not None else None)
 
 
 def test_migration_moves_the_traffic(network, migration_plan, results, tolerances, request, observe):

@@ -7,13 +7,10 @@ check can find it.
 
 from __future__ import annotations
 
-import time
-
 import pytest
 
 from harness.measure.observe import observed_migration
 from harness.measure.services import require_measurement_tools
-from harness.model.records import MigrationRecord
 from harness.model.schedule import MigrationPlan
 
 pytestmark = [pytest.mark.network, pytest.mark.migration]
@@ -23,12 +20,8 @@ def test_what_each_proxy_sees(network, origin_services, results, request):
     require_measurement_tools(browser=True)
     plan = MigrationPlan(interval=0.1, duration=60.0, paths=network.topology.path_ids)
     seen = observed_migration(origin_services, plan, page_sets=1)
-    results.write(MigrationRecord(run_id=results.run_id, time=round(time.time(), 3), test=request.node.name,
-                                  backend=network.backend, wireguard=network.wireguard_impl,
-                                  topology=network.topology.describe(), plan=seen.evidence.plan,
-                                  evidence={**seen.evidence.to_dict(), "observer": seen.view.to_dict(),
-                                            "capture_dropped": seen.capture_dropped},
-                                  proof_failures=seen.evidence.failures()))
+    results.migration(request.node.name, network, seen.evidence, seen.evidence.failures(),
+                      {"observer": seen.view.to_dict(), "capture_dropped": seen.capture_dropped})
     assert seen.loads == 3 and seen.view.page_shares, "no page load fell inside the captures"
     assert seen.server_hits > 0, "the control failed: the marker is not even at the server's wg0"
     for path, view in seen.view.proxies.items():

@@ -1,4 +1,5 @@
-"""Files the harness ships: the demo's migrate.sh, the compose demo, the Docker images' build contexts.
+"""Files the harness ships: the demo's migrate.sh, the compose demo, the Docker images' build contexts,
+the named path profiles.
 
 Found through importlib.resources, so they resolve the same from a source checkout or an install.
 """
@@ -17,3 +18,4 @@ def data_path(*parts: str) -> Path:
 MIGRATE_SCRIPT = data_path("migrate.sh")
 DEMO_DIR = data_path("demo")
 IMAGES_DIR = data_path("images")
+PROFILES_FILE = data_path("profiles", "profiles.toml")

@@ -33,6 +33,11 @@ class Record:
         return cls(**{key: value for key, value in data.items() if key in names})
 
 
+def where(backend: str | None, profile: str | None) -> str:
+    """The backend, and the path profile when there is one (lan: none): reports and compare group by it."""
+    return f"{backend or ''}" if profile in (None, "", "lan") else f"{backend or ''}/{profile}"
+
+
 @dataclass(frozen=True)
 class RunRecord(Record):
     """One invocation: the exact command, its options, the machine."""
@@ -61,10 +66,15 @@ class TestRecord(Record):
     detail: str = ""  # the traceback of an error (not of a verdict)
     duration_s: float = 0.0
     backend: str | None = None
+    profile: str = "lan"  # the path profile the network ran with (harness/data/profiles)
     interval: float | None = None
     strategy: str | None = None
     mechanism: str | None = None
     label: str | None = None
+
+    @property
+    def where(self) -> str:
+        return where(self.backend, self.profile)
 
 
 @dataclass(frozen=True)
@@ -77,6 +87,7 @@ class MeasurementRecord(Record):
     condition: str = ""
     repetition: int = 0
     backend: str = ""
+    profile: str = "lan"  # the path profile the network ran with (harness/data/profiles)
     wireguard: str = ""
     topology: dict = field(default_factory=dict)
     strategy: str = "none"
@@ -101,6 +112,10 @@ class MeasurementRecord(Record):
     def switch_times_s(self) -> list[float]:
         return [switch["actual_s"] for switch in self.evidence.get("switches", [])]
 
+    @property
+    def where(self) -> str:
+        return where(self.backend, self.profile)
+
 
 @dataclass(frozen=True)
 class MigrationRecord(Record):
@@ -109,6 +124,7 @@ class MigrationRecord(Record):
     kind: ClassVar[str] = "migration"
     test: str = ""
     backend: str = ""
+    profile: str = "lan"  # the path profile the network ran with (harness/data/profiles)
     wireguard: str = ""
     topology: dict = field(default_factory=dict)
     plan: dict = field(default_factory=dict)
@@ -118,6 +134,10 @@ class MigrationRecord(Record):
     @property
     def interval(self) -> float | None:
         return self.plan.get("interval_s")
+
+    @property
+    def where(self) -> str:
+        return where(self.backend, self.profile)
 
 
 KINDS: dict[str, type[Record]] = {cls.kind: cls for cls in (RunRecord, TestRecord, MeasurementRecord,

@@ -196,6 +196,8 @@ class RunSettings:
     run_id: str = field(default_factory=new_run_id)
     results_dir: Path = Path("reports")
     run_dir_override: Path | None = None
+    profiles: tuple[str, ...] = ("lan",)  # path profile names (harness/data/profiles, --profiles FILE)
+    profiles_file: Path | None = None
 
     def __post_init__(self) -> None:
         for backend in self.backends:

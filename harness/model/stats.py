@@ -68,3 +68,13 @@ def paired_ratio(baseline: Sequence[float], condition: Sequence[float]) -> Ratio
     half = T_975[min(len(logs) - 1, len(T_975)) - 1] * statistics.stdev(logs) / math.sqrt(len(logs))
     return RatioEstimate(round(math.exp(mean), 4), round(math.exp(mean - half), 4), round(math.exp(mean + half), 4),
                          len(logs))
+
+
+def wilson_interval(successes: int, n: int, z: float = 1.96) -> tuple[float, float]:
+    """The 95 % Wilson score interval of a proportion successes/n ((0, 1) when n is 0)."""
+    if n <= 0:
+        return 0.0, 1.0
+    p = successes / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return max(0.0, centre - half), min(1.0, centre + half)

@@ -349,6 +349,20 @@ class Topology:
                 return link.b_ifname
         raise ConfigError(f"path {path} has no link between the client and its proxy")
 
+    def path_link(self, path: int) -> LinkSpec:
+        """The underlay link of path k: the client's eth<k> (a) and proxy k's eth1 (b): the WAN of a path."""
+        for link in self.links:
+            if link.a_host == CLIENT and link.b_host == proxy_name(path):
+                return link
+        raise ConfigError(f"the topology has no path {path}")
+
+    def origin_link(self) -> LinkSpec:
+        """The link between the origin (a) and the server (b): "the Internet"."""
+        for link in self.links:
+            if link.a_host == ORIGIN:
+                return link
+        raise ConfigError("the topology has no origin link")
+
     def underlay_devices(self, host: str) -> tuple[str, ...]:
         """The names of `host`'s ends of its underlay links."""
         return tuple(link.a_ifname if link.a_host == host else link.b_ifname

@@ -49,7 +49,7 @@ def metrics(records: list[Record]) -> dict[tuple, dict]:
     """(scenario, backend, condition@test, mechanism, metric) -> {"values": [...], "higher_is_better": bool}."""
     found: dict[tuple, dict] = defaultdict(lambda: {"values": [], "higher_is_better": True})
     for record in of_kind(records, MeasurementRecord):
-        key = (record.scenario, record.backend, _condition_of(record), record.mechanism)
+        key = (record.scenario, record.where, _condition_of(record), record.mechanism)
         for name, value, higher in _figures(record):
             entry = found[(*key, name)]
             entry["values"].append(float(value))

@@ -79,7 +79,7 @@ def paired(records: list[Record], scenario: str) -> dict[tuple, tuple[list[float
     repetition (each baseline was measured right before its migrating twin)."""
     by_test: dict[tuple, dict[int, dict[str, MeasurementRecord]]] = defaultdict(lambda: defaultdict(dict))
     for r in _measured(records, scenario):
-        by_test[(r.backend, r.test)][r.repetition]["baseline" if not r.migrating else r.condition] = r
+        by_test[(r.where, r.test)][r.repetition]["baseline" if not r.migrating else r.condition] = r
     pairs: dict[tuple, tuple[list[float], list[float]]] = {}
     for (backend, _), reps in by_test.items():
         for rep in sorted(reps):
@@ -149,8 +149,8 @@ def cost_vs_interval(records: list[Record]) -> list[svg.Chart]:
 def throughput_vs_interval(records: list[Record]) -> list[svg.Chart]:
     measured = _measured(records, "throughput")
     charts = []
-    for backend in sorted({r.backend for r in measured}):
-        mine = [r for r in measured if r.backend == backend]
+    for backend in sorted({r.where for r in measured}):
+        mine = [r for r in measured if r.where == backend]
         baseline = [r.figures[k]["bits_per_second"] / 1e6 for r in mine if not _migrating(r)
                     for k in ("tcp_up", "tcp_down") if k in r.figures]
         chart = svg.Chart(f"Throughput vs migration interval ({backend})", "interval (s, log)", "Mbit/s", log_x=True,
@@ -168,8 +168,8 @@ def throughput_time_series(records: list[Record]) -> list[svg.Chart]:
     """One migrating iperf3 run per backend (interval nearest 0.1 s), with its path switches as markers."""
     charts = []
     measured = [r for r in _measured(records, "throughput") if _migrating(r) and "tcp_up" in r.figures]
-    for backend in sorted({r.backend for r in measured}):
-        mine = sorted((r for r in measured if r.backend == backend),
+    for backend in sorted({r.where for r in measured}):
+        mine = sorted((r for r in measured if r.where == backend),
                       key=lambda r: (abs(r.interval - 0.1), r.repetition))
         record = mine[0]
         run = record.figures["tcp_up"]
@@ -187,8 +187,8 @@ def throughput_time_series(records: list[Record]) -> list[svg.Chart]:
 def pageload_distributions(records: list[Record]) -> list[svg.Chart]:
     measured = _measured(records, "pageload")
     charts = []
-    for backend in sorted({r.backend for r in measured}):
-        mine = [r for r in measured if r.backend == backend]
+    for backend in sorted({r.where for r in measured}):
+        mine = [r for r in measured if r.where == backend]
         intervals = sorted({r.interval for r in mine if _migrating(r)})
         categories = ["baseline"] + [f"{i:g} s" for i in intervals]
         pages = sorted({load["url"].rsplit("/", 1)[-1] for r in mine for load in r.loads()})
@@ -209,7 +209,7 @@ def loss_per_switch(records: list[Record]) -> list[svg.Chart]:
     measured = [r for r in _measured(records, "switch_loss") if _migrating(r)]
     if not measured:
         return []
-    medians = _median_by([((r.backend, r.mechanism, r.interval),
+    medians = _median_by([((r.where, r.mechanism, r.interval),
                            r.figures["loss"]["lost_per_switch_mean"] or 0.0) for r in measured])
     chart = svg.Chart("Lost probe packets per switch vs interval", "interval (s, log)", "lost per switch (mean)",
                       log_x=True)
@@ -221,7 +221,7 @@ def split_ratio(records: list[Record]) -> list[svg.Chart]:
     measured = [r for r in _measured(records) if _migrating(r) and r.evidence.get("split_ratio")]
     if not measured:
         return []
-    medians = _median_by([((r.backend, path, r.interval), share) for r in measured
+    medians = _median_by([((r.where, path, r.interval), share) for r in measured
                           for path, share in r.evidence["split_ratio"].items()])
     chart = svg.Chart("Share of the client's bytes per path (split ratio)", "interval (s, log)", "share of bytes",
                       log_x=True)
@@ -236,7 +236,7 @@ def timing_error(records: list[Record]) -> list[svg.Chart]:
         return []
     chart = svg.Chart("Switch timing error (actual - planned)", "interval (s, log)", "ms", log_x=True)
     for stat in ("median", "p99"):
-        medians = _median_by([((r.backend, r.mechanism, r.interval), r.evidence["timing_error_ms"][stat])
+        medians = _median_by([((r.where, r.mechanism, r.interval), r.evidence["timing_error_ms"][stat])
                               for r in measured])
         chart.series += _series_by_interval(medians, lambda group: f"{group[0]} {group[1]} {stat}")
     return [chart]
@@ -244,8 +244,8 @@ def timing_error(records: list[Record]) -> list[svg.Chart]:
 
 def adherence_vs_interval(records: list[Record]) -> list[svg.Chart]:
     """The share of the session's packets that used the path the schedule named, per interval and mode."""
-    runs = [(r.backend, r.evidence) for r in _measured(records) if r.migrating]
-    runs += [(m.backend, m.evidence) for m in of_kind(records, MigrationRecord)]
+    runs = [(r.where, r.evidence) for r in _measured(records) if r.migrating]
+    runs += [(m.where, m.evidence) for m in of_kind(records, MigrationRecord)]
     points: dict[tuple, list[float]] = defaultdict(list)
     for backend, evidence in runs:
         interval = (evidence.get("plan") or {}).get("interval_s")
@@ -269,8 +269,8 @@ def degraded_runs(records: list[Record]) -> list[svg.Chart]:
     """The degraded-path self-checks: throughput of baseline, healthy and degraded migration, each repetition."""
     measured = _measured(records, "throughput_degraded")
     charts = []
-    for backend in sorted({r.backend for r in measured}):
-        mine = [r for r in measured if r.backend == backend and "tcp_up" in r.figures]
+    for backend in sorted({r.where for r in measured}):
+        mine = [r for r in measured if r.where == backend and "tcp_up" in r.figures]
         conditions = sorted({r.condition for r in mine}, key=lambda c: (c != "baseline", "-degraded" in c, c))
         chart = svg.Chart(f"Degraded-path self-check: TCP up per condition ({backend})", "condition", "Mbit/s",
                           x_categories=conditions)
@@ -291,7 +291,7 @@ def observer_charts(records: list[Record]) -> list[svg.Chart]:
     for m in _observed(records)[:2]:
         observer = m.evidence["observer"]
         paths = sorted({path for _, shares in observer["timeline"] for path in shares})
-        chart = svg.Chart(f"Share of the session each proxy carried, per 0.1 s ({m.backend}, "
+        chart = svg.Chart(f"Share of the session each proxy carried, per 0.1 s ({m.where}, "
                           f"{(m.plan or {}).get('strategy', '?')} {m.interval:g} s)", "seconds since the migration "
                           "started", "share of the session's packets",
                           markers=[s["actual_s"] for s in m.evidence.get("switches", [])])
@@ -303,7 +303,7 @@ def observer_charts(records: list[Record]) -> list[svg.Chart]:
     for m in _observed(records):
         share = m.evidence["observer"].get("max_page_share")
         if share is not None and m.interval:
-            largest[(m.backend, (m.plan or {}).get("strategy", "?"), m.interval)].append(share)
+            largest[(m.where, (m.plan or {}).get("strategy", "?"), m.interval)].append(share)
     if largest:
         chart = svg.Chart("The largest share of one page load any proxy saw", "migration interval (s, log)",
                           "share of the page's bytes", log_x=True)
@@ -324,7 +324,7 @@ def _observer_table(records: list[Record]) -> str:
         observer = m.evidence["observer"]
         for path, view in sorted(observer["proxies"].items()):
             share = view["share_packets"]
-            rows.append(f"<tr><td>{escape(m.test)}</td><td>{escape(m.backend)}</td><td>{path}</td>"
+            rows.append(f"<tr><td>{escape(m.test)}</td><td>{escape(m.where)}</td><td>{path}</td>"
                         f"<td>{share['up']:.0%} / {share['down']:.0%}</td>"
                         f"<td>{view['longest_stretch']['up']} / {view['longest_stretch']['down']}</td>"
                         f"<td>{view['receiver_indices']}</td>"
@@ -362,7 +362,7 @@ def verdict_rows(records: list[Record]) -> list[TestRecord]:
         previous = rows.get(record.test)
         if previous is None or record.outcome != "passed":
             rows[record.test] = record
-    return sorted(rows.values(), key=lambda r: (r.scenario, str(r.backend), r.interval or 0, str(r.mechanism), r.test))
+    return sorted(rows.values(), key=lambda r: (r.scenario, str(r.where), r.interval or 0, str(r.mechanism), r.test))
 
 
 def _interval_text(interval: float | None) -> str:
@@ -378,7 +378,7 @@ def _verdict_table(records: list[Record]) -> str:
         counts[row.outcome] += 1
     summary = ", ".join(f"<span class='{o}'>{n} {o}</span>" for o, n in sorted(counts.items()))
     body = "".join(
-        f"<tr><td>{escape(r.scenario)}</td><td>{escape(str(r.backend or ''))}</td>"
+        f"<tr><td>{escape(r.scenario)}</td><td>{escape(str(r.where or ''))}</td>"
         f"<td>{_interval_text(r.interval)}</td>"
         f"<td>{escape(str(r.mechanism or ''))}</td><td class='{r.outcome}'>{r.outcome}</td>"
         f"<td>{escape(r.reason or '')}</td></tr>" for r in rows)
@@ -392,12 +392,12 @@ def _migration_table(records: list[Record]) -> str:
     if not migrations:
         return "<p class='empty'>No migration proofs in these results.</p>"
     body = []
-    for m in sorted(migrations, key=lambda m: (m.backend, m.interval or 0, m.test)):
+    for m in sorted(migrations, key=lambda m: (m.where, m.interval or 0, m.test)):
         evidence = m.evidence
         split = ", ".join(f"path {path}: {share:.0%}" for path, share in sorted(evidence.get("split_ratio", {}).items()))
         verdict = "passed" if not m.proof_failures else "failed"
         body.append(
-            f"<tr><td>{escape(m.test)}</td><td>{escape(m.backend)}</td><td>{_interval_text(m.interval)}</td>"
+            f"<tr><td>{escape(m.test)}</td><td>{escape(m.where)}</td><td>{_interval_text(m.interval)}</td>"
             f"<td>{len(evidence.get('switches', []))} / {evidence.get('planned_switches', '?')}</td>"
             f"<td>{escape(split)}</td><td>{evidence.get('endpoint_changes', '?')}</td>"
             f"<td>{evidence.get('releases', evidence.get('guard_releases', 0))} "
@@ -423,7 +423,7 @@ def _environment(records: list[Record]) -> str:
     measured = of_kind(records, MeasurementRecord) + of_kind(records, MigrationRecord)
     wireguard = sorted({r.wireguard for r in measured if r.wireguard})
     rows = [("run id", ", ".join(sorted({r.run_id for r in records}))),
-            ("backends", ", ".join(sorted({r.backend for r in measured if r.backend}))),
+            ("backends", ", ".join(sorted({r.where for r in measured if r.where}))),
             ("kernel", env.get("kernel", "?")), ("OS", env.get("os", "?")), ("CPU", env.get("cpu_model", "?")),
             ("cores", env.get("cores", "?")), ("commit", env.get("commit", "?")),
             ("WireGuard", ", ".join(wireguard) or "?"),

@@ -80,6 +80,7 @@ class Network:
         self.run_id = run_id
         self.workdir = Path("/nonexistent")
         self.wireguard_impl = wireguard
+        self.profile = "lan"  # the path profile shaping its paths (harness.runtime.shaping), for records
         self.builder = builder
         self.progress = progress or _no_progress
         self.hosts: dict[str, Host] = {}

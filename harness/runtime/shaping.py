@@ -1,0 +1,197 @@
+"""Path profiles applied with tc, verified by measurement, and undone.
+
+Each path's link between the client and proxy k is shaped at its two ends, egress each way: `up`
+on the client's end (eth<k>), `down` on the proxy's (eth1); the origin link at the server (`up`,
+towards the Internet) and the origin (`down`). Steps (a profile that varies over time) are
+applied by a worker with `tc qdisc replace` on the profile's clock. After applying, `verify`
+measures every path: RTT with ping from the client to the proxy's address on that link, rate with
+iperf3 each way over that link alone, loss with a UDP count; a figure off its spec by more than
+10 % (+1 ms for times; for loss: outside its 95 % binomial interval) fails the set-up with the numbers.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import statistics
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from harness.errors import BackendError, PrerequisiteError
+from harness.model.profiles import PathProfile, Profile, Shape, qdisc_args
+from harness.model.stats import wilson_interval
+from harness.model.topology import CLIENT, ORIGIN, SERVER, proxy_name
+from harness.runtime.network import Network
+from harness.system.prereq import available_qdiscs
+
+RELATIVE_TOLERANCE = 0.10
+ABSOLUTE_TOLERANCE_MS = 1.0
+VERIFY_PORT = 5299  # iperf3 on the proxy, for the verification only
+VERIFY_RULE_PRIORITY = 90  # before the demo's rules (100 and up)
+PING_COUNT = 100
+IPERF_SECONDS = 3
+
+
+def require_qdiscs(profile: Profile, path_ids: tuple[int, ...]) -> None:
+    """netem for delay, jitter or loss; tbf for a rate alone. One line naming the way out when absent."""
+    have = available_qdiscs()
+    if profile.needs_netem(path_ids) and have is not None and "netem" not in have:
+        raise PrerequisiteError(
+            f"--profile {profile.name} needs netem (delay, jitter or loss), which this kernel lacks "
+            f"(it has {', '.join(have) or 'no qdisc'}): run it in a guest with a stock kernel, "
+            f"add --vm (or: comps-harness vm -- ...)")
+    if profile.shaped(path_ids) and have is not None and not {"tbf", "netem"} & set(have):
+        raise PrerequisiteError(f"--profile {profile.name} needs tbf or netem; this kernel has neither")
+
+
+@dataclass(frozen=True)
+class Target:
+    host: str
+    device: str
+    shape_of: Callable[[PathProfile], Shape]
+    which: str  # "path k up", ...
+
+
+def targets(network: Network, profile: Profile) -> list[tuple[Target, PathProfile]]:
+    out = []
+    for k in network.topology.path_ids:
+        link = network.topology.path_link(k)
+        out.append((Target(CLIENT, link.a_ifname, lambda p: p.up, f"path {k} up"), profile.path(k)))
+        out.append((Target(proxy_name(k), link.b_ifname, lambda p: p.down, f"path {k} down"), profile.path(k)))
+    origin = network.topology.origin_link()
+    out.append((Target(SERVER, origin.b_ifname, lambda p: p.up, "origin up"), profile.origin))
+    out.append((Target(ORIGIN, origin.a_ifname, lambda p: p.down, "origin down"), profile.origin))
+    return out
+
+
+class ShapedPaths:
+    """Apply `profile` for as long as the block runs (and its steps, on a worker); undo everything."""
+
+    def __init__(self, network: Network, profile: Profile) -> None:
+        self.network, self.profile = network, profile
+        self._applied: list[Target] = []
+        self._stop = threading.Event()
+        self._stepper: threading.Thread | None = None
+
+    def _host(self, name: str):
+        return self.network.hosts[name]
+
+    def _set(self, target: Target, shape: Shape) -> None:
+        args = qdisc_args(shape)
+        host = self._host(target.host)
+        if args is None:
+            host.exec(["tc", "qdisc", "del", "dev", target.device, "root"], check=False, timeout=10)
+            return
+        result = host.exec(["tc", "qdisc", "replace", "dev", target.device, "root", *args], check=False, timeout=10)
+        if result.returncode != 0:
+            raise BackendError(f"{target.which}: tc refused `{' '.join(args)}` on {target.host}/{target.device}: "
+                               f"{result.stderr.strip()}")
+
+    def __enter__(self) -> ShapedPaths:
+        require_qdiscs(self.profile, self.network.topology.path_ids)
+        try:
+            for target, path in targets(self.network, self.profile):
+                if path.shaped:
+                    self._set(target, target.shape_of(path))
+                    self._applied.append(target)
+            stepped = [(target, path) for target, path in targets(self.network, self.profile) if path.steps]
+            if stepped:
+                self._stepper = threading.Thread(target=self._run_steps, args=(stepped,), name="profile-steps",
+                                                 daemon=True)
+                self._stepper.start()
+        except BaseException:
+            self.__exit__()
+            raise
+        return self
+
+    def _run_steps(self, stepped: list[tuple[Target, PathProfile]]) -> None:
+        start = time.monotonic()
+        due = sorted((step.at_s, i, target, path, step) for i, (target, path) in enumerate(stepped)
+                     for step in path.steps)
+        cycle = 0
+        while not self._stop.is_set():
+            for at, _, target, path, step in due:
+                when = start + cycle * path.period_s + at
+                if self._stop.wait(max(0.0, when - time.monotonic())):
+                    return
+                self._set(target, target.shape_of(step))
+            cycle += 1  # (each path repeats on its own period; the longest sets the loop's pace)
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        if self._stepper is not None:
+            self._stepper.join(timeout=5)
+        while self._applied:
+            target = self._applied.pop()
+            self._host(target.host).exec(["tc", "qdisc", "del", "dev", target.device, "root"], check=False,
+                                         timeout=10)
+
+
+def within(measured: float, spec: float, absolute: float = 0.0) -> bool:
+    return abs(measured - spec) <= RELATIVE_TOLERANCE * spec + absolute
+
+
+def _ping_rtt(network: Network, address: str) -> tuple[float | None, int, int]:
+    out = network.client.exec(["ping", "-n", "-c", str(PING_COUNT), "-i", "0.02", "-W", "2", address], check=False,
+                              timeout=60).stdout
+    times = [float(t) for t in re.findall(r"time=([\d.]+) ms", out)]
+    return (statistics.median(times) if times else None), PING_COUNT, len(times)
+
+
+def _iperf_mbit(network: Network, host_name: str, address: str, reverse: bool) -> float | None:
+    argv = ["iperf3", "-c", address, "-p", str(VERIFY_PORT), "-t", str(IPERF_SECONDS), "-J", "-O", "1"]
+    out = network.client.exec([*argv, "-R"] if reverse else argv, check=False, timeout=IPERF_SECONDS + 60)
+    try:
+        return json.loads(out.stdout)["end"]["sum_received"]["bits_per_second"] / 1e6
+    except (ValueError, KeyError):
+        return None
+
+
+def verify(network: Network, profile: Profile, progress: Callable[[str], None] = lambda line: None) -> dict:
+    """Measure every shaped path's RTT, rate each way and loss; {"paths": {...}, "failures": [...]}."""
+    paths, failures = {}, []
+    for k in network.topology.path_ids:
+        path = profile.path(k)
+        if not (path.up.shaped or path.down.shaped):
+            continue
+        link = network.topology.path_link(k)
+        address = str(link.b_address.ip)
+        proxy = network.proxy(k)
+        # The client sends everything unmarked into wg0 (the demo's rules); for the check alone, the
+        # proxy's address on this link is looked up in the main table, i.e. over the link itself.
+        rule = ["rule", "add", "to", f"{address}/32", "lookup", "main", "priority", str(VERIFY_RULE_PRIORITY)]
+        network.client.exec(["ip", *rule], timeout=10)
+        server = proxy.spawn(["iperf3", "-s", "-p", str(VERIFY_PORT), "--bind", address], name="verify-iperf3")
+        try:
+            time.sleep(0.3)
+            rtt, sent, received = _ping_rtt(network, address)
+            up = _iperf_mbit(network, proxy.name, address, reverse=False)
+            down = _iperf_mbit(network, proxy.name, address, reverse=True)
+        finally:
+            server.stop()
+            network.client.exec(["ip", "rule", "del", *rule[2:]], timeout=10, check=False)
+        spec_loss = 1 - (1 - path.up.expected_loss()) * (1 - path.down.expected_loss())  # a ping crosses both
+        low, high = wilson_interval(sent - received, sent)
+        entry = {"spec": {"rtt_ms": path.rtt_ms, "rate_mbit": path.up.rate_mbit, "rate_mbit_down": path.down.rate_mbit,
+                          "loss": round(spec_loss, 4)},
+                 "rtt_ms": None if rtt is None else round(rtt, 3),
+                 "rate_mbit": None if up is None else round(up, 2),
+                 "rate_mbit_down": None if down is None else round(down, 2),
+                 "loss": round((sent - received) / sent, 4), "loss_interval": [round(low, 4), round(high, 4)],
+                 "pings": sent}
+        if rtt is None or not within(rtt, path.rtt_ms, ABSOLUTE_TOLERANCE_MS):
+            failures.append(f"path {k}: RTT {entry['rtt_ms']} ms, spec {path.rtt_ms:g} ms (±10 % + 1 ms)")
+        for direction, measured, spec in (("up", up, path.up.rate_mbit), ("down", down, path.down.rate_mbit)):
+            if spec is not None and (measured is None or not within(measured, spec)):
+                failures.append(f"path {k} {direction}: {measured if measured is None else round(measured, 2)} "
+                                f"Mbit/s, spec {spec:g} Mbit/s (±10 %)")
+        if not low <= spec_loss <= high:
+            failures.append(f"path {k}: loss {entry['loss']:.2%} [{low:.2%}, {high:.2%}] over {sent} pings, spec "
+                            f"{spec_loss:.2%}")
+        paths[str(k)] = entry
+        progress(f"profile {profile.name}: path {k}: RTT {entry['rtt_ms']} ms (spec {path.rtt_ms:g}), "
+                 f"up {entry['rate_mbit']} / down {entry['rate_mbit_down']} Mbit/s, loss {entry['loss']:.2%}")
+    return {"profile": profile.name, "paths": paths, "failures": failures, "checked_at": time.time(),
+            "math": "rtt: median of pings; rate: iperf3 TCP goodput; loss: Wilson 95 %"}
