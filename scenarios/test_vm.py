@@ -1,4 +1,4 @@
-"""The VM runner: a guest with Debian's stock kernel runs the harness with kernel WireGuard.
+"""The VM runner: a guest with Debian's stock kernel runs the harness with kernel WireGuard and netem.
 
 The guest boots under virtme-ng (KVM where it works, else TCG), with the repository writable at
 the same path; inside it the netns backend uses kernel WireGuard with no sticky-source release at
@@ -34,8 +34,9 @@ def test_kernel_wireguard_migrates_inside_the_guest(run_settings):
     out = (run_settings.run_dir / "guest").absolute()
     out.mkdir(parents=True, exist_ok=True)
     inner = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q", "scenarios/test_connectivity.py",
-             "scenarios/test_migration.py", "-k", "traffic_moves or route_change_alone or (moves_the_traffic and "
-             "(i0.1s or i1s))", "--intervals", "0.1,1", "--wireguard", "kernel", "--run-id",
+             "scenarios/test_migration.py", "scenarios/test_path_profiles.py", "-k",
+             "traffic_moves or route_change_alone or (moves_the_traffic and (i0.1s or i1s)) or profile",
+             "--intervals", "0.1,1", "--wireguard", "kernel", "--run-id",
              f"{run_settings.run_id}-guest", "--run-dir", str(out)]
     done = subprocess.run(harness("vm", "--run-id", f"{run_settings.run_id}-vm", "--rwdir", str(out), "--", *inner),
                           cwd=REPO, capture_output=True, text=True, timeout=INNER_TIMEOUT_S)
@@ -49,7 +50,10 @@ def test_kernel_wireguard_migrates_inside_the_guest(run_settings):
     outcomes = {record.test.split("::")[-1]: record for record in of_kind(records, TestRecord)}
     for name in ("test_traffic_moves_from_path_1_to_path_2[netns]",
                  "test_route_change_alone_moves_kernel_wireguard_but_not_wireguard_go[netns]",
-                 "test_migration_moves_the_traffic[netns-alternate-i1s]"):
+                 "test_migration_moves_the_traffic[netns-alternate-i1s]",
+                 # with netem in the guest: the wan profile applied and measured within 10 % (+1 ms)
+                 "test_a_delay_profile_runs_where_netem_is_and_is_refused_plainly_where_not[netns]",
+                 "test_a_path_that_is_not_what_its_profile_says_fails_the_check[netns]"):
         assert outcomes[name].outcome == "passed", f"{name}: {outcomes[name].reason}\n{said}"
     proofs = {record.plan["interval_s"]: record for record in of_kind(records, MigrationRecord)}
     one_second = proofs[1.0]
