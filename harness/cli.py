@@ -315,8 +315,8 @@ def run_id_for(out: Path) -> str:
 
 
 SWEEP_OPTIONS = [option for option in options.OPTIONS
-                 if option.section in ("plan", "measure", "tolerances") or option.flag in ("--backend", "--paths",
-                                                                                            "--wireguard")]
+                 if option.section in ("plan", "measure", "tolerances")
+                 or option.flag in ("--backend", "--paths", "--wireguard", "--profile", "--profiles")]
 
 
 def cmd_sweep(args: argparse.Namespace, pytest_args: list[str]) -> int:

@@ -7,6 +7,8 @@ one line that names the way out (the VM runner, where scenarios/test_vm.py measu
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from harness.data import PROFILES_FILE
@@ -60,3 +62,30 @@ def test_a_delay_profile_runs_where_netem_is_and_is_refused_plainly_where_not(ne
         check = verify(network, wan)
     assert check["failures"] == [], check
     assert all(abs(path["rtt_ms"] - 20) <= 3 for path in check["paths"].values()), check
+
+
+STEPPED = """
+[stepping]
+description = "path 1's rate steps between 40 and 8 Mbit/s every 1.5 s"
+[stepping.path.1]
+rate_mbit = 40
+period_s = 3
+steps = [{ at_s = 0, rate_mbit = 40 }, { at_s = 1.5, rate_mbit = 8 }]
+"""
+
+
+def test_a_profile_that_varies_over_time_changes_the_link_on_its_clock(network):
+    (profile,) = parse_profiles(STEPPED, "test").values()
+    device = network.topology.path_link(1).a_ifname
+
+    def rate_now() -> str:
+        shown = network.client.exec(["tc", "qdisc", "show", "dev", device]).stdout
+        return next(word for word in shown.split() if word.endswith("bit"))
+    with ShapedPaths(network, profile):
+        seen = []
+        deadline = time.monotonic() + 4.0
+        while time.monotonic() < deadline:
+            seen.append(rate_now())
+            time.sleep(0.25)
+    changes = [b for a, b in zip(seen, seen[1:]) if a != b]
+    assert {"40Mbit", "8Mbit"} <= set(seen) and len(changes) >= 2, seen

@@ -130,3 +130,20 @@ def test_the_environment_says_whether_a_vm_ran_it_and_which_qdiscs_there_were():
                                       "kernel_source": "6.1.0-56-amd64 (Debian package linux-image-6.1.0-56-amd64)"}}
     page = report.build([parse(data) for data in guest])
     assert "under TCG (software emulation: ~50x slower" in page and "netem, tbf" in page
+
+
+def test_path_profile_checks_get_their_own_table_and_stay_out_of_the_plots():
+    data = raw_records()
+    check = {"profile": "wan", "failures": ["path 2 up: 30 Mbit/s, spec 50 Mbit/s (±10 %)"],
+             "paths": {"1": {"spec": {"rtt_ms": 20, "rate_mbit": 50, "rate_mbit_down": 50, "loss": 0.0},
+                             "rtt_ms": 20.4, "rate_mbit": 49.5, "rate_mbit_down": 49.0, "loss": 0.0,
+                             "loss_interval": [0.0, 0.037]},
+                       "2": {"spec": {"rtt_ms": 20, "rate_mbit": 50, "rate_mbit_down": 50, "loss": 0.0},
+                             "rtt_ms": 20.5, "rate_mbit": 30.0, "rate_mbit_down": 49.0, "loss": 0.0,
+                             "loss_interval": [0.0, 0.037]}}}
+    data.append({"kind": "measurement", "run_id": "ch-test", "scenario": "path_profile", "condition": "wan",
+                 "backend": "netns", "profile": "wan", "figures": check})
+    page = report.build([parse(item) for item in data])
+    assert ">Path profiles<" in page and "20.4 (spec 20) ms" in page and "30 (spec 50) Mbit/s" in page
+    assert "within spec" in page and "path 2 up: 30 Mbit/s" in page
+    assert "No path profile in these results" in report.build(records())

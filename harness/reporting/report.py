@@ -37,8 +37,39 @@ pre { white-space: pre-wrap; } svg text { font: 11px sans-serif; } .empty { colo
 THROUGHPUT_KINDS = (("tcp_up", "TCP up"), ("tcp_down", "TCP down"), ("udp", "UDP"))
 
 
+PROFILE_CHECK = "path_profile"  # a profile's verification, not a measurement of migration
+
+
 def _measured(records: list[Record], scenario: str | None = None) -> list[MeasurementRecord]:
-    return [r for r in of_kind(records, MeasurementRecord) if scenario is None or r.scenario == scenario]
+    return [r for r in of_kind(records, MeasurementRecord)
+            if r.scenario == scenario or (scenario is None and r.scenario != PROFILE_CHECK)]
+
+
+def _profile_table(records: list[Record]) -> str:
+    checks = _measured(records, PROFILE_CHECK)
+    if not checks:
+        return "<p class='empty'>No path profile in these results: the paths were unshaped (lan).</p>"
+
+    def cell(measured, spec, unit: str) -> str:
+        if spec is None:
+            return "<td>unshaped</td>"
+        return f"<td>{'—' if measured is None else f'{measured:g}'} (spec {spec:g}) {unit}</td>"
+    body = []
+    for check in checks:
+        figures = check.figures
+        for path, entry in sorted(figures.get("paths", {}).items()):
+            spec = entry["spec"]
+            low, high = entry.get("loss_interval", [None, None])
+            bad = [f for f in figures.get("failures", []) if f.startswith(f"path {path}")]
+            body.append(f"<tr><td>{escape(check.where)}</td><td>{escape(check.profile)}</td><td>{escape(path)}</td>"
+                        + cell(entry["rtt_ms"], spec["rtt_ms"], "ms") + cell(entry["rate_mbit"], spec["rate_mbit"], "Mbit/s")
+                        + cell(entry["rate_mbit_down"], spec["rate_mbit_down"], "Mbit/s")
+                        + f"<td>{entry['loss']:.2%} [{low:.2%}, {high:.2%}] (spec {spec['loss']:.2%})</td>"
+                        + f"<td class='{'failed' if bad else 'passed'}'>{escape('; '.join(bad)) or 'within spec'}</td></tr>")
+    return ("<p>Each profile is measured on its first network of the run: RTT by ping over the path's link, the "
+            "rate each way by a UDP stream offered above it, loss with a 95 % interval. Off by more than 10 % "
+            "(+1 ms) fails the set-up.</p><table><tr><th>backend</th><th>profile</th><th>path</th><th>RTT</th>"
+            f"<th>rate up</th><th>rate down</th><th>loss</th><th>check</th></tr>{''.join(body)}</table>")
 
 
 def _migrating(record: MeasurementRecord) -> bool:
@@ -467,6 +498,7 @@ def _cost_table(records: list[Record]) -> str:
 def build(records: list[Record], title: str = "comps-harness report") -> str:
     sections = [f"<h2>Environment</h2>{_environment(records)}",
                 f"<h2>What migration costs at each interval</h2>{_cost_table(records)}",
+                f"<h2>Path profiles</h2>{_profile_table(records)}",
                 f"<h2>Verdicts</h2>{_verdict_table(records)}",
                 f"<h2>Proof of migration</h2>{_migration_table(records)}",
                 f"<h2>What each proxy sees</h2>{_observer_table(records)}"]

@@ -19,7 +19,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from harness.errors import BackendError, PrerequisiteError
+from harness.errors import BackendError, HarnessError, PrerequisiteError
 from harness.model.profiles import PathProfile, Profile, Shape, qdisc_args
 from harness.model.stats import wilson_interval
 from harness.model.topology import CLIENT, ORIGIN, SERVER, proxy_name
@@ -74,6 +74,7 @@ class ShapedPaths:
         self._applied: list[Target] = []
         self._stop = threading.Event()
         self._stepper: threading.Thread | None = None
+        self.step_errors: list[str] = []
 
     def _host(self, name: str):
         return self.network.hosts[name]
@@ -116,7 +117,11 @@ class ShapedPaths:
                 when = start + cycle * path.period_s + at
                 if self._stop.wait(max(0.0, when - time.monotonic())):
                     return
-                self._set(target, target.shape_of(step))
+                try:
+                    self._set(target, target.shape_of(step))
+                except HarnessError as exc:  # recorded; the link keeps its last shape
+                    self.step_errors.append(str(exc))
+                    return
             cycle += 1  # (each path repeats on its own period; the longest sets the loop's pace)
 
     def __exit__(self, *exc: object) -> None:
