@@ -343,6 +343,8 @@ def cmd_sweep(args: argparse.Namespace, pytest_args: list[str]) -> int:
             "-m", "migration", *given, "--run-id", run_id, "--run-dir", str(out), "--sweep-progress",
             "--junitxml", str(out / "junit.xml"), *pytest_args]
     reproduce = ["comps-harness", "sweep", *given, *pytest_args] + (["--strict"] if args.strict else [])
+    if os.environ.get(IN_VM_ENV):  # a sweep --vm: its rerun boots a guest again, as this one did
+        reproduce += ["--vm", *options.passthrough_argv(vars(args), VM_OPTIONS)]
     env = {**os.environ, "COMPS_HARNESS_REPRODUCE": json.dumps(reproduce)}
     _progress(f"sweep {run_id} into {out}: {shlex.join(reproduce)}")
     status = _run_forwarding_signals(argv, env)

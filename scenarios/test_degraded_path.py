@@ -18,12 +18,21 @@ import pytest
 
 from harness.measure.services import for_measurement, measure_condition, measure_loss
 from harness.measure.verdicts import describe, loss_verdict, throughput_verdicts
+from harness.model.profiles import rate_mbit
 from harness.model.schedule import baseline_of
 from harness.runtime.links import ImpairedPath, Impairment
 
 pytestmark = [pytest.mark.network, pytest.mark.migration]
 PROBE_SECONDS = 2.0
 SELF_CHECK_REPEAT = 5
+
+
+def degraded_rate(degrade_rate: str, profile_mbit: float | None) -> str:
+    """--degrade-rate, or a quarter of the path profile's own rate where that is lower (a 20 Mbit/s limit
+    on a 10 Mbit/s path degrades nothing)."""
+    if profile_mbit is None:
+        return degrade_rate
+    return f"{min(rate_mbit(degrade_rate), profile_mbit / 4):g}mbit"
 
 
 @pytest.mark.atomic_switch
@@ -42,8 +51,9 @@ def test_degraded_path_fails_the_loss_check(network, origin_services, migration_
 
 @pytest.mark.one_interval
 def test_degraded_path_fails_the_throughput_check(network, origin_services, migration_plan, tolerances, measure_settings,
-                                                  record_condition):
-    path, rate, seconds = network.topology.path_ids[-1], measure_settings.degrade_rate, measure_settings.iperf_seconds
+                                                  record_condition, path_profile):
+    path, seconds = network.topology.path_ids[-1], measure_settings.iperf_seconds
+    rate = degraded_rate(measure_settings.degrade_rate, path_profile.path(path).up.rate_mbit)
     plan = for_measurement(migration_plan, seconds)
     measure = functools.partial(origin_services.throughput, seconds, ("tcp_up",))
     conditions = {"baseline": (baseline_of(plan), False),

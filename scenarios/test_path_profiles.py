@@ -89,3 +89,20 @@ def test_a_profile_that_varies_over_time_changes_the_link_on_its_clock(network):
             time.sleep(0.25)
     changes = [b for a, b in zip(seen, seen[1:]) if a != b]
     assert {"40Mbit", "8Mbit"} <= set(seen) and len(changes) >= 2, seen
+
+
+def test_an_impairment_on_a_shaped_path_lowers_its_rate_and_gives_the_profile_back(network):
+    """The degraded-path self-checks under --profile: the impairment must not wipe the profile's shaping."""
+    from harness.runtime.links import ImpairedPath, Impairment
+    (profile,) = parse_profiles(RATE_ONLY, "test").values()
+    device = network.topology.path_link(2).b_ifname  # the proxy's end of path 2
+    proxy = network.proxy(2)
+    with ShapedPaths(network, profile):
+        with ImpairedPath(network, 2, Impairment(rate="5mbit")):
+            shown = proxy.exec(["tc", "qdisc", "show", "dev", device]).stdout
+            assert "rate 5Mbit" in shown, shown
+            limited = verify(network, profile)
+        assert "rate 30Mbit" in proxy.exec(["tc", "qdisc", "show", "dev", device]).stdout
+        restored = verify(network, profile)
+    assert any(failure.startswith("path 2 down:") for failure in limited["failures"]), limited["failures"]
+    assert restored["failures"] == [], restored["failures"]

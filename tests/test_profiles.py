@@ -9,9 +9,11 @@ from harness.errors import ConfigError
 from harness.model.profiles import (
     Shape,
     choose_profiles,
+    limited,
     load_profiles,
     parse_profiles,
     qdisc_args,
+    rate_mbit,
 )
 from harness.model.stats import wilson_interval
 from harness.runtime.shaping import within
@@ -40,9 +42,11 @@ def test_tc_arguments_use_tbf_for_a_rate_alone_and_netem_otherwise():
     assert args[6:11] == ["loss", "random", "0.5%", "rate", "10mbit"] and args[-2] == "limit"
     ge = qdisc_args(Shape(delay_ms=1, loss_model="gilbert-elliott", ge_p=1, ge_r=30, ge_loss_bad=90))
     assert ge[ge.index("gemodel") + 1:ge.index("gemodel") + 5] == ["1%", "30%", "90%", "0%"]
-    # netem's queue holds a delay's worth of packets at the rate: 1 Gbit/s for 100 ms is ~8300 packets
+    # netem's limit holds the delay line and 100 ms of buffer at the rate: 1 Gbit/s for 200 ms ~ 16700 packets
     big = qdisc_args(Shape(delay_ms=100, rate_mbit=1000))
-    assert int(big[big.index("limit") + 1]) > 8000
+    assert 16000 < int(big[big.index("limit") + 1]) < 17000
+    slow = qdisc_args(Shape(delay_ms=30, rate_mbit=10))
+    assert slow[slow.index("limit") + 1] == "108"  # 0.83 packets/ms x 130 ms, not netem's 1000 (1.2 s of bloat)
 
 
 @pytest.mark.parametrize("body, message", [
@@ -88,3 +92,10 @@ def test_the_verification_tolerances():
     low, high = wilson_interval(1, 100)
     assert low < 0.005 < high and high < 0.06
     assert wilson_interval(0, 0) == (0.0, 1.0)
+
+
+def test_an_impairment_composes_with_a_profile_by_lowering_its_rate():
+    assert rate_mbit("20mbit") == 20 and rate_mbit("500kbit") == 0.5 and rate_mbit("1gbit") == 1000
+    shape = Shape(delay_ms=30, loss=0.5, rate_mbit=10)
+    assert limited(shape, 2.5) == Shape(delay_ms=30, loss=0.5, rate_mbit=2.5)  # delay and loss stay
+    assert limited(shape, 20) == shape and limited(Shape(delay_ms=5), 20).rate_mbit == 20

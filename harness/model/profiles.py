@@ -10,6 +10,7 @@ netem.
 
 from __future__ import annotations
 
+import re
 import tomllib
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -90,6 +91,20 @@ class Shape:
         return ", ".join(parts) or "unshaped"
 
 
+RATE_UNITS_MBIT = {"bit": 1e-6, "kbit": 1e-3, "mbit": 1.0, "gbit": 1e3}
+
+
+def rate_mbit(rate: str) -> float:
+    """A tc rate as settings.parse_rate gives it (20mbit, 500kbit) in Mbit/s."""
+    number, unit = re.fullmatch(r"([\d.]+)(bit|kbit|mbit|gbit)", rate).groups()
+    return float(number) * RATE_UNITS_MBIT[unit]
+
+
+def limited(shape: Shape, mbit: float) -> Shape:
+    """`shape` with its rate limited to at most `mbit` (an impairment on a shaped link)."""
+    return replace(shape, rate_mbit=min(shape.rate_mbit or mbit, mbit))
+
+
 def qdisc_args(shape: Shape) -> list[str] | None:
     """The tc arguments after `root`, or None for an unshaped direction."""
     if not shape.shaped:
@@ -113,12 +128,17 @@ def qdisc_args(shape: Shape) -> list[str] | None:
     return [*args, "limit", str(limit)]
 
 
+QUEUE_MS = 100  # a link's buffer: what it holds beyond the packets in its delay line
+
+
 def _default_limit(shape: Shape) -> int:
-    """netem's queue must hold a delay's worth of packets at the rate (else it drops them: loss the
-    profile did not ask for); 1000 (netem's default) at least."""
-    rate = (shape.rate_mbit or 1000) * 1e6
-    in_flight = rate * (shape.delay_ms + 2 * shape.jitter_ms + 10) / 1000 / (1500 * 8)
-    return max(1000, int(in_flight * 2))
+    """netem's limit counts the packets in its delay line too: a delay's worth at the rate (else netem drops
+    what the profile did not ask it to) plus QUEUE_MS of buffer, at least 100 packets; without a rate,
+    netem's own default (1000). A bigger buffer is bufferbloat: TCP fills it and every RTT grows."""
+    if shape.rate_mbit is None:
+        return 1000
+    packets_per_ms = shape.rate_mbit * 1000 / (1500 * 8)
+    return max(100, int(packets_per_ms * (shape.delay_ms + 2 * shape.jitter_ms + QUEUE_MS)))
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,9 @@
 """Impairments of links, as objects: what a degraded proxy path does to the packets it forwards.
 
 An `Impairment` is a frozen value (validated); `ImpairedPath` applies one to a proxy's underlay
-links for as long as its block runs and undoes it afterwards. Path profiles will live here too.
+links for as long as its block runs and undoes it afterwards. Where a path profile shapes the link
+(runtime/shaping.py), the profile's own qdisc gets the lower rate (delay and loss stay), and gets
+its own back afterwards: stacking a second shaper below the first stalled the link.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from harness.errors import ConfigError
+from harness.model.profiles import limited, qdisc_args, rate_mbit
 
 if TYPE_CHECKING:
     from harness.runtime.network import Network
@@ -46,9 +49,15 @@ class ImpairedPath:
                 self._undo.append(["iptables", "-D", *rule])
             if impairment.rate is not None:  # egress of both underlay links: towards the server and the client
                 for dev in self.network.topology.underlay_devices(proxy.name):
-                    proxy.exec(["tc", "qdisc", "replace", "dev", dev, "root", "tbf", "rate", impairment.rate,
-                                "burst", "32kbit", "latency", "50ms"], timeout=10)
-                    self._undo.append(["tc", "qdisc", "del", "dev", dev, "root"])
+                    shape = self.network.shapes.get((proxy.name, dev))
+                    if shape is not None:  # a path profile shapes this link: the same qdisc, its rate limited
+                        proxy.exec(["tc", "qdisc", "replace", "dev", dev, "root",
+                                    *qdisc_args(limited(shape, rate_mbit(impairment.rate)))], timeout=10)
+                        self._undo.append(["tc", "qdisc", "replace", "dev", dev, "root", *qdisc_args(shape)])
+                    else:
+                        proxy.exec(["tc", "qdisc", "replace", "dev", dev, "root", "tbf", "rate", impairment.rate,
+                                    "burst", "32kbit", "latency", "50ms"], timeout=10)
+                        self._undo.append(["tc", "qdisc", "del", "dev", dev, "root"])
         except BaseException:
             self.__exit__()
             raise

@@ -185,6 +185,8 @@ class MigrationController:
     def __exit__(self, *exc: object) -> None:
         stopped_at = time.monotonic()
         errors = self._stop_switching()
+        if exc[0] is None:
+            self.network.settle()  # packets still queued on a shaped link are in flight, not lost
         after = self._reader.snapshot() if exc[0] is None else None  # the window's far edge, all hosts at once
         errors += self._stop_everything()
         if exc[0] is not None:

@@ -81,6 +81,8 @@ class Network:
         self.workdir = Path("/nonexistent")
         self.wireguard_impl = wireguard
         self.profile = "lan"  # the path profile shaping its paths (harness.runtime.shaping), for records
+        self.shapes: dict = {}  # (host, device) -> the profile's Shape there, while one is applied
+        self.settlers: list[Callable[[], None]] = []  # run before a final counter read (shaped queues drain)
         self.builder = builder
         self.progress = progress or _no_progress
         self.hosts: dict[str, Host] = {}
@@ -161,6 +163,11 @@ class Network:
 
     def proxy(self, path: int) -> Host:
         return self.hosts[proxy_name(path)]
+
+    def settle(self) -> None:
+        """Let what is queued on the way arrive before counters are compared (a shaped link holds packets)."""
+        for settle in list(self.settlers):
+            settle()
 
     def current_path(self) -> int | None:
         """The path the client's route in table 51821 points at now (None while there is none)."""

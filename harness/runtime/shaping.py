@@ -29,7 +29,9 @@ from harness.system.prereq import available_qdiscs
 RELATIVE_TOLERANCE = 0.10
 ABSOLUTE_TOLERANCE_MS = 1.0
 VERIFY_PORT = 5299  # iperf3 on the proxy, for the verification only
-VERIFY_RULE_PRIORITY = 90  # before the demo's rules (100 and up)
+VERIFY_RULE_PRIORITY = 90
+DRAIN_TIMEOUT_S = 3.0
+DRAINED_PACKETS = 10  # before the demo's rules (100 and up)
 PING_COUNT = 100
 IPERF_SECONDS = 3
 
@@ -72,6 +74,7 @@ class ShapedPaths:
     def __init__(self, network: Network, profile: Profile) -> None:
         self.network, self.profile = network, profile
         self._applied: list[Target] = []
+        network.shapes = {}  # (host, device) -> the Shape applied there, for impairments to compose with
         self._stop = threading.Event()
         self._stepper: threading.Thread | None = None
         self.step_errors: list[str] = []
@@ -97,6 +100,8 @@ class ShapedPaths:
                 if path.shaped:
                     self._set(target, target.shape_of(path))
                     self._applied.append(target)
+                    self.network.shapes[(target.host, target.device)] = target.shape_of(path)
+            self.network.settlers.append(self.drain)
             stepped = [(target, path) for target, path in targets(self.network, self.profile) if path.steps]
             if stepped:
                 self._stepper = threading.Thread(target=self._run_steps, args=(stepped,), name="profile-steps",
@@ -124,8 +129,26 @@ class ShapedPaths:
                     return
             cycle += 1  # (each path repeats on its own period; the longest sets the loop's pace)
 
+    def backlog(self) -> int:
+        """Packets queued now in the profile's qdiscs (`tc -s qdisc show`: backlog <bytes>b <packets>p)."""
+        total = 0
+        for target in self._applied:
+            shown = self._host(target.host).exec(["tc", "-s", "qdisc", "show", "dev", target.device, "root"],
+                                                  check=False, timeout=10).stdout
+            total += sum(int(n) for n in re.findall(r"backlog \S+ (\d+)p", shown))
+        return total
+
+    def drain(self, timeout: float = DRAIN_TIMEOUT_S) -> None:
+        """Wait (at most `timeout`) until the shaped queues are about empty."""
+        deadline = time.monotonic() + timeout
+        while self.backlog() > DRAINED_PACKETS and time.monotonic() < deadline:
+            time.sleep(0.05)
+
     def __exit__(self, *exc: object) -> None:
         self._stop.set()
+        self.network.shapes = {}
+        if self.drain in self.network.settlers:
+            self.network.settlers.remove(self.drain)
         if self._stepper is not None:
             self._stepper.join(timeout=5)
         while self._applied:
