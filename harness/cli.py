@@ -445,15 +445,9 @@ def cmd_vm(args: argparse.Namespace) -> int:
 
 def rerun_in_vm(args: argparse.Namespace, argv: list[str], extra_rwdirs: list[Path] = ()) -> int:
     """`sweep --vm`, `bench ... --vm`: the same command, without --vm, inside the guest (netns backend)."""
-    from harness.vm.runner import run_in_vm
-    settings = _settings(args)
-    if settings.run.backends != ("netns",):
-        raise ConfigError("--vm: the guest runs the netns backend only; drop --backend "
-                          f"{','.join(settings.run.backends)}")
-    inner = [sys.executable, "-m", "harness", *[arg for arg in argv if arg != "--vm"]]
-    run = run_in_vm(settings.vm, inner, rwdirs=[REPO, *extra_rwdirs], cwd=Path.cwd(), run_id=settings.run.run_id,
-                    progress=_progress)
-    return run.returncode
+    from harness.vm.runner import rerun_in_guest
+    return rerun_in_guest(_settings(args), [sys.executable, "-m", "harness", *argv], rwdirs=[REPO, *extra_rwdirs],
+                          cwd=Path.cwd(), progress=_progress)
 
 
 def _vm_rwdirs(args: argparse.Namespace) -> list[Path]:

@@ -16,7 +16,7 @@ import pytest
 
 from harness import options
 from harness.backends.registry import Prepared, check_backend, network_for
-from harness.errors import ConfigError, HarnessError
+from harness.errors import HarnessError
 from harness.measure.services import OriginServices, require_measurement_tools
 from harness.model.kinds import Outcome
 from harness.model.profiles import Profile
@@ -55,22 +55,18 @@ def pytest_cmdline_main(config: pytest.Config) -> int | None:
     """--vm: the same pytest command, without --vm, inside the guest; its exit status is ours."""
     if not config.getoption("vm") or os.environ.get(IN_VM_ENV):
         return None
-    from harness.vm.runner import run_in_vm
+    from harness.vm.runner import rerun_in_guest
     raw = {option.dest: config.getoption(option.dest) for option in options.OPTIONS}
     try:
-        settings = options.settings_from(raw)
-        if settings.run.backends != ("netns",):
-            raise ConfigError("--vm: the guest runs the netns backend only; drop --backend "
-                              f"{','.join(settings.run.backends)}")
-        argv = [sys.executable, "-m", "pytest", *(arg for arg in config.invocation_params.args if arg != "--vm")]
-        run = run_in_vm(settings.vm, argv, rwdirs=[config.rootpath], cwd=config.invocation_params.dir,
-                        run_id=settings.run.run_id, progress=lambda line: print(line, file=sys.stderr, flush=True))
+        return rerun_in_guest(options.settings_from(raw),
+                              [sys.executable, "-m", "pytest", *config.invocation_params.args],
+                              rwdirs=[config.rootpath], cwd=config.invocation_params.dir,
+                              progress=lambda line: print(line, file=sys.stderr, flush=True))
     except HarnessError as exc:
         raise pytest.UsageError(f"comps-harness: {exc}") from None
     except KeyboardInterrupt:
         print("comps-harness: interrupted; the guest was powered off", file=sys.stderr)
         return pytest.ExitCode.INTERRUPTED
-    return run.returncode
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -332,15 +328,17 @@ def network(backend: str, backend_ready: Prepared, run_settings: RunSettings, pa
     whatever happened. A profile is verified by measurement on its first network of the session (per
     backend); a path off its spec fails the set-up with the numbers."""
     run_id = f"{run_settings.run_id}-{next(_counter)}"
-    if path_profile.shaped(tuple(range(1, run_settings.paths + 1))):
+    path_ids = tuple(range(1, run_settings.paths + 1))
+    shaped = path_profile.shaped(path_ids)
+    if shaped:
         try:
-            require_qdiscs(path_profile, tuple(range(1, run_settings.paths + 1)))
+            require_qdiscs(path_profile, path_ids)  # before anything is built
         except HarnessError as exc:
             pytest.fail(str(exc), pytrace=False)
     with network_for(backend, run_settings, run_id=run_id, prepared=backend_ready) as net:
         net.profile = path_profile.name
-        with ShapedPaths(net, path_profile) if path_profile.shaped(net.topology.path_ids) else contextlib.nullcontext():
-            if path_profile.shaped(net.topology.path_ids):
+        with ShapedPaths(net, path_profile) if shaped else contextlib.nullcontext():
+            if shaped:
                 _check_profile(request, net, path_profile, backend)
             yield net
 

@@ -33,9 +33,17 @@ class Record:
         return cls(**{key: value for key, value in data.items() if key in names})
 
 
-def where(backend: str | None, profile: str | None) -> str:
-    """The backend, and the path profile when there is one (lan: none): reports and compare group by it."""
-    return f"{backend or ''}" if profile in (None, "", "lan") else f"{backend or ''}/{profile}"
+class Placed:
+    """A record of a network: its backend and path profile, which reports and compare group by."""
+
+    backend: str | None
+    profile: str
+
+    @property
+    def where(self) -> str:
+        """The backend, and the path profile when there is one (lan: none)."""
+        backend = self.backend or ""
+        return backend if self.profile in ("", "lan") else f"{backend}/{self.profile}"
 
 
 @dataclass(frozen=True)
@@ -52,7 +60,7 @@ class RunRecord(Record):
 
 
 @dataclass(frozen=True)
-class TestRecord(Record):
+class TestRecord(Placed, Record):
     """The outcome of one test phase (a call, or a setup/teardown that did not pass)."""
 
     kind: ClassVar[str] = "test"
@@ -72,13 +80,9 @@ class TestRecord(Record):
     mechanism: str | None = None
     label: str | None = None
 
-    @property
-    def where(self) -> str:
-        return where(self.backend, self.profile)
-
 
 @dataclass(frozen=True)
-class MeasurementRecord(Record):
+class MeasurementRecord(Placed, Record):
     """One condition, one repetition of a measurement scenario, with the migration evidence of that run."""
 
     kind: ClassVar[str] = "measurement"
@@ -112,13 +116,9 @@ class MeasurementRecord(Record):
     def switch_times_s(self) -> list[float]:
         return [switch["actual_s"] for switch in self.evidence.get("switches", [])]
 
-    @property
-    def where(self) -> str:
-        return where(self.backend, self.profile)
-
 
 @dataclass(frozen=True)
-class MigrationRecord(Record):
+class MigrationRecord(Placed, Record):
     """One migration test's proof: the plan, the evidence, and why it did not prove migration (if so)."""
 
     kind: ClassVar[str] = "migration"
@@ -134,10 +134,6 @@ class MigrationRecord(Record):
     @property
     def interval(self) -> float | None:
         return self.plan.get("interval_s")
-
-    @property
-    def where(self) -> str:
-        return where(self.backend, self.profile)
 
 
 KINDS: dict[str, type[Record]] = {cls.kind: cls for cls in (RunRecord, TestRecord, MeasurementRecord,

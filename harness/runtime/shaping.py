@@ -29,9 +29,9 @@ from harness.system.prereq import available_qdiscs
 RELATIVE_TOLERANCE = 0.10
 ABSOLUTE_TOLERANCE_MS = 1.0
 VERIFY_PORT = 5299  # iperf3 on the proxy, for the verification only
-VERIFY_RULE_PRIORITY = 90
+VERIFY_RULE_PRIORITY = 90  # before the demo's rules (100 and up)
 DRAIN_TIMEOUT_S = 3.0
-DRAINED_PACKETS = 10  # before the demo's rules (100 and up)
+DRAINED_PACKETS = 10
 PING_COUNT = 100
 IPERF_SECONDS = 3
 
@@ -74,7 +74,6 @@ class ShapedPaths:
     def __init__(self, network: Network, profile: Profile) -> None:
         self.network, self.profile = network, profile
         self._applied: list[Target] = []
-        network.shapes = {}  # (host, device) -> the Shape applied there, for impairments to compose with
         self._stop = threading.Event()
         self._stepper: threading.Thread | None = None
         self.step_errors: list[str] = []
@@ -95,14 +94,16 @@ class ShapedPaths:
 
     def __enter__(self) -> ShapedPaths:
         require_qdiscs(self.profile, self.network.topology.path_ids)
+        planned = targets(self.network, self.profile)
         try:
-            for target, path in targets(self.network, self.profile):
+            for target, path in planned:
                 if path.shaped:
                     self._set(target, target.shape_of(path))
                     self._applied.append(target)
+                    # what impairments (runtime/links.py) compose with
                     self.network.shapes[(target.host, target.device)] = target.shape_of(path)
             self.network.settlers.append(self.drain)
-            stepped = [(target, path) for target, path in targets(self.network, self.profile) if path.steps]
+            stepped = [(target, path) for target, path in planned if path.steps]
             if stepped:
                 self._stepper = threading.Thread(target=self._run_steps, args=(stepped,), name="profile-steps",
                                                  daemon=True)

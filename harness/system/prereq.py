@@ -23,6 +23,7 @@ APT_PACKAGES = {
     "wg": "wireguard-tools", "wireguard-go": "wireguard-go", "iptables-restore": "iptables",
     "iperf3": "iperf3", "chromium": "chromium", "chromedriver": "chromium-driver",
     "ping": "iputils-ping", "tcpdump": "tcpdump", "curl": "curl", "ss": "iproute2", "docker": "docker.io", "docker-compose": "docker-compose", "debootstrap": "debootstrap",
+    "qemu-system-x86_64": "qemu-system-x86", "busybox": "busybox-static", "setpriv": "util-linux",
 }
 CAP_NET_ADMIN = 12
 CAP_SYS_ADMIN = 21

@@ -24,11 +24,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
-from harness.errors import PrerequisiteError
+from harness.errors import ConfigError, PrerequisiteError
 from harness.model.kinds import Accel
-from harness.model.settings import VmSettings
+from harness.model.settings import Settings, VmSettings
 from harness.system import signals
-from harness.system.prereq import tool_version
+from harness.system.prereq import require_binaries, tool_version
 from harness.system.proc import die_with_parent, tagged_env
 from harness.vm.command import (
     IN_VM_ENV,
@@ -60,20 +60,23 @@ def vng_binary() -> str:
     return found
 
 
-def qemu_binary() -> str:
-    found = shutil.which("qemu-system-x86_64")
-    if found is None:
-        raise PrerequisiteError("qemu-system-x86_64 not found: apt-get install --no-install-recommends qemu-system-x86")
-    return found
-
-
 def require_vm_tools() -> None:
-    missing = [name for name in ("qemu-system-x86_64", "busybox", "setpriv") if shutil.which(name) is None]
-    if missing:
-        packages = {"qemu-system-x86_64": "qemu-system-x86", "busybox": "busybox-static", "setpriv": "util-linux"}
-        raise PrerequisiteError(f"{', '.join(missing)} not found: apt-get install --no-install-recommends "
-                                f"{' '.join(packages[name] for name in missing)}")
+    require_binaries(["qemu-system-x86_64", "busybox", "setpriv"])
     vng_binary()
+
+
+def _write_qemu_wrapper(path: Path) -> Path:
+    """qemu through `setpriv --pdeathsig` (command.qemu_wrapper_script), for vng's --qemu."""
+    require_binaries(["qemu-system-x86_64"])
+    path.write_text(qemu_wrapper_script(shutil.which("qemu-system-x86_64")))
+    path.chmod(0o755)
+    return path
+
+
+def _start_vng(argv: list[str], env: dict[str, str], *, stderr: int, text: bool) -> subprocess.Popen:
+    """vng in a session of its own (stop_guest finds its qemu by the group), dying with the harness."""
+    return subprocess.Popen(argv, env=_vng_env(env), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=stderr,
+                            text=text, start_new_session=True, preexec_fn=die_with_parent)
 
 
 def _vng_env(extra: dict[str, str]) -> dict[str, str]:
@@ -151,8 +154,7 @@ def run_guest(spec: GuestSpec, env: dict[str, str], *, capture: bool = False) ->
     handing it a log file directly would wipe what the file held."""
     spec.state_dir.mkdir(parents=True, exist_ok=True)
     spec.up_marker.unlink(missing_ok=True)
-    spec.qemu_wrapper.write_text(qemu_wrapper_script(qemu_binary()))
-    spec.qemu_wrapper.chmod(0o755)
+    _write_qemu_wrapper(spec.qemu_wrapper)
     started = time.monotonic()
     up: list[float] = []
     done = threading.Event()
@@ -163,9 +165,7 @@ def run_guest(spec: GuestSpec, env: dict[str, str], *, capture: bool = False) ->
                 up.append(time.monotonic() - started)
                 return
     kept: list[bytes] = []
-    child = subprocess.Popen(vng_argv(spec, vng_binary()), env=_vng_env(env), stdin=subprocess.DEVNULL,
-                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True,
-                             preexec_fn=die_with_parent)
+    child = _start_vng(vng_argv(spec, vng_binary()), env, stderr=subprocess.PIPE, text=False)
     threads = [threading.Thread(target=watch, name="guest-up", daemon=True),
                threading.Thread(target=_pump, args=(child.stdout, None if capture else sys.stdout.buffer,
                                                     kept if capture else None), daemon=True),
@@ -205,12 +205,8 @@ def kvm_usable(kernel: GuestKernel, cache: Path, progress: Callable[[str], None]
         return known[key]["kvm"], known[key]["reason"] + f" (probed {known[key]['when']}, remembered in {store})"
     progress(f"vm: probing whether KVM can boot the guest (at most {PROBE_TIMEOUT_S:g} s, once per machine)")
     with tempfile.TemporaryDirectory(prefix="comps-harness-kvm-probe-") as state:
-        wrapper = Path(state) / "qemu"
-        wrapper.write_text(qemu_wrapper_script(qemu_binary()))
-        wrapper.chmod(0o755)
-        child = subprocess.Popen(probe_argv(kernel.image, vng_binary(), wrapper), env=_vng_env({}),
-                                 stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                                 start_new_session=True, preexec_fn=die_with_parent)
+        wrapper = _write_qemu_wrapper(Path(state) / "qemu")
+        child = _start_vng(probe_argv(kernel.image, vng_binary(), wrapper), {}, stderr=subprocess.STDOUT, text=True)
         try:
             with signals.interrupts_unwind():
                 output = child.communicate(timeout=PROBE_TIMEOUT_S)[0]
@@ -272,3 +268,13 @@ def run_in_vm(settings: VmSettings, command: list[str], *, rwdirs: list[Path], c
                          env=tuple(sorted(guest_env(guest.accel, guest.kernel).items())), command=tuple(command))
         progress(f"vm: booting {guest.kernel.version} under {guest.accel} ({settings.cpus} CPUs, {settings.memory})")
         return run_guest(spec, tagged_env(run_id), capture=capture)
+
+
+def rerun_in_guest(settings: Settings, command: list[str], *, rwdirs: list[Path], cwd: Path,
+                   progress: Callable[[str], None]) -> int:
+    """`--vm` (pytest, sweep, bench): the same command, without --vm, in a guest; its exit status."""
+    if settings.run.backends != ("netns",):
+        raise ConfigError("--vm: the guest runs the netns backend only; drop --backend "
+                          f"{','.join(settings.run.backends)}")
+    return run_in_vm(settings.vm, [arg for arg in command if arg != "--vm"], rwdirs=rwdirs, cwd=cwd,
+                     run_id=settings.run.run_id, progress=progress).returncode
