@@ -37,6 +37,11 @@ T_975 = (12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 
          2.045, 2.042)
 
 
+def t_975(df: float) -> float:
+    """Student's two-sided 95 % quantile for `df` degrees of freedom (whole, at least 1; 30 and above: 2.042)."""
+    return T_975[min(max(int(df), 1), len(T_975)) - 1]
+
+
 @dataclass(frozen=True)
 class RatioEstimate:
     """A ratio condition/baseline from paired repetitions: the geometric mean of the per-pair ratios,
@@ -65,7 +70,7 @@ def paired_ratio(baseline: Sequence[float], condition: Sequence[float]) -> Ratio
     mean = statistics.fmean(logs)
     if len(logs) == 1:
         return RatioEstimate(round(math.exp(mean), 4), None, None, 1)
-    half = T_975[min(len(logs) - 1, len(T_975)) - 1] * statistics.stdev(logs) / math.sqrt(len(logs))
+    half = t_975(len(logs) - 1) * statistics.stdev(logs) / math.sqrt(len(logs))
     return RatioEstimate(round(math.exp(mean), 4), round(math.exp(mean - half), 4), round(math.exp(mean + half), 4),
                          len(logs))
 

@@ -16,7 +16,7 @@ from collections.abc import Iterator
 
 from harness.errors import ConfigError
 from harness.model.records import MeasurementRecord, Record, of_kind
-from harness.model.stats import T_975
+from harness.model.stats import t_975
 
 
 def _figures(record: MeasurementRecord) -> Iterator[tuple[str, float, bool]]:
@@ -67,7 +67,7 @@ def ratio_interval(old: list[float], new: list[float]) -> tuple[float, float, fl
     if se == 0:
         return math.exp(diff), math.exp(diff), math.exp(diff)
     df = (va + vb) ** 2 / ((va ** 2 / (len(a) - 1) if va else 0) + (vb ** 2 / (len(b) - 1) if vb else 0))
-    t = T_975[min(max(int(df), 1), len(T_975)) - 1]
+    t = t_975(df)
     return math.exp(diff), math.exp(diff - t * se), math.exp(diff + t * se)
 
 
