@@ -67,3 +67,19 @@ def test_a_dead_path_fails_the_proof_even_with_a_fake_backend():
     failures = evidence.failures()
     assert "path 2 was scheduled but carried nothing" in failures
     assert any("never saw the client's endpoint move" in f for f in failures)
+
+
+def test_a_signal_whose_interrupt_was_swallowed_is_raised_at_the_next_checkpoint():
+    import signal
+
+    import pytest
+
+    from harness.system import signals
+    signals.checkpoint()  # nothing pending: nothing happens
+    try:  # where Python ignores exceptions (an at-fork hook, __del__), the handler's raise is lost
+        signals._raise_interrupt(signal.SIGTERM, None)
+    except KeyboardInterrupt:
+        pass
+    with pytest.raises(KeyboardInterrupt, match="SIGTERM"):
+        signals.checkpoint()
+    signals.checkpoint()  # raised once more, not forever

@@ -127,8 +127,10 @@ class Network:
         (self.workdir / cleanup.OWNER_FILE).write_text(str(os.getpid()))
         self.progress(f"{self.run_id}: creating hosts ({self.backend})")
         self.builder.build(self)
+        signals.checkpoint()  # a signal swallowed during the build (it forks a lot) stops it here
         self.progress(f"{self.run_id}: handshaking every path")
         self.warm_up()
+        signals.checkpoint()
         self.built_at = time.time()
         log.info("%s: topology up in %.3f s", self.run_id, time.monotonic() - started)
         self.progress(f"{self.run_id}: ready")

@@ -17,8 +17,25 @@ def _in_main_thread() -> bool:
     return threading.current_thread() is threading.main_thread()
 
 
+_pending: list[int] = []  # signals whose KeyboardInterrupt has not reached a checkpoint yet
+
+
 def _raise_interrupt(signum: int, frame: object) -> None:
+    _pending.append(signum)
     raise KeyboardInterrupt(f"received {signal.Signals(signum).name}")
+
+
+def checkpoint() -> None:
+    """Raise, once more, an interrupt whose KeyboardInterrupt was swallowed.
+
+    Python ignores an exception raised where it cannot propagate: a signal that lands in an at-fork
+    hook ("Exception ignored in: <function _releaseLock ...>") or a __del__ is lost, and the run went
+    on holding the topology (a CI flake). Bring-up calls this between its phases; a raise here
+    consumes the pending signal, so it is raised at most twice."""
+    if _pending:
+        signum = _pending[0]
+        _pending.clear()
+        raise KeyboardInterrupt(f"received {signal.Signals(signum).name}")
 
 
 @contextlib.contextmanager
