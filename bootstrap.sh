@@ -36,7 +36,9 @@ not_vm=
 if [ "$mode" = test ] || [[ " $* " =~ [[:space:]]--vm[[:space:]] ]]; then
   if grep -qx 'ID=debian' /etc/os-release 2>/dev/null; then
     needs_vm=1
-    packages+=(qemu-system-x86 busybox-static kmod)
+    # udev: virtme-ng-init starts udevd in the guest to find its virtio-serial ports; without it the
+    # command's output and exit status are lost (vng exits 255). It used to come as a recommend.
+    packages+=(qemu-system-x86 busybox-static kmod udev)
   else
     echo "not Debian: no guest kernel package here; the VM scenarios (marker vm) are left out" >&2
     not_vm=" and not vm"
