@@ -23,7 +23,7 @@ from pathlib import Path
 
 from harness import options
 from harness.backends.registry import REGISTRY, network_for
-from harness.errors import ConfigError, HarnessError
+from harness.errors import ConfigError, HarnessError, WaitTimeout
 from harness.model.records import load as load_records
 from harness.model.schedule import MigrationPlan
 from harness.model.settings import (
@@ -41,6 +41,8 @@ from harness.vm.command import IN_VM_ENV
 
 REPO = Path(__file__).resolve().parent.parent  # the source checkout: `sweep` runs its scenarios/
 RUN_OPTIONS = ("--backend", "--paths", "--wireguard", "--run-id")
+SWEEP_DEADLINE_S = 12 * 3600.0  # a sweep longer than this is stuck (each test has pytest-timeout's 600 s too)
+TEARDOWN_DEADLINE_S = 300.0  # pytest's teardown after a SIGINT: every fixture's own time-outs fit in it
 
 
 def _progress(message: str) -> None:
@@ -366,14 +368,28 @@ def _run_forwarding_signals(argv: list[str], env: dict[str, str]) -> int:
     child = subprocess.Popen(argv, cwd=REPO, start_new_session=True, env=env)
     try:
         with signals.interrupts_unwind():
-            return child.wait()
+            return child.wait(SWEEP_DEADLINE_S)
+    except subprocess.TimeoutExpired:
+        _stop_pytest(child)
+        raise WaitTimeout(f"sweep: pytest was still running after {SWEEP_DEADLINE_S / 3600:g} h; it was stopped "
+                          "and its topologies torn down") from None
     except KeyboardInterrupt as exc:
         received = signal.SIGTERM if "SIGTERM" in str(exc) else signal.SIGINT
         _progress(f"sweep: {received.name} received; waiting for pytest to tear down")
-        with signals.deferred():
-            child.send_signal(signal.SIGINT)
-            child.wait()
+        _stop_pytest(child)
         raise KeyboardInterrupt(f"received {received.name}") from None
+
+
+def _stop_pytest(child: subprocess.Popen) -> None:
+    """SIGINT (pytest's fixtures tear down), then SIGKILL to its session if teardown does not end in time."""
+    with signals.deferred():
+        child.send_signal(signal.SIGINT)
+        try:
+            child.wait(TEARDOWN_DEADLINE_S)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(child.pid, signal.SIGKILL)
+            child.wait(10)
 
 
 def cmd_report(args: argparse.Namespace) -> int:

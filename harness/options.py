@@ -16,6 +16,7 @@ from harness.data import PROFILES_FILE
 from harness.model import settings as s
 from harness.model.kinds import Accel, StickySource, choose, wireguard_request
 from harness.model.profiles import Profile, choose_profiles, load_profiles
+from harness.model.schedule import MigrationPlan, build_plans
 from harness.model.settings import (
     MeasureSettings,
     PlanOptions,
@@ -164,6 +165,9 @@ OPTIONS: tuple[Option, ...] = (
          lambda text, flag: s.parse_count(text, flag, minimum=1, maximum=64)),
     _opt(("--memory", "--vm-memory"), "vm", "memory", "2G", "the guest's memory, e.g. 2G or 1536M (default 2G)",
          s.parse_memory),
+    _opt("--vm-timeout", "vm", "timeout_s", "4h",
+         "the longest the guest may run: then its command is stopped and the guest powered off, with one line "
+         "saying so (e.g. 90m, 4h; default 4h)", s.parse_duration),
 )
 BY_FLAG = {flag: option for option in OPTIONS for flag in option.flags}
 
@@ -203,7 +207,13 @@ def settings_from(raw: Mapping[str, Any]) -> Settings:
     """Every section, from raw text values by dest; a ConfigError names the first bad option."""
     settings = Settings(**{name: parse_section(name, raw) for name in SECTIONS})
     path_profiles(settings.run)  # unknown names and bad files stop here too
+    plans_of(settings)  # and every constraint across options (a fault's path, jitter against the interval)
     return settings
+
+
+def plans_of(settings: Settings) -> list[MigrationPlan]:
+    """The migration plans the settings ask for, validated (build_plans)."""
+    return build_plans(settings.plan, tuple(range(1, settings.run.paths + 1)))
 
 
 def path_profiles(run: RunSettings) -> tuple[Profile, ...]:

@@ -21,7 +21,6 @@ from harness.measure.services import OriginServices, require_measurement_tools
 from harness.model.kinds import Outcome
 from harness.model.profiles import Profile
 from harness.model.records import TestRecord
-from harness.model.schedule import build_plans
 from harness.model.settings import MeasureSettings, RunSettings, Settings, Tolerances
 from harness.reporting.results import ResultsWriter
 from harness.runtime.content import MB
@@ -74,7 +73,7 @@ def pytest_configure(config: pytest.Config) -> None:
     raw = {option.dest: config.getoption(option.dest) for option in options.OPTIONS}
     try:
         settings = config.stash[SETTINGS] = options.settings_from(raw)
-        config.stash[PLANS] = build_plans(settings.plan, tuple(range(1, settings.run.paths + 1)))
+        config.stash[PLANS] = options.plans_of(settings)
         config.stash[PROFILES] = options.path_profiles(settings.run)
         config.stash[PROFILE_CHECKS] = {}
     except HarnessError as exc:

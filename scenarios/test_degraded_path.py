@@ -27,17 +27,25 @@ PROBE_SECONDS = 2.0
 SELF_CHECK_REPEAT = 5
 
 
-def degraded_rate(degrade_rate: str, profile_mbit: float | None) -> str:
-    """--degrade-rate, or a quarter of the path profile's own rate where that is lower (a 20 Mbit/s limit
-    on a 10 Mbit/s path degrades nothing)."""
-    if profile_mbit is None:
-        return degrade_rate
-    return f"{min(rate_mbit(degrade_rate), profile_mbit / 4):g}mbit"
+BASELINE_SHARE = 0.1  # the degraded path carries a tenth of what this run's baseline carries
+
+
+def degraded_rate(degrade_rate: str, baseline_mbit: float, profile_mbit: float | None) -> str:
+    """The lowest of --degrade-rate, a tenth of the baseline measured in this run, and a quarter of the
+    path profile's own rate: a fixed 20 Mbit/s limit degrades a slow path (docker's, a profile's) too
+    little for a red that does not depend on luck."""
+    limits = [rate_mbit(degrade_rate), baseline_mbit * BASELINE_SHARE]
+    if profile_mbit is not None:
+        limits.append(profile_mbit / 4)
+    return f"{max(min(limits), 1.0):.3g}mbit"
 
 
 @pytest.mark.atomic_switch
 def test_degraded_path_fails_the_loss_check(network, origin_services, migration_plan, tolerances, measure_settings,
                                             record_condition):
+    """Sized to be red far beyond noise: the last proxy drops --degrade-drop (5 %) of what it forwards, and
+    every loss within 0.5 s of a switch is charged to it. At 2000 probe packets/s and 1 s on each path that
+    is ~50 lost per switch (at 0.1 s: ~5), against 0 allowed; a healthy atomic switch loses 0."""
     path, drop = network.topology.path_ids[-1], measure_settings.degrade_drop
     plan = dataclasses.replace(migration_plan, mechanism="netlink")
     with ImpairedPath(network, path, Impairment(drop=drop)):
@@ -52,17 +60,28 @@ def test_degraded_path_fails_the_loss_check(network, origin_services, migration_
 @pytest.mark.one_interval
 def test_degraded_path_fails_the_throughput_check(network, origin_services, migration_plan, tolerances, measure_settings,
                                                   record_condition, path_profile):
+    """Sized to be red far beyond noise, at the longest interval of the sweep (alternate, 1 s by default).
+
+    The last path is limited to a tenth of this run's own baseline (measured in the first pair). The
+    session spends about half of each measurement on it, so the expected ratio is about
+    0.5 + 0.5 x 0.1 = 0.55 against the 0.9 tolerance; the 95 % intervals of healthy runs span at most
+    +- 0.2 around their ratio on either backend (issue 22: docker's were [0.61, 1.01] around 0.78), so
+    the interval's upper end stays near 0.7, far below 0.9. Checked: red in 10 of 10 runs per backend.
+    """
     path, seconds = network.topology.path_ids[-1], measure_settings.iperf_seconds
-    rate = degraded_rate(measure_settings.degrade_rate, path_profile.path(path).up.rate_mbit)
     plan = for_measurement(migration_plan, seconds)
     measure = functools.partial(origin_services.throughput, seconds, ("tcp_up",))
     conditions = {"baseline": (baseline_of(plan), False),
                   plan.label: (plan, False), f"{plan.label}-degraded": (plan, True)}
     figures: dict[str, list[dict]] = {name: [] for name in conditions}
+    rate = None
     # interleaved; the baseline stays on path 1, which is healthy. At least SELF_CHECK_REPEAT pairs: the
     # check must be significantly red, and three noisy pairs leave too wide an interval for that
     for rep in range(max(measure_settings.repeat, SELF_CHECK_REPEAT)):
         for name, (condition_plan, degraded) in conditions.items():
+            if degraded and rate is None:
+                baseline_mbit = figures["baseline"][0]["tcp_up"]["bits_per_second"] / 1e6
+                rate = degraded_rate(measure_settings.degrade_rate, baseline_mbit, path_profile.path(path).up.rate_mbit)
             with ImpairedPath(network, path, Impairment(rate=rate)) if degraded else contextlib.nullcontext():
                 result = measure_condition(network, condition_plan, measure)
             record_condition("throughput_degraded", name, rep, result)

@@ -15,8 +15,10 @@ import pytest
 
 from harness.model.settings import new_run_id
 from harness.system.cleanup import find_leftovers
+from harness.system.proc import read_until
 
 pytestmark = pytest.mark.network
+TRIGGER_TIMEOUT_S = 120  # the moment to signal comes within seconds; a loaded docker bring-up is slower
 
 
 @pytest.mark.parametrize("moment, trigger", [("bringup", "creating hosts"), ("traffic", "traffic running")])
@@ -28,12 +30,11 @@ def test_interrupt_leaves_nothing(backend, backend_ready, sig, moment, trigger):
     seen: list[str] = []
     signalled_at = None
     try:
-        for line in child.stderr:
-            seen.append(line.strip())
-            if trigger in line:
-                child.send_signal(sig)
-                signalled_at = len(seen)
-                break
+        lines, found = read_until(child.stderr, trigger, TRIGGER_TIMEOUT_S)
+        seen += [line.strip() for line in lines]
+        if found:
+            child.send_signal(sig)
+            signalled_at = len(seen)
         rest, _ = child.communicate(timeout=30)
         seen += rest.splitlines() if rest else []
     finally:

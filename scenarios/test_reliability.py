@@ -15,8 +15,10 @@ from harness.backends.registry import REGISTRY, network_for
 from harness.model.settings import new_run_id
 from harness.runtime.traffic import ping_origin
 from harness.system import cleanup
+from harness.system.proc import read_until
 
 pytestmark = pytest.mark.network
+BRINGUP_TIMEOUT_S = 120  # the docker backend's first bring-up on a loaded machine included
 
 
 def harness(*args: str, **kwargs) -> subprocess.CompletedProcess:
@@ -27,11 +29,12 @@ def harness(*args: str, **kwargs) -> subprocess.CompletedProcess:
 def start_up(backend: str, run_id: str, hold: float = 30) -> subprocess.Popen:
     child = subprocess.Popen([sys.executable, "-m", "harness", "up", "--backend", backend, "--run-id", run_id,
                               "--hold", str(hold), "--traffic"], stderr=subprocess.PIPE, text=True)
-    for line in child.stderr:
-        if "traffic running" in line:
-            return child
+    lines, found = read_until(child.stderr, "traffic running", BRINGUP_TIMEOUT_S)
+    if found:
+        return child
     child.kill()
-    raise AssertionError(f"`up` never got to its traffic: exit {child.wait()}")
+    raise AssertionError(f"`up` never got to its traffic within {BRINGUP_TIMEOUT_S} s: exit {child.wait(10)}, "
+                         f"said {lines[-3:]}")
 
 
 def leftovers_of(run_prefix: str) -> list[str]:
@@ -75,12 +78,11 @@ def test_an_interrupted_sweep_leaves_nothing(backend, backend_ready, sig, tmp_pa
                              stderr=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     seen = []
     try:
-        for line in child.stderr:
-            seen.append(line.strip())
-            if line.startswith("sweep "):  # pytest starts now; its one test migrates for 10 s
-                time.sleep(5.0)  # inside the test: the topology is up and migrating
-                child.send_signal(sig)
-                break
+        lines, found = read_until(child.stderr, "sweep ", BRINGUP_TIMEOUT_S)
+        seen += [line.strip() for line in lines]
+        if found:  # pytest starts now; its one test migrates for 10 s
+            time.sleep(5.0)  # inside the test: the topology is up and migrating
+            child.send_signal(sig)
         rest = child.communicate(timeout=120)[1]
         seen += rest.splitlines() if rest else []
     finally:

@@ -11,13 +11,13 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 
 from harness.model.records import MigrationRecord, RunRecord, TestRecord, load, of_kind
 from harness.system import cleanup
+from harness.system.proc import read_until
 
 pytestmark = [pytest.mark.vm]
 
@@ -73,18 +73,16 @@ def test_an_interrupt_powers_the_guest_off_and_leaves_nothing(run_settings):
     child = subprocess.Popen(harness("vm", "--run-id", run_id, "--", "sh", "-c", "echo guest-up; sleep 600"),
                              cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
-        deadline = time.monotonic() + BOOT_TIMEOUT_S
-        line = ""
-        while "guest-up" not in line and time.monotonic() < deadline and child.poll() is None:
-            line = child.stdout.readline()
-        assert "guest-up" in line, f"the guest did not come up: {child.stderr.read() if child.poll() is not None else ''}"
+        _, up = read_until(child.stdout, "guest-up", BOOT_TIMEOUT_S)  # a deadline on every read
+        assert up, f"the guest did not say guest-up within {BOOT_TIMEOUT_S} s (exit {child.poll()})"
         child.send_signal(signal.SIGINT)
-        assert child.wait(timeout=60) == 130
+        said = child.communicate(timeout=60)[1]
+        assert child.returncode == 130, said
     finally:
         if child.poll() is None:
             child.kill()
-            child.wait()
-    assert "interrupted" in child.stderr.read()
+            child.wait(10)
+    assert "interrupted" in said
     left = cleanup.find_leftovers(run_id)
     assert not left.processes and not left.directories, left.describe()  # no qemu, vng or work dir of this run
 

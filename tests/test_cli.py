@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from harness.cli import main
+from harness.cli import REPO, main
 from harness.plugin import estimate_left
+
+REPO_REPORTS = REPO / "reports"
 
 
 @pytest.mark.parametrize("argv, expected", [
@@ -27,13 +29,22 @@ from harness.plugin import estimate_left
     (["report", "/nonexistent/results.jsonl"], "is not a results file"),
     (["bench", "migration", "--intervals", "0.1,0.1"], "repeats a value"),
     (["sweep", "--strategy", "weighted-random", "--weights", "-1,2"], "--weights must be a finite number 0 or more"),
+    # constraints across options, once pytest's own usage errors (with a second, misleading line)
+    (["sweep", "--fault", "forward-drop@1:7"], "--fault forward-drop@1:7 names path 7, but --paths 2"),
+    (["sweep", "--strategy", "fixed", "--fixed", "0:3"], "--fixed names path 3, but --paths 2"),
+    (["sweep", "--intervals", "0.1", "--jitter", "5"], "--jitter 5 s must stay below half the interval"),
+    (["sweep", "--intervals", "1", "--duration", "1"], "a migration needs at least 2"),
+    (["vm", "--accel", "fast", "--", "true"], "--accel"),
 ])
 def test_bad_input_is_one_clear_error(argv, expected, capsys, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
+    before = set(REPO_REPORTS.iterdir()) if REPO_REPORTS.is_dir() else set()
     assert main(argv) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and expected in err[0], err
     assert not (tmp_path / "reports").exists()
+    after = set(REPO_REPORTS.iterdir()) if REPO_REPORTS.is_dir() else set()
+    assert after == before, f"a run that never started left {sorted(after - before)}"
 
 
 def test_unknown_options_are_refused_except_for_the_sweep(capsys):

@@ -45,13 +45,15 @@ def test_pytest_registers_the_same_table():
 
 def test_values_are_parsed_into_typed_settings():
     settings = parsed(["--intervals", "10ms,1s", "--strategy", "alternate,weighted-random", "--weights", "0.7,0.3",
-                       "--switch-mechanism", "both", "--backend", "all", "--repeat", "5", "--wireguard", "userspace",
-                       "--duration", "3", "--switch-tolerance", "0.2"])
+                       "--backend", "all", "--repeat", "5", "--wireguard", "userspace",
+                       "--duration", "20", "--switch-tolerance", "0.2"])
     assert settings.plan.intervals == (0.01, 1.0)
     assert settings.plan.strategies == (Strategy.ALTERNATE, Strategy.WEIGHTED_RANDOM)
-    assert settings.plan.mechanisms == (Mechanism.NETLINK, Mechanism.SCRIPT)
+    assert parsed(["--switch-mechanism", "both"]).plan.mechanisms == (Mechanism.NETLINK, Mechanism.SCRIPT)
+    with pytest.raises(ConfigError, match="the script mechanism runs the demo's migrate.sh"):
+        parsed(["--strategy", "weighted-random", "--switch-mechanism", "both"])  # a plan it cannot run
     assert settings.run.backends == ("netns", "docker") and settings.run.wireguard == "wireguard-go"
-    assert settings.measure.repeat == 5 and settings.plan.duration == 3.0 and settings.tolerances.switches == 0.2
+    assert settings.measure.repeat == 5 and settings.plan.duration == 20.0 and settings.tolerances.switches == 0.2
 
 
 @pytest.mark.parametrize("argv, message", [

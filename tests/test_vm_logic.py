@@ -17,6 +17,7 @@ from harness.vm.command import (
     GuestSpec,
     choose_accel,
     guest_script,
+    passed_back,
     kvm_booted,
     outermost,
     probe_argv,
@@ -120,12 +121,22 @@ def test_the_vng_command_line(tmp_path):
 
 def test_the_guest_script_marks_up_loads_modules_and_quotes_everything(tmp_path):
     script = guest_script(spec(tmp_path))
-    words = shlex.split(script.split("; ")[-1])
-    assert words[:4] == ["exec", "env", "A=x y", "PATH=/venv/bin:/usr/bin"]
-    assert words[4:] == ["pytest", "-k", "i1s and x"]
+    words = shlex.split(script.split("; ")[3])
+    assert words[:3] == ["env", "A=x y", "PATH=/venv/bin:/usr/bin"]
+    assert words[3:] == ["pytest", "-k", "i1s and x"]
+    assert script.endswith(f"echo $status > {tmp_path / 'exit-status'}; exit $status")
     assert script.startswith(f": > {tmp_path / 'guest-up'}")
     assert "modprobe -a -q wireguard sch_netem" in script
     assert "cd '/repo/sub dir'" in script
+
+
+def test_a_guest_that_cannot_pass_its_status_back_is_named():
+    assert passed_back(3, "3\n") == (3, None)
+    status, line = passed_back(255, "3\n")  # no udev: the console fallback loses output and status
+    assert status == 3 and "exited 3, but virtme-ng passed back 255" in line and "udev" in line
+    status, line = passed_back(255, None)
+    assert status == 255 and "wrote no exit status" in line and "\n" not in line
+    assert "unreadable" in passed_back(0, "x")[1]
 
 
 def test_writable_dirs_are_given_once_and_never_inside_another():

@@ -23,6 +23,7 @@ IMAGES = ("node", "origin", "browser")
 BASE_IMAGE = "debian:bookworm-slim"
 REPOSITORY = "comps-harness"
 DEFAULT_MIRROR = "http://deb.debian.org/debian"
+DEBOOTSTRAP_TIMEOUT_S = 900  # ~25 s here; a slow mirror takes minutes, a dead one never ends
 SOURCES = (Path("/etc/apt/sources.list.d/debian.sources"), Path("/etc/apt/sources.list"))
 
 
@@ -89,15 +90,15 @@ class Images:
         with tempfile.TemporaryDirectory(prefix="comps-harness-rootfs-") as root:
             self.progress(f"images: debootstrap --variant=minbase bookworm from {mirror} (about 25 s)")
             result = subprocess.run(["debootstrap", "--variant=minbase", "bookworm", root, mirror],
-                                    capture_output=True, text=True)
+                                    capture_output=True, text=True, timeout=DEBOOTSTRAP_TIMEOUT_S)
             if result.returncode != 0:
                 raise PrerequisiteError(f"debootstrap failed: {result.stderr.strip()[-400:]}")
             self.progress(f"images: docker import as {BASE_IMAGE}")
             tar = subprocess.Popen(["tar", "-C", root, "-c", "."], stdout=subprocess.PIPE)
             imported = subprocess.run(["docker", "import", "-", BASE_IMAGE], stdin=tar.stdout,
-                                      capture_output=True, text=True)
+                                      capture_output=True, text=True, timeout=DEBOOTSTRAP_TIMEOUT_S)
             tar.stdout.close()
-            tar.wait()
+            tar.wait(60)
             if imported.returncode != 0 or tar.returncode != 0:
                 raise PrerequisiteError(f"docker import failed: {imported.stderr.strip()[-400:]}")
 

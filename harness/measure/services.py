@@ -107,7 +107,7 @@ class BrowserSession:
                 self.process.wait(5)
             except subprocess.TimeoutExpired:
                 self.process.kill()
-                self.process.wait()
+                self.process.wait(5)
         with contextlib.suppress(OSError):
             self.process.stdout.close()
 

@@ -26,6 +26,10 @@ MIN_SWITCHES = 2
 SWITCHES_PER_RUN = 10
 
 
+def _listed(paths: tuple[int, ...]) -> str:
+    return ", ".join(str(path) for path in paths)
+
+
 @dataclass(frozen=True)
 class PlannedSwitch:
     at: float  # seconds after the schedule starts
@@ -66,15 +70,18 @@ class MigrationPlan:
         object.__setattr__(self, "duration", parse_number(self.duration, "duration"))
         object.__setattr__(self, "jitter", parse_number(self.jitter, "jitter", allow_zero=True))
         if self.jitter >= self.interval / 2:
-            raise ConfigError(f"jitter {self.jitter} s must stay below half the interval ({self.interval / 2} s)")
+            raise ConfigError(f"--jitter {self.jitter:g} s must stay below half the interval: --intervals "
+                              f"{self.interval:g} allows less than {self.interval / 2:g} s")
         if self.start_path not in self.paths:
             raise ConfigError(f"start path {self.start_path} is not one of the paths {self.paths}")
         for fault in self.faults:
             if fault.path is not None and fault.path not in self.paths:
-                raise ConfigError(f"--fault {fault.describe()} names path {fault.path}, but the paths are {self.paths}")
+                raise ConfigError(f"--fault {fault.describe()} names path {fault.path}, but --paths "
+                                  f"{len(self.paths)} gives paths {_listed(self.paths)}")
         for _, path in self.fixed:
             if path not in self.paths:
-                raise ConfigError(f"fixed schedule names path {path}, but the paths are {self.paths}")
+                raise ConfigError(f"--fixed names path {path}, but --paths {len(self.paths)} gives paths "
+                                  f"{_listed(self.paths)}")
         if self.strategy == "fixed" and not self.fixed:
             raise ConfigError("the fixed strategy needs --fixed TIME:PATH,...")
         if self.mechanism == "script" and (self.strategy != "alternate" or self.jitter):

@@ -126,6 +126,18 @@ def parse_seconds(text: str, what: str) -> float:
     return parse_number(text, what, maximum=MAX_INTERVAL_S)
 
 
+DURATION_UNITS_S = {"h": 3600.0, "min": 60.0, "m": 60.0, "s": 1.0}
+
+
+def parse_duration(text: str, what: str, *, maximum_s: float = 7 * 24 * 3600.0) -> float:
+    """'4h', '30m', '90s' or '600' (seconds) -> seconds, above 0."""
+    text = str(text).strip().lower()
+    for suffix, scale in DURATION_UNITS_S.items():
+        if text.endswith(suffix) and text[: -len(suffix)].strip():
+            return parse_number(text[: -len(suffix)], what, maximum=maximum_s / scale) * scale
+    return parse_number(text, what, maximum=maximum_s)
+
+
 def parse_intervals(text: str, what: str = "--intervals") -> tuple[float, ...]:
     """'0.01,0.1,1' (or 10ms,100ms,1s) -> (0.01, 0.1, 1.0); rejects 0, negatives, NaN, inf, empty items, repeats."""
     values = tuple(parse_seconds(part, what) for part in split_list(text, what))
@@ -270,6 +282,7 @@ class VmSettings:
     accel: Accel = Accel.AUTO
     cpus: int = 2
     memory: str = "2G"
+    timeout_s: float = 4 * 3600.0  # the longest a guest may run before it is powered off
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "accel", choose(Accel, self.accel, "--accel"))

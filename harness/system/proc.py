@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ctypes
 import os
+import select
 import signal
 import subprocess
 import time
@@ -15,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
-from harness.errors import CommandError
+from harness.errors import CommandError, WaitTimeout
 
 RUN_ENV = "COMPS_HARNESS_RUN"
 OWNER_ENV = "COMPS_HARNESS_OWNER"  # the pid of the harness process: `clean` leaves runs whose owner lives
@@ -120,3 +121,36 @@ class Process:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+def read_until(stream: IO, marker: str, timeout: float) -> tuple[list[str], bool]:
+    """Lines from a child's pipe until one holds `marker`, the pipe closes or `timeout` passes.
+
+    Returns (the lines read, whether the marker came). Reads the file descriptor directly with a
+    deadline on every read: a child that says nothing can never block the caller."""
+    fd = stream.fileno()
+    deadline = time.monotonic() + timeout
+    pending, lines = b"", []
+    while (left := deadline - time.monotonic()) > 0:
+        ready, _, _ = select.select([fd], [], [], left)
+        if not ready:
+            break
+        chunk = os.read(fd, 65536)
+        if not chunk:
+            break
+        *complete, pending = (pending + chunk).split(b"\n")
+        for raw in complete:
+            lines.append(raw.decode(errors="replace"))
+            if marker in lines[-1]:
+                return lines, True
+    if pending:
+        lines.append(pending.decode(errors="replace"))
+    return lines, any(marker in line for line in lines)
+
+
+def wait_exit(popen: subprocess.Popen, timeout: float, what: str) -> int:
+    """The child's exit status, or WaitTimeout naming `what` when it is still running after `timeout`."""
+    try:
+        return popen.wait(timeout)
+    except subprocess.TimeoutExpired:
+        raise WaitTimeout(f"{what} did not exit within {timeout:g} s") from None

@@ -44,6 +44,11 @@ class GuestSpec:
     def qemu_wrapper(self) -> Path:
         return self.state_dir / "qemu"
 
+    @property
+    def status_file(self) -> Path:
+        """The command's exit status, written by the guest itself: a second channel beside virtme-ng's."""
+        return self.state_dir / "exit-status"
+
 
 def qemu_wrapper_script(qemu: str) -> str:
     """qemu started through this gets SIGTERM when its parent (vng) dies, and vng gets it when the harness
@@ -59,13 +64,40 @@ def outermost(directories: list[Path]) -> list[Path]:
 
 
 def guest_script(spec: GuestSpec) -> str:
-    """What the guest runs: mark up, load modules, set the environment, exec the command."""
+    """What the guest runs: mark up, load modules, set the environment, run the command, write its status."""
     exports = " ".join(f"{name}={shlex.quote(value)}" for name, value in spec.env)
     lines = [f": > {shlex.quote(str(spec.up_marker))}",
              f"modprobe -a -q {' '.join(GUEST_MODULES)} 2>/dev/null",
              f"cd {shlex.quote(str(spec.cwd))}",
-             f"exec env {exports} {shlex.join(spec.command)}"]
+             f"env {exports} {shlex.join(spec.command)}",
+             f"status=$?",
+             f"echo $status > {shlex.quote(str(spec.status_file))}",
+             "exit $status"]
     return "; ".join(lines)
+
+
+# Where virtme-ng-init looks for udevd (besides PATH): without it the guest has no /dev/virtio-ports/*,
+# runs the command on the console, and its output and exit status never reach the host (vng exits 255).
+UDEVD_PATHS = ("/usr/lib/systemd/systemd-udevd", "/lib/systemd/systemd-udevd")
+
+
+def passed_back(vng_status: int, written: str | None) -> tuple[int, str | None]:
+    """The command's exit status, or why the guest could not pass it back (one line).
+
+    `written` is what the guest wrote into the status file (None: nothing): it must agree with
+    what virtme-ng says, or the output went astray too."""
+    if written is None:
+        return vng_status, (f"the guest did not run its command to the end (vng exited {vng_status} and the "
+                            "guest wrote no exit status): see the guest's console output above")
+    try:
+        status = int(written.strip())
+    except ValueError:
+        return vng_status, f"the guest wrote an unreadable exit status {written.strip()!r} (vng exited {vng_status})"
+    if status != vng_status:
+        return status, (f"the guest's command exited {status}, but virtme-ng passed back {vng_status}: its "
+                        "output and exit status did not reach the host (is udev installed? virtme-ng-init needs "
+                        "udevd to find its virtio-serial ports: apt-get install --no-install-recommends udev)")
+    return status, None
 
 
 def vng_argv(spec: GuestSpec, vng: str) -> list[str]:

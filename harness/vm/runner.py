@@ -24,18 +24,20 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
-from harness.errors import ConfigError, PrerequisiteError
+from harness.errors import BackendError, ConfigError, PrerequisiteError, WaitTimeout
 from harness.model.kinds import Accel
 from harness.model.settings import Settings, VmSettings
 from harness.system import signals
 from harness.system.prereq import require_binaries, tool_version
-from harness.system.proc import die_with_parent, tagged_env
+from harness.system.proc import die_with_parent, tagged_env, wait_exit
 from harness.vm.command import (
     IN_VM_ENV,
+    UDEVD_PATHS,
     VM_KERNEL_ENV,
     GuestSpec,
     choose_accel,
     kvm_booted,
+    passed_back,
     probe_argv,
     qemu_wrapper_script,
     vng_argv,
@@ -63,6 +65,10 @@ def vng_binary() -> str:
 def require_vm_tools() -> None:
     require_binaries(["qemu-system-x86_64", "busybox", "setpriv"])
     vng_binary()
+    if not any(Path(path).exists() for path in UDEVD_PATHS) and not shutil.which("udevd"):
+        raise PrerequisiteError("udevd not found: the guest shares this root and virtme-ng-init needs udevd to "
+                                "find its virtio-serial ports, or the command's output and exit status are lost: "
+                                "apt-get install --no-install-recommends udev")
 
 
 def _write_qemu_wrapper(path: Path) -> Path:
@@ -128,7 +134,7 @@ def stop_guest(child: subprocess.Popen) -> None:
             except ProcessLookupError:
                 pass
         time.sleep(0.1)
-    child.wait()
+    wait_exit(child, STOP_GRACE_S, "vng (the guest's virtme-ng), after SIGKILL")
 
 
 @dataclass
@@ -147,13 +153,14 @@ def _pump(source: IO[bytes], sink: IO[bytes] | None, keep: list[bytes] | None) -
             sink.flush()
 
 
-def run_guest(spec: GuestSpec, env: dict[str, str], *, capture: bool = False) -> GuestRun:
+def run_guest(spec: GuestSpec, env: dict[str, str], *, timeout: float, capture: bool = False) -> GuestRun:
     """Boot, run the spec's command, return its exit status; SIGINT/SIGTERM stop the guest first.
 
     The guest's output reaches ours through pipes: qemu opens its output files with O_TRUNC, so
     handing it a log file directly would wipe what the file held."""
     spec.state_dir.mkdir(parents=True, exist_ok=True)
     spec.up_marker.unlink(missing_ok=True)
+    spec.status_file.unlink(missing_ok=True)
     _write_qemu_wrapper(spec.qemu_wrapper)
     started = time.monotonic()
     up: list[float] = []
@@ -174,17 +181,26 @@ def run_guest(spec: GuestSpec, env: dict[str, str], *, capture: bool = False) ->
         thread.start()
     try:
         with signals.interrupts_unwind():
-            returncode = child.wait()
+            returncode = child.wait(timeout)
     except KeyboardInterrupt:
         with signals.deferred():
             stop_guest(child)
         raise
+    except subprocess.TimeoutExpired:
+        with signals.deferred():
+            stop_guest(child)
+        raise WaitTimeout(f"vm: the guest's command was still running after --vm-timeout {timeout:g} s; "
+                          "the guest was powered off") from None
     finally:
         done.set()
         for thread in threads:
             thread.join(timeout=5)
     stdout = b"".join(kept).decode(errors="replace") if capture else None
-    return GuestRun(returncode, round(up[0], 2) if up else None, stdout)
+    written = spec.status_file.read_text() if spec.status_file.exists() else None
+    status, problem = passed_back(returncode, written)
+    if problem:
+        raise BackendError(f"vm: {problem}")
+    return GuestRun(status, round(up[0], 2) if up else None, stdout)
 
 
 def _probe_key(kernel: GuestKernel) -> str:
@@ -267,7 +283,7 @@ def run_in_vm(settings: VmSettings, command: list[str], *, rwdirs: list[Path], c
                          rwdirs=tuple(rwdirs), cwd=cwd, state_dir=Path(state),
                          env=tuple(sorted(guest_env(guest.accel, guest.kernel).items())), command=tuple(command))
         progress(f"vm: booting {guest.kernel.version} under {guest.accel} ({settings.cpus} CPUs, {settings.memory})")
-        return run_guest(spec, tagged_env(run_id), capture=capture)
+        return run_guest(spec, tagged_env(run_id), timeout=settings.timeout_s, capture=capture)
 
 
 def rerun_in_guest(settings: Settings, command: list[str], *, rwdirs: list[Path], cwd: Path,
