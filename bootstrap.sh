@@ -2,64 +2,71 @@
 # One-command set-up on Debian 12 as root: apt packages, .venv with the project, then run.
 #   ./bootstrap.sh main [options]  -> the main job: an interval sweep with its HTML report (namespace backend)
 #   ./bootstrap.sh test [options]  -> unit tests and network scenarios on both backends (what .ci/run calls)
+#   ./bootstrap.sh install         -> only the install phase both call, for everything `test` needs
+#                                     (the pristine-root scenario checks that list on a minimal Debian)
 # `test` starts dockerd when none runs (there is no systemd here) and stops it again afterwards;
 # the Docker images are built by the harness on first use (offline with debootstrap if no registry answers).
 set -euo pipefail
 cd "$(dirname "$0")"
 mode=${1:-test}; shift || true
-case "$mode" in main|test) ;; *) echo "usage: $0 main|test [options]" >&2; exit 2 ;; esac
+case "$mode" in main|test|install) ;; *) echo "usage: $0 main|test|install [options]" >&2; exit 2 ;; esac
 
-# exactly what the harness calls (recommended packages are not installed: no kernel image, no
-# systemd, no desktop pieces)
-packages=(wireguard-tools wireguard-go iperf3 iptables iproute2 iputils-ping util-linux python3-venv
-          curl tcpdump fonts-dejavu-core ca-certificates git)
-# A browser and its driver: Debian's chromium, unless one is there already (GitHub's Ubuntu runners
-# have Google Chrome and chromedriver; Ubuntu's chromium package is only a snap).
-if ! { command -v chromedriver >/dev/null && command -v chromium google-chrome >/dev/null; }; then
-  packages+=(chromium chromium-driver)
-fi
-# Docker is needed by the tests (both backends) and by a sweep asked to run on docker or all;
-# a machine with its own engine (docker-ce) keeps it
+# What each part needs (recommended packages are not installed: no kernel image, no systemd, no
+# desktop pieces; so every package the harness calls is named here)
+base=(wireguard-tools wireguard-go iperf3 iptables iproute2 iputils-ping util-linux python3-venv
+      curl tcpdump fonts-dejavu-core ca-certificates git)
+# Docker for the tests (both backends) and for a sweep asked to run on docker or all; a machine with
+# its own engine (docker-ce) keeps it. debootstrap makes the offline base image and the pristine root.
+docker_packages=()
+command -v dockerd >/dev/null || docker_packages+=(docker.io)
+command -v docker-compose >/dev/null || docker_packages+=(docker-compose)
+docker_packages+=(debootstrap)
+# The VM runner (comps-harness vm, --vm): qemu, busybox for virtme-ng's initramfs, kmod's depmod for
+# the unpacked kernel, and udev: virtme-ng-init starts udevd in the guest to find its virtio-serial
+# ports; without it the command's output and exit status are lost (vng exits 255). The kernel itself
+# is fetched into .cache/ below (Debian's kernel package; elsewhere, e.g. on GitHub's Ubuntu runners,
+# whose kernel has WireGuard and netem itself, the tests leave the VM scenarios out and say so).
+vm_packages=(qemu-system-x86 busybox-static kmod udev)
+
 needs_docker=
-if [ "$mode" = test ] || [[ " $* " =~ [[:space:]=,](docker|all)[[:space:],] ]]; then needs_docker=1; fi
-if [ -n "$needs_docker" ]; then
-  command -v dockerd >/dev/null || packages+=(docker.io)
-  command -v docker-compose >/dev/null || packages+=(docker-compose)
-  packages+=(debootstrap)
-fi
-# The VM runner (comps-harness vm, --vm; the tests boot one guest): qemu, busybox for virtme-ng's
-# initramfs, kmod's depmod for the unpacked kernel; the kernel itself is fetched into .cache/ below
-# (Debian's kernel package; elsewhere, e.g. on GitHub's Ubuntu runners, whose kernel has WireGuard and
-# netem itself, the tests leave the VM scenarios out and say so)
 needs_vm=
 not_vm=
-if [ "$mode" = test ] || [[ " $* " =~ [[:space:]]--vm[[:space:]] ]]; then
+if [ "$mode" != main ] || [[ " $* " =~ [[:space:]=,](docker|all)[[:space:],] ]]; then needs_docker=1; fi
+if [ "$mode" != main ] || [[ " $* " =~ [[:space:]]--vm[[:space:]] ]]; then
   if grep -qx 'ID=debian' /etc/os-release 2>/dev/null; then
     needs_vm=1
-    # udev: virtme-ng-init starts udevd in the guest to find its virtio-serial ports; without it the
-    # command's output and exit status are lost (vng exits 255). It used to come as a recommend.
-    packages+=(qemu-system-x86 busybox-static kmod udev)
   else
     echo "not Debian: no guest kernel package here; the VM scenarios (marker vm) are left out" >&2
     not_vm=" and not vm"
   fi
 fi
-missing=()
-for p in "${packages[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
-if [ ${#missing[@]} -gt 0 ]; then
-  echo "installing: ${missing[*]}" >&2
-  apt-get update -q >&2 && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends \
-    "${missing[@]}" >&2
-fi
-stamp=.venv/.installed-$(sha256sum pyproject.toml | cut -c1-12)
-if [ ! -f "$stamp" ]; then
-  python3 -m venv .venv
-  .venv/bin/pip install -q --upgrade pip >&2
-  .venv/bin/pip install -q -e '.[browser,docker,test,vm]' >&2
-  touch "$stamp"
-fi
-# Debian's stock kernel for the guest, unpacked into .cache/kernels/ (idempotent: quick when there)
-[ -n "$needs_vm" ] && .venv/bin/comps-harness vm --fetch >&2
+
+install_phase() {
+  local packages=("${base[@]}")
+  # A browser and its driver: Debian's chromium, unless one is there already (GitHub's Ubuntu runners
+  # have Google Chrome and chromedriver; Ubuntu's chromium package is only a snap).
+  if ! { command -v chromedriver >/dev/null && command -v chromium google-chrome >/dev/null; }; then
+    packages+=(chromium chromium-driver)
+  fi
+  [ -n "$needs_docker" ] && packages+=("${docker_packages[@]}")
+  [ -n "$needs_vm" ] && packages+=("${vm_packages[@]}")
+  local missing=()
+  for p in "${packages[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
+  if [ ${#missing[@]} -gt 0 ]; then
+    echo "installing: ${missing[*]}" >&2
+    apt-get update -q >&2 && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends \
+      "${missing[@]}" >&2
+  fi
+  local stamp=.venv/.installed-$(sha256sum pyproject.toml | cut -c1-12)
+  if [ ! -f "$stamp" ]; then
+    python3 -m venv .venv
+    .venv/bin/pip install -q --upgrade pip >&2
+    .venv/bin/pip install -q -e '.[browser,docker,test,vm]' >&2
+    touch "$stamp"
+  fi
+  # Debian's stock kernel for the guest, unpacked into .cache/kernels/ (idempotent: quick when there)
+  if [ -n "$needs_vm" ]; then .venv/bin/comps-harness vm --fetch >&2; fi
+}
 
 started_dockerd=
 stop_dockerd() {
@@ -70,18 +77,21 @@ stop_dockerd() {
   fi
 }
 start_dockerd() {
-  docker info >/dev/null 2>&1 && return 0
+  timeout 10 docker info >/dev/null 2>&1 && return 0
   echo "starting dockerd (log: reports/dockerd.log)" >&2
   mkdir -p reports
   dockerd >reports/dockerd.log 2>&1 &
   started_dockerd=$!
   trap stop_dockerd EXIT
-  for _ in $(seq 120); do docker info >/dev/null 2>&1 && return 0; sleep 0.5; done
+  for _ in $(seq 120); do timeout 10 docker info >/dev/null 2>&1 && return 0; sleep 0.5; done
   echo "dockerd did not come up within 60 s; see reports/dockerd.log" >&2
   exit 1
 }
 
+install_phase
 case "$mode" in
+  install)
+    echo "installed: apt packages, .venv, the guest kernel" >&2 ;;
   main)
     [ -n "$needs_docker" ] && start_dockerd
     status=0

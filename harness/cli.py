@@ -22,7 +22,7 @@ import time
 from pathlib import Path
 
 from harness import options
-from harness.backends.registry import REGISTRY, network_for
+from harness.backends.registry import REGISTRY, network_for, remove_run_everywhere, runs_on_machine
 from harness.errors import ConfigError, HarnessError, WaitTimeout
 from harness.model.records import load as load_records
 from harness.model.schedule import MigrationPlan
@@ -83,10 +83,7 @@ def cmd_clean(args: argparse.Namespace) -> int:
         check_run_id(args.run_id, "--run-id")
         targets = [args.run_id]
     else:
-        runs = cleanup.run_ids_on_machine()
-        for backend in REGISTRY.values():
-            for run_id in backend.run_ids():
-                runs.setdefault(run_id, False)
+        runs = runs_on_machine()
         targets = sorted(run_id for run_id, live in runs.items() if not live)
         for directory in cleanup.stale_browser_dirs():  # they belong to no run id
             if args.dry_run:
@@ -103,10 +100,9 @@ def cmd_clean(args: argparse.Namespace) -> int:
             found += [item for backend in REGISTRY.values() for item in backend.leftovers(run_id)]
             removed += [f"would remove {item}" for item in found]
             continue
-        removed += cleanup.remove_run(run_id)
-        removed += [item for backend in REGISTRY.values() for item in backend.sweep(run_id)]
-        found = cleanup.find_leftovers(run_id).describe()
-        leftovers += found + [item for backend in REGISTRY.values() for item in backend.leftovers(run_id)]
+        gone, left = remove_run_everywhere(run_id)
+        removed += gone
+        leftovers += left
     for item in removed:
         print(item if args.dry_run else f"removed {item}")
     for item in leftovers:

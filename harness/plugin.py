@@ -6,16 +6,18 @@ Thin by design: the library does the work; this maps options to RunSettings and 
 from __future__ import annotations
 
 import contextlib
+import itertools
 import json
 import os
 import sys
 import time
 from collections import defaultdict
+from collections.abc import Callable
 
 import pytest
 
 from harness import options
-from harness.backends.registry import Prepared, check_backend, network_for
+from harness.backends.registry import Prepared, check_backend, network_for, sweep_child_runs
 from harness.errors import HarnessError
 from harness.measure.services import OriginServices, require_measurement_tools
 from harness.model.kinds import Outcome
@@ -35,6 +37,7 @@ PLANS = pytest.StashKey[list]()
 PROFILES = pytest.StashKey[tuple]()
 PROFILE_CHECKS = pytest.StashKey[dict]()
 RESULTS = pytest.StashKey[ResultsWriter]()
+SWEPT = pytest.StashKey[list]()
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -260,7 +263,20 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         config.stash[DESELECTED] = [item.nodeid for item in dropped]
 
 
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """Remove what this session's own child runs left (`<run id>-...`): a test killed by its time-out
+    cannot tear down what its child harness made (a guest's work dir, a topology)."""
+    if not any(item.get_closest_marker("network") for item in session.items):
+        return
+    run = session.config.stash[SETTINGS].run
+    session.config.stash[SWEPT] = sweep_child_runs(run.run_id, run.backends)
+
+
 def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Config) -> None:
+    swept = config.stash.get(SWEPT, [])
+    if swept:
+        terminalreporter.write_line(f"comps-harness: removed what this session's killed tests left: "
+                                    f"{'; '.join(swept)}", yellow=True)
     results = config.stash.get(RESULTS, None)
     if results is not None and results.written:
         terminalreporter.write_line(f"comps-harness: results in {results.path} "
@@ -279,6 +295,14 @@ def settings(request: pytest.FixtureRequest) -> Settings:
 @pytest.fixture(scope="session")
 def run_settings(settings: Settings) -> RunSettings:
     return settings.run
+
+
+@pytest.fixture(scope="session")
+def child_run_ids(run_settings: RunSettings) -> Callable[[], str]:
+    """New run ids for the harness processes a scenario starts: `<this run's id>-<n>`, so the end of the
+    session finds (and removes) what the child of a killed test left, and nothing of another run."""
+    counter = itertools.count(1)
+    return lambda: f"{run_settings.run_id}-{next(counter)}"
 
 
 @pytest.fixture(scope="session")

@@ -86,3 +86,20 @@ def test_demo_migrate_script_runs_unchanged_on_the_client(network):
     changes = [b for a, b in zip(seen, seen[1:]) if b is not None and a != b]
     assert set(changes) >= set(network.topology.path_ids), f"route in table 51821 did not alternate: {seen}"
     assert len(changes) >= 4, f"expected a switch about every 0.2 s over 1.5 s, saw {len(changes)}: {seen}"
+
+
+def test_a_page_loads_in_chromium_through_the_session(network, origin_services):
+    """Chromium, attached to the client's network namespace, loads a page from origin through wg0 and path 1."""
+    from harness.errors import HarnessError
+    from harness.measure.services import require_measurement_tools
+    try:
+        require_measurement_tools(browser=True)
+    except HarnessError as exc:  # a missing browser is an error naming it, never a skip
+        pytest.fail(str(exc), pytrace=False)
+    before = network.path_transfer()
+    (load,) = origin_services.page_set(["small.html"], timeout=30,
+                                       screenshots=network.workdir / "screenshots")["loads"]
+    after = network.path_transfer()
+    assert load["ok"], load
+    carried = {path: (after[path] - before[path]).total for path in before}
+    assert carried[1] > 5_000, f"path 1 carried {carried[1]} bytes for a page of two 5 kB objects"

@@ -13,7 +13,6 @@ import time
 
 import pytest
 
-from harness.model.settings import new_run_id
 from harness.system.cleanup import find_leftovers
 from harness.system.proc import read_until
 
@@ -23,8 +22,8 @@ TRIGGER_TIMEOUT_S = 120  # the moment to signal comes within seconds; a loaded d
 
 @pytest.mark.parametrize("moment, trigger", [("bringup", "creating hosts"), ("traffic", "traffic running")])
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
-def test_interrupt_leaves_nothing(backend, backend_ready, sig, moment, trigger):
-    run_id = new_run_id()
+def test_interrupt_leaves_nothing(backend, backend_ready, child_run_ids, sig, moment, trigger):
+    run_id = child_run_ids()
     child = subprocess.Popen([sys.executable, "-m", "harness", "up", "--backend", backend, "--run-id", run_id,
                               "--hold", "20", "--traffic"], stderr=subprocess.PIPE, text=True)
     seen: list[str] = []

@@ -12,7 +12,6 @@ import time
 import pytest
 
 from harness.backends.registry import REGISTRY, network_for
-from harness.model.settings import new_run_id
 from harness.runtime.traffic import ping_origin
 from harness.system import cleanup
 from harness.system.proc import read_until
@@ -44,8 +43,8 @@ def leftovers_of(run_prefix: str) -> list[str]:
     return found
 
 
-def test_clean_leaves_a_live_run_alone(backend, backend_ready):
-    run_id = new_run_id()
+def test_clean_leaves_a_live_run_alone(backend, backend_ready, child_run_ids):
+    run_id = child_run_ids()
     live = start_up(backend, run_id)
     try:
         before = cleanup.find_leftovers(run_id)
@@ -71,8 +70,8 @@ def test_clean_refuses_an_empty_run_id():
 
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
-def test_an_interrupted_sweep_leaves_nothing(backend, backend_ready, sig, tmp_path):
-    out = tmp_path / f"sweep-{new_run_id()}"
+def test_an_interrupted_sweep_leaves_nothing(backend, backend_ready, child_run_ids, sig, tmp_path):
+    out = tmp_path / child_run_ids()
     child = subprocess.Popen([sys.executable, "-m", "harness", "sweep", "--backend", backend, "--intervals", "1",
                               "--out", str(out), "-k", "test_migration_moves_the_traffic"],
                              stderr=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
@@ -140,3 +139,41 @@ def test_two_docker_runs_and_the_compose_demo_at_once(run_settings):
         for net in (first, second, demo):
             problem = ping_origin(net, count=3)
             assert problem is None, f"{net.run_id}: {problem}"
+
+
+KILLED_TEST = '''
+import subprocess, sys, time
+import pytest
+from harness.system.proc import read_until
+
+pytestmark = pytest.mark.network
+
+
+def test_held_until_its_timeout(child_run_ids):
+    child = subprocess.Popen([sys.executable, "-m", "harness", "up", "--backend", "{backend}", "--run-id",
+                              child_run_ids(), "--hold", "600"], stderr=subprocess.PIPE, text=True)
+    _, up = read_until(child.stderr, ": ready", 120)
+    assert up, "the topology did not come up"
+    try:
+        time.sleep(600)  # pytest-timeout ends this test
+    finally:
+        if {kill}:
+            child.kill()  # as test_vm's finally did: the child dies, what it made stays
+'''
+
+
+@pytest.mark.parametrize("kill", [True, False], ids=["child-killed", "child-leaked"])
+def test_a_test_killed_by_its_timeout_leaves_nothing(backend, backend_ready, child_run_ids, kill, tmp_path):
+    """The end of the pytest session removes what its own killed tests left: a child killed outright
+    (its work dir and daemons stay), or a child left running (it gets SIGTERM and tears down)."""
+    (tmp_path / "test_killed.py").write_text(KILLED_TEST.format(backend=backend, kill=kill))
+    inner = child_run_ids()
+    timeout = 20 if backend == "netns" else 60  # after bring-up: the test is killed while it holds the topology
+    done = subprocess.run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q", str(tmp_path),
+                           "--timeout", str(timeout), "--backend", backend, "--run-id", inner,
+                           "--run-dir", str(tmp_path / "inner")],
+                          cwd=tmp_path, capture_output=True, text=True, timeout=timeout + 120)
+    assert done.returncode == 1 and "Timeout" in done.stdout, done.stdout[-2000:]
+    assert "removed what this session's killed tests left" in done.stdout, done.stdout[-2000:]
+    left = leftovers_of(f"{inner}-")
+    assert not left, f"a test killed by its time-out left runs behind: {left}"

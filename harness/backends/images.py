@@ -54,6 +54,19 @@ def debian_mirror(sources: tuple[Path, ...] = SOURCES) -> str:
     return DEFAULT_MIRROR
 
 
+def debootstrap_minbase(root: Path, progress: Callable[[str], None]) -> None:
+    """A minimal Debian 12 root in `root`, from this machine's mirror (the offline base image, and the
+    pristine root the install list is checked on)."""
+    if shutil.which("debootstrap") is None:
+        raise PrerequisiteError("debootstrap not found: apt-get install debootstrap")
+    mirror = debian_mirror()
+    progress(f"debootstrap --variant=minbase bookworm from {mirror} (about 25 s)")
+    result = subprocess.run(["debootstrap", "--variant=minbase", "bookworm", str(root), mirror],
+                            capture_output=True, text=True, timeout=DEBOOTSTRAP_TIMEOUT_S)
+    if result.returncode != 0:
+        raise PrerequisiteError(f"debootstrap failed: {result.stderr.strip()[-400:]}")
+
+
 class Images:
     """Makes sure the base image and the harness images exist in the engine `client` talks to."""
 
@@ -86,13 +99,8 @@ class Images:
         if shutil.which("debootstrap") is None:
             raise PrerequisiteError(f"{BASE_IMAGE} cannot be pulled and debootstrap is missing "
                                     "(apt-get install debootstrap) to make it offline")
-        mirror = debian_mirror()
         with tempfile.TemporaryDirectory(prefix="comps-harness-rootfs-") as root:
-            self.progress(f"images: debootstrap --variant=minbase bookworm from {mirror} (about 25 s)")
-            result = subprocess.run(["debootstrap", "--variant=minbase", "bookworm", root, mirror],
-                                    capture_output=True, text=True, timeout=DEBOOTSTRAP_TIMEOUT_S)
-            if result.returncode != 0:
-                raise PrerequisiteError(f"debootstrap failed: {result.stderr.strip()[-400:]}")
+            debootstrap_minbase(Path(root), lambda line: self.progress(f"images: {line}"))
             self.progress(f"images: docker import as {BASE_IMAGE}")
             tar = subprocess.Popen(["tar", "-C", root, "-c", "."], stdout=subprocess.PIPE)
             imported = subprocess.run(["docker", "import", "-", BASE_IMAGE], stdin=tar.stdout,

@@ -15,6 +15,7 @@ from harness.errors import ConfigError
 from harness.model.settings import BACKENDS, RunSettings
 from harness.model.topology import Topology
 from harness.runtime.network import Builder, Network, Progress
+from harness.system import cleanup
 
 
 @dataclass(frozen=True)
@@ -82,3 +83,35 @@ def network_for(name: str, settings: RunSettings, *, topology: Topology | None =
     prepared = prepared or chosen.check(settings, progress or _quiet)
     return Network(topology or Topology(paths=settings.paths), run_id=run_id or settings.run_id,
                    wireguard=prepared.wireguard, builder=chosen.builder(prepared), progress=progress)
+
+
+def runs_on_machine(backends: tuple[str, ...] = tuple(REGISTRY)) -> dict[str, bool]:
+    """Run id -> whether its harness process lives: tagged processes and work dirs, then what each of
+    `backends` holds (a backend object alone counts as dead: it has no process to ask)."""
+    runs = cleanup.run_ids_on_machine()
+    for name in backends:
+        for run_id in backend(name).run_ids():
+            runs.setdefault(run_id, False)
+    return runs
+
+
+def remove_run_everywhere(run_id: str, backends: tuple[str, ...] = tuple(REGISTRY)) -> tuple[list[str], list[str]]:
+    """Remove exactly `run_id`'s processes, work dirs and backend objects: (removed, still there)."""
+    removed = cleanup.remove_run(run_id)
+    removed += [item for name in backends for item in backend(name).sweep(run_id)]
+    left = cleanup.find_leftovers(run_id).describe()
+    left += [item for name in backends for item in backend(name).leftovers(run_id)]
+    return removed, left
+
+
+def sweep_child_runs(run_id: str, backends: tuple[str, ...], grace: float = 30.0) -> list[str]:
+    """What the child runs of `run_id` (ids `<run_id>-...`, made by this run's own tests) left, removed.
+
+    A child whose harness process still lives (a test killed by its time-out leaked it) gets SIGTERM
+    first and tears its run down itself; then whatever is left goes. Every other run id is never touched."""
+    removed = []
+    for found, live in sorted(runs_on_machine(backends).items()):
+        if found.startswith(f"{run_id}-"):
+            removed += cleanup.stop_owners(found, grace) if live else []
+            removed += remove_run_everywhere(found, backends)[0]
+    return removed

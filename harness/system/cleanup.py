@@ -165,6 +165,31 @@ def alive(pid: int | None) -> bool:
     return True
 
 
+def owners_of(run_id: str) -> set[int]:
+    """The live harness processes that own exactly `run_id` (from its processes' tags and work dirs' owner files)."""
+    owners = {p.owner for p in tagged_processes(run_id) if p.owner is not None}
+    for directory in workdirs(run_id):
+        try:
+            owners.add(int(Path(directory, OWNER_FILE).read_text()))
+        except (OSError, ValueError):
+            continue
+    return {pid for pid in owners if alive(pid) and pid not in _own_ancestry()}
+
+
+def stop_owners(run_id: str, grace: float) -> list[str]:
+    """SIGTERM to the live harness processes of `run_id` (they tear their run down), awaited up to `grace`."""
+    owners = owners_of(run_id)
+    for pid in owners:
+        try:
+            os.kill(pid, signal.SIGTERM)
+        except ProcessLookupError:
+            pass
+    deadline = time.monotonic() + grace
+    while time.monotonic() < deadline and any(alive(pid) for pid in owners):
+        time.sleep(0.05)
+    return [f"harness process {pid} of run {run_id} (SIGTERM)" for pid in sorted(owners)]
+
+
 def run_ids_on_machine() -> dict[str, bool]:
     """Run id -> whether its harness process still lives, for every run with processes or work dirs here.
 
