@@ -265,7 +265,7 @@ def cmd_bench_paths(args: argparse.Namespace) -> int:
     from harness.data import PROFILES_FILE
     from harness.model.profiles import choose_profiles, load_profiles
     from harness.runtime.shaping import ShapedPaths, require_qdiscs, verify
-    from harness.system.prereq import environment
+    from harness.vm.facts import environment
 
     settings = _settings(args)
     backend = _single_backend(settings)

@@ -82,7 +82,9 @@ def chroot_argv(root: Path, script: str) -> list[str]:
     """Private mount and PID namespaces (the mounts, and every process started inside, die with it), the
     kernel's file systems inside the root, then the script in the root with a plain environment."""
     r = shlex.quote(str(root))
-    inner = (f"mount --rbind /dev {r}/dev && mount -t proc proc {r}/proc && mount --rbind /sys {r}/sys && "
+    # the root is bound onto itself first: a chroot's / must be a mount point, as a machine's is, or
+    # `unshare --propagation private` (the namespace keepers) fails with EINVAL
+    inner = (f"mount --rbind {r} {r} && mount --rbind /dev {r}/dev && mount -t proc proc {r}/proc && mount --rbind /sys {r}/sys && "
              f"mount -t tmpfs tmpfs {r}/run && mount -t tmpfs tmpfs {r}/tmp && "
              f"exec chroot {r} /usr/bin/env -i PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin "
              f"HOME=/root LANG=C.UTF-8 PIP_CERT=/etc/ssl/certs/ca-certificates.crt "

@@ -13,7 +13,8 @@ LAYERS = [
     {"errors"},
     {"model"},
     {"wireguard", "data"},
-    {"system", "vm"},
+    {"system"},
+    {"vm"},
     {"runtime"},
     {"backends"},
     {"measure"},
@@ -71,3 +72,41 @@ def test_no_test_module_name_is_used_twice():
     root = PACKAGE.parent
     names = [path.name for folder in ("tests", "scenarios") for path in (root / folder).glob("test_*.py")]
     assert len(names) == len(set(names)), sorted(name for name in names if names.count(name) > 1)
+
+
+def module_name(path: Path) -> str:
+    return ".".join(("harness", *path.relative_to(PACKAGE).with_suffix("").parts))
+
+
+def imported_modules(path: Path, known: set[str]) -> set[str]:
+    """The harness modules `path` imports anywhere (at the top, in functions, under TYPE_CHECKING)."""
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom) and node.module and node.module.split(".")[0] == "harness":
+            for alias in node.names:  # `from harness.runtime import accounting` names a module
+                candidate = f"{node.module}.{alias.name}"
+                found.add(candidate if candidate in known else node.module)
+        elif isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names if alias.name.startswith("harness."))
+    return {name for name in found if name in known}
+
+
+def test_no_module_imports_itself_in_a_circle():
+    """Layers say nothing inside one package: runtime/network -> configure -> accounting -> network was one."""
+    paths = {module_name(path): path for path in PACKAGE.rglob("*.py") if path.name != "__init__.py"}
+    graph = {name: imported_modules(path, set(paths)) - {name} for name, path in paths.items()}
+    circles, state = [], {}
+
+    def visit(name: str, trail: list[str]) -> None:
+        state[name] = "open"
+        for target in sorted(graph[name]):
+            if state.get(target) == "open":
+                circles.append(" -> ".join([*trail[trail.index(target):], target]))
+            elif target not in state:
+                visit(target, [*trail, target])
+        state[name] = "done"
+
+    for name in sorted(graph):
+        if name not in state:
+            visit(name, [name])
+    assert not circles, "\n".join(circles)

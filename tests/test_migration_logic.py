@@ -123,7 +123,7 @@ def test_percentiles():
 
 
 def test_results_file_is_appended_and_survives_a_torn_line(tmp_path, monkeypatch):
-    monkeypatch.setattr("harness.system.prereq.environment", lambda: {"kernel": "test"})
+    monkeypatch.setattr("harness.vm.facts.environment", lambda: {"kernel": "test"})
     writer = ResultsWriter(tmp_path / "run", "ch-test", run={"argv": ["x"], "cwd": "/"})
     assert not (tmp_path / "run").exists()  # nothing is written before the first record
     for interval in (0.1, 1.0):

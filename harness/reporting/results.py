@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 
 from harness.model.records import MeasurementRecord, MigrationRecord, Record, RunRecord
-from harness.system import prereq
+from harness.vm import facts
 
 RESULTS_FILE = "results.jsonl"
 
@@ -39,7 +39,7 @@ class ResultsWriter:
         with self._lock:
             if not self._started:
                 self.path.parent.mkdir(parents=True, exist_ok=True)
-                head = RunRecord(run_id=self.run_id, time=self._now(), environment=prereq.environment(), **self._run)
+                head = RunRecord(run_id=self.run_id, time=self._now(), environment=facts.environment(), **self._run)
                 with self.path.open("a") as out:
                     out.write(head.to_json() + "\n")
                 self._started = True

@@ -22,7 +22,7 @@ SESSION = 0  # key of the client's wg0 (the session itself) beside the paths 1..
 from harness.runtime.hosts import LinkCounters
 
 if TYPE_CHECKING:
-    from harness.runtime.network import Network
+    from harness.runtime.hosts import HostsView
 
 CHAIN_IN, CHAIN_OUT = "COMPS-ACCT-IN", "COMPS-ACCT-OUT"
 COMMENT = "comps-path-{path}-{direction}"
@@ -52,7 +52,7 @@ def parse_counters(text: str) -> dict[tuple[int, str], int]:
     return found
 
 
-def install(network: Network) -> None:
+def install(network: HostsView) -> None:
     network.server.exec(["iptables-restore", "--noflush"], input=accounting_rules(network.topology), timeout=15)
 
 
@@ -78,7 +78,7 @@ class CounterReader:
     over the many runs of one topology).
     """
 
-    def __init__(self, network: Network) -> None:
+    def __init__(self, network: HostsView) -> None:
         self.network = network
         self.paths = network.topology.path_ids
         self._pool = ThreadPoolExecutor(max_workers=len(self.paths) + 2, thread_name_prefix="counters")
@@ -141,7 +141,7 @@ class CounterReader:
                         server=server, server_session=server_session, problems=problems)
 
 
-def client_counters(network: Network) -> dict[int, LinkCounters]:
+def client_counters(network: HostsView) -> dict[int, LinkCounters]:
     """The client's wg0 (as SESSION) and wgnet counters, from one netlink dump."""
     names = {"wg0": SESSION, **{proxy_name(k): k for k in network.topology.path_ids}}
     return {names[name]: counter for name, counter in network.client.counters_by_name(list(names)).items()}

@@ -16,7 +16,7 @@ from harness.system.wait import wait_until
 from harness.wireguard.config import iptables_restore_text, render_setconf
 
 if TYPE_CHECKING:
-    from harness.runtime.network import Network
+    from harness.runtime.hosts import HostsView
 
 WIREGUARD_GO_ENV = {"WG_I_PREFER_BUGGY_USERSPACE_TO_POLISHED_KMOD": "1"}
 DEVICE_TIMEOUT = 10.0
@@ -30,7 +30,7 @@ def parallel(function: Callable, items) -> list:
         return list(pool.map(function, items))
 
 
-def configure(network: Network) -> None:
+def configure(network: HostsView) -> None:
     """Everything above the hosts and links: WireGuard, routing, forwarding (as the demo's configs do)."""
     network.progress(f"{network.run_id}: starting WireGuard ({network.wireguard_impl})")
     create_wireguard_devices(network)
@@ -43,7 +43,7 @@ def configure(network: Network) -> None:
     accounting.install(network)
 
 
-def create_wireguard_devices(network: Network) -> None:
+def create_wireguard_devices(network: HostsView) -> None:
     """The WireGuard interfaces of topology.wireguard (down, unconfigured)."""
     specs = network.topology.wireguard
     if network.wireguard_impl == WireGuardImpl.KERNEL:
@@ -59,7 +59,7 @@ def create_wireguard_devices(network: Network) -> None:
         _wait_for_device(network, spec, daemons[(spec.host, spec.ifname)])
 
 
-def _wait_for_device(network: Network, spec: WireGuardSpec, daemon: proc.Process) -> None:
+def _wait_for_device(network: HostsView, spec: WireGuardSpec, daemon: proc.Process) -> None:
     host = network.hosts[spec.host]
     socket_path = host.path(f"/run/wireguard/{spec.ifname}.sock")
 
@@ -71,7 +71,7 @@ def _wait_for_device(network: Network, spec: WireGuardSpec, daemon: proc.Process
     wait_until(ready, timeout=DEVICE_TIMEOUT, what=f"{spec.host}: wireguard-go {spec.ifname}'s device and socket")
 
 
-def configure_wireguard(network: Network, spec: WireGuardSpec) -> None:
+def configure_wireguard(network: HostsView, spec: WireGuardSpec) -> None:
     host = network.hosts[spec.host]
     path = f"/etc/wireguard/{spec.ifname}.conf"
     host.write_file(path, render_setconf(spec, network.keys), mode=0o600)
@@ -82,7 +82,7 @@ def configure_wireguard(network: Network, spec: WireGuardSpec) -> None:
     ipr.link("set", index=index, mtu=spec.mtu, state="up")
 
 
-def add_routes(network: Network, routes: tuple[RouteSpec, ...]) -> None:
+def add_routes(network: HostsView, routes: tuple[RouteSpec, ...]) -> None:
     for route in routes:
         host = network.hosts[route.host]
         kwargs: dict = {"dst": str(route.dst)}
@@ -95,7 +95,7 @@ def add_routes(network: Network, routes: tuple[RouteSpec, ...]) -> None:
         host.netlink.route("replace", **kwargs)
 
 
-def add_client_rules(network: Network) -> None:
+def add_client_rules(network: HostsView) -> None:
     ipr = network.hosts[CLIENT].netlink
     for rule in network.topology.client_rules:
         table = MAIN_TABLE if rule.table == "main" else rule.table
@@ -103,7 +103,7 @@ def add_client_rules(network: Network) -> None:
                  flags=FIB_RULE_INVERT if rule.invert else 0)
 
 
-def configure_forwarding(network: Network) -> None:
+def configure_forwarding(network: HostsView) -> None:
     """The demo's PostUp lines on proxies and server, loaded in one iptables-restore per host."""
     by_host: dict[str, list[WireGuardSpec]] = {}
     for spec in network.topology.wireguard:

@@ -9,9 +9,12 @@ import os
 import sys
 import threading
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from dataclasses import dataclass
 from ipaddress import IPv4Address
 from pathlib import Path
+
+from typing import TYPE_CHECKING, Protocol
 
 from pyroute2 import IPRoute
 
@@ -19,6 +22,10 @@ from harness.errors import BackendError
 from harness.system import nslink, proc
 from harness.wireguard import uapi
 from harness.wireguard.state import PeerTransfer, parse_endpoints, parse_transfer
+
+if TYPE_CHECKING:
+    from harness.model.topology import Topology
+    from harness.wireguard.config import Keyring
 
 HARNESS_DIR = Path(__file__).resolve().parent.parent  # the package, as mounted into containers
 
@@ -192,3 +199,25 @@ class Host(ABC):
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.name} run={self.run_id}>"
+
+
+class HostsView(Protocol):
+    """What configuration and accounting read of a Network (harness.runtime.network): its hosts, keys and
+    plan. A protocol, so that network.py, which runs them, is not imported back by them."""
+
+    topology: Topology
+    run_id: str
+    wireguard_impl: str
+    hosts: dict[str, Host]
+    keys: Keyring
+    progress: Callable[[str], None]
+
+    @property
+    def client(self) -> Host: ...
+
+    @property
+    def server(self) -> Host: ...
+
+    def proxy(self, path: int) -> Host: ...
+
+    def drop_thread_netlink(self) -> None: ...

@@ -15,7 +15,6 @@ from pathlib import Path
 
 from harness.errors import PrerequisiteError
 from harness.model.kinds import WireGuardImpl, wireguard_request
-from harness.vm.command import CLOCKSOURCES, IN_VM_ENV, VM_KERNEL_ENV, kvm_booted
 
 # Which Debian package brings each binary the harness calls.
 APT_PACKAGES = {
@@ -122,7 +121,7 @@ def tool_version(tool: str) -> str:
     return match.group(0) if match else line
 
 
-def _os_name() -> str:
+def os_name() -> str:
     try:
         for line in Path("/etc/os-release").read_text().splitlines():
             if line.startswith("PRETTY_NAME="):
@@ -132,7 +131,7 @@ def _os_name() -> str:
     return platform.platform()
 
 
-def _cpu_model() -> str:
+def cpu_model() -> str:
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
             if line.startswith("model name"):
@@ -142,7 +141,7 @@ def _cpu_model() -> str:
     return platform.processor() or "unknown"
 
 
-def _commit() -> str:
+def commit() -> str:
     """The git commit of the harness's source tree, or 'unknown' (an install outside a checkout)."""
     source = Path(__file__).resolve().parents[2]
     try:
@@ -174,38 +173,3 @@ def available_qdiscs() -> list[str] | None:
     except (OSError, subprocess.TimeoutExpired):
         return None
     return [name for name in out.stdout.split() if name in QDISC_PROBES] if out.returncode == 0 else None
-
-
-def vm_facts() -> dict | None:
-    """Inside a `comps-harness vm` guest: the accel it really runs under, its kernel and where it came from."""
-    requested = os.environ.get(IN_VM_ENV)
-    if not requested:
-        return None
-    try:
-        clocks = Path(CLOCKSOURCES).read_text()
-    except OSError:
-        clocks = ""
-    return {"accel": "kvm" if kvm_booted(clocks) else "tcg", "requested_accel": requested,
-            "kernel": platform.release(), "kernel_source": os.environ.get(VM_KERNEL_ENV, "unknown")}
-
-
-def environment() -> dict:
-    """Versions and machine facts stored with every run record."""
-    from importlib.metadata import PackageNotFoundError, version
-    try:
-        harness_version = version("comps-harness")
-    except PackageNotFoundError:
-        harness_version = "unknown"
-    return {
-        "kernel": platform.release(),
-        "os": _os_name(),
-        "cpu_model": _cpu_model(),
-        "cores": os.cpu_count(),
-        "python": platform.python_version(),
-        "harness": harness_version,
-        "commit": _commit(),
-        "kernel_wireguard": kernel_wireguard_available(),
-        "qdiscs": available_qdiscs(),
-        "vm": vm_facts(),
-        "versions": {tool: tool_version(tool) for tool in ("wireguard-go", "wg", "iperf3", "chromium", "chromedriver")},
-    }
