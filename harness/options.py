@@ -233,3 +233,24 @@ def passthrough_argv(raw: Mapping[str, Any], options: Iterable[Option]) -> list[
 
 def field_names(section: str) -> set[str]:
     return {f.name for f in fields(SECTIONS[section])}
+
+
+SECTION_TITLES = {"run": "What to build", "plan": "Migration plans", "measure": "Measurements",
+                  "tolerances": "Tolerances (how verdicts judge)", "vm": "The VM guest (comps-harness vm, --vm)"}
+
+
+def markdown() -> str:
+    """docs/options.md: every option of the table, by section, with its default and help (generated)."""
+    lines = ["# Options", "",
+             "Generated from `harness/options.py` (the one options table): every option means the same for",
+             "pytest and for `comps-harness` commands. Regenerate with",
+             "`.venv/bin/python -c 'from harness.options import markdown; print(markdown(), end=\"\")' > docs/options.md`;",
+             "a unit test fails while this page is out of date. Back to the [README](../README.md).", ""]
+    for section, title in SECTION_TITLES.items():
+        lines += [f"## {title}", "", "| option | default | what it does |", "|---|---|---|"]
+        for option in in_sections(section):
+            flags = ", ".join(f"`{flag}`" for flag in option.flags)
+            default = "(none)" if option.default is None else f"`{option.default}`"
+            lines.append(f"| {flags} | {default} | {option.help.replace('%%', '%').replace('|', '/')} |")
+        lines.append("")
+    return "\n".join(lines)

@@ -91,3 +91,14 @@ def test_a_one_interval_self_check_runs_at_the_longest_interval_only():
     from harness.plugin import one_interval
     plans = build_plans(PlanOptions(intervals=(0.01, 1.0, 0.1)), (1, 2))
     assert [plan.interval for plan in one_interval(plans)] == [1.0]
+
+
+def test_the_options_page_is_generated_from_the_table():
+    from pathlib import Path
+
+    from harness.options import OPTIONS, markdown
+    page = Path(__file__).resolve().parent.parent / "docs" / "options.md"
+    assert page.read_text() == markdown(), (
+        "docs/options.md is out of date: .venv/bin/python -c 'from harness.options import markdown; "
+        "print(markdown(), end=\"\")' > docs/options.md")
+    assert all(f"`{option.flag}`" in page.read_text() for option in OPTIONS)
