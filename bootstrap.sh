@@ -26,7 +26,8 @@ docker_packages+=(debootstrap)
 # ports; without it the command's output and exit status are lost (vng exits 255). The kernel itself
 # is fetched into .cache/ below (Debian's kernel package; elsewhere, e.g. on GitHub's Ubuntu runners,
 # whose kernel has WireGuard and netem itself, the tests leave the VM scenarios out and say so).
-vm_packages=(qemu-system-x86 busybox-static kmod udev)
+# binutils and file: virtme-ng reads the kernel's version with `strings` and checks busybox with `file`.
+vm_packages=(qemu-system-x86 busybox-static kmod udev binutils file)
 
 needs_docker=
 needs_vm=
@@ -57,11 +58,16 @@ install_phase() {
     apt-get update -q >&2 && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends \
       "${missing[@]}" >&2
   fi
-  local stamp=.venv/.installed-$(sha256sum pyproject.toml | cut -c1-12)
+  # The dependencies exactly as locked (hashes checked), then the project itself; refresh the lock with
+  #   .venv/bin/pip-compile --generate-hashes --allow-unsafe --strip-extras --no-emit-index-url \
+  #     --no-emit-find-links --extra browser --extra docker --extra test --extra vm -o requirements.lock pyproject.toml
+  local stamp=.venv/.installed-$(cat pyproject.toml requirements.lock | sha256sum | cut -c1-12)
   if [ ! -f "$stamp" ]; then
     python3 -m venv .venv
     .venv/bin/pip install -q --upgrade pip >&2
-    .venv/bin/pip install -q -e '.[browser,docker,test,vm]' >&2
+    .venv/bin/pip install -q --require-hashes -r requirements.lock >&2
+    .venv/bin/pip install -q --no-deps -e . >&2
+    rm -f .venv/.installed-*
     touch "$stamp"
   fi
   # Debian's stock kernel for the guest, unpacked into .cache/kernels/ (idempotent: quick when there)
@@ -98,8 +104,12 @@ case "$mode" in
     .venv/bin/comps-harness sweep "$@" || status=$?
     exit "$status" ;;
   test)
+    # lint, format and types on the tree as committed; a failure fails the run, after the tests
+    checks=0
+    .venv/bin/ruff check . >&2 && .venv/bin/ruff format --check . >&2 && .venv/bin/mypy >&2 || checks=$?
     start_dockerd
     status=0
     .venv/bin/pytest -p no:cacheprovider -v tests scenarios -m "not measurement$not_vm" --backend all "$@" || status=$?
+    if [ "$status" -eq 0 ] && [ "$checks" -ne 0 ]; then echo "ruff or mypy failed (see above)" >&2; status=1; fi
     exit "$status" ;;
 esac

@@ -126,10 +126,19 @@ def cmd_bench_bringup(args: argparse.Namespace) -> int:
         downs.append(time.monotonic() - start)
         wireguard = network.wireguard_impl
         _progress(f"bench bringup {run + 1}/{runs}: up {ups[-1]:.3f} s, down {downs[-1]:.3f} s")
-    _emit({"backend": backend, "paths": settings.run.paths, "runs": runs, "wireguard": wireguard,
-           "up_median_s": round(statistics.median(ups), 4), "up_p95_s": round(percentile(ups, 95), 4),
-           "down_median_s": round(statistics.median(downs), 4), "down_p95_s": round(percentile(downs, 95), 4)},
-          args.json)
+    _emit(
+        {
+            "backend": backend,
+            "paths": settings.run.paths,
+            "runs": runs,
+            "wireguard": wireguard,
+            "up_median_s": round(statistics.median(ups), 4),
+            "up_p95_s": round(percentile(ups, 95), 4),
+            "down_median_s": round(statistics.median(downs), 4),
+            "down_p95_s": round(percentile(downs, 95), 4),
+        },
+        args.json,
+    )
     return 0
 
 
@@ -140,18 +149,34 @@ def cmd_bench_switching(args: argparse.Namespace) -> int:
     plan_options = settings.plan
     if len(plan_options.intervals) != 1 or len(plan_options.mechanisms) != 1:
         raise ConfigError("bench switching takes one --interval and one --mechanism")
-    plan = MigrationPlan(interval=plan_options.intervals[0], duration=plan_options.duration or 30.0,
-                         mechanism=plan_options.mechanisms[0], paths=tuple(range(1, settings.run.paths + 1)))
+    plan = MigrationPlan(
+        interval=plan_options.intervals[0],
+        duration=plan_options.duration or 30.0,
+        mechanism=plan_options.mechanisms[0],
+        paths=tuple(range(1, settings.run.paths + 1)),
+    )
     with network_for(backend, settings.run, progress=_progress) as network:
         with ping_stream(network):
             evidence = run_migration(network, plan, progress=_progress)
     errors = evidence.timing_error_ms()
-    _emit({"backend": backend, "mechanism": plan.mechanism, "interval_s": plan.interval,
-           "duration_s": plan.duration, "wireguard": network.wireguard_impl,
-           "planned_switches": evidence.planned_switches, "switches": len(evidence.switches),
-           "timing_error_median_ms": errors["median"], "timing_error_p99_ms": errors["p99"],
-           "timing_error_max_ms": errors["max"], "no_route_window_median_ms": evidence.no_route_ms()["median"],
-           "endpoint_changes": evidence.endpoint_changes, "proof_failures": evidence.failures()}, args.json)
+    _emit(
+        {
+            "backend": backend,
+            "mechanism": plan.mechanism,
+            "interval_s": plan.interval,
+            "duration_s": plan.duration,
+            "wireguard": network.wireguard_impl,
+            "planned_switches": evidence.planned_switches,
+            "switches": len(evidence.switches),
+            "timing_error_median_ms": errors["median"],
+            "timing_error_p99_ms": errors["p99"],
+            "timing_error_max_ms": errors["max"],
+            "no_route_window_median_ms": evidence.no_route_ms()["median"],
+            "endpoint_changes": evidence.endpoint_changes,
+            "proof_failures": evidence.failures(),
+        },
+        args.json,
+    )
     return 0
 
 
@@ -167,10 +192,13 @@ def cmd_bench_migration(args: argparse.Namespace) -> int:
     results = ResultsWriter(settings.run.run_dir, settings.run.run_id)
     with network_for(backend, settings.run, progress=_progress) as network:
         with OriginServices(network, file_sizes=()) as services:
+
             def record(scenario: str, condition: str, rep: int, result) -> None:
                 results.measurement(scenario, "bench migration", condition, rep, network, result)
-            result = MigrationBench(network, services, settings.plan.intervals, settings.measure, record,
-                                    _progress).run()
+
+            result = MigrationBench(
+                network, services, settings.plan.intervals, settings.measure, record, _progress
+            ).run()
     result["results"] = str(results.path)
     _emit(result, args.json)
     return 0
@@ -189,6 +217,7 @@ def cmd_bench_proof(args: argparse.Namespace) -> int:
 
     def new_network(case: str):
         return network_for(backend, settings.run, run_id=f"{settings.run.run_id}-{case}", prepared=prepared)
+
     _emit(proofbench.run(new_network, settings.tolerances, _progress), args.json)
     return 0
 
@@ -232,31 +261,65 @@ def cmd_bench_fidelity(args: argparse.Namespace) -> int:
     results = ResultsWriter(settings.run.run_dir, settings.run.run_id)
     runs = {}
     for implementation, mode in implementations:
-        run = dataclasses.replace(settings.run, wireguard=implementation,
-                                  run_id=f"{settings.run.run_id}-{implementation}-{mode}")
+        run = dataclasses.replace(
+            settings.run, wireguard=implementation, run_id=f"{settings.run.run_id}-{implementation}-{mode}"
+        )
         with network_for("netns", run, progress=_progress) as network:
             with OriginServices(network, file_sizes=()) as services:
+
                 def record(scenario: str, condition: str, rep: int, result) -> None:
                     results.measurement(scenario, "bench fidelity", condition, rep, network, result)
+
                 name = "kernel" if implementation == "kernel" else f"wireguard-go/{mode}"
                 runs[name] = fidelity.measure_run(
-                    network, services, intervals, mode, throughput_reps=0 if in_guest == "tcg" else reps,
-                    iperf_seconds=settings.measure.iperf_seconds, progress=_progress, record=record)
+                    network,
+                    services,
+                    intervals,
+                    mode,
+                    throughput_reps=0 if in_guest == "tcg" else reps,
+                    iperf_seconds=settings.measure.iperf_seconds,
+                    progress=_progress,
+                    record=record,
+                )
     if in_guest:
         print(json.dumps({"runs": runs}))
         return 0
     _progress("bench fidelity: the kernel WireGuard run, in the guest")
-    inner = run_in_vm(settings.vm, [sys.executable, "-m", "harness", "bench", "fidelity", "--json", "--reps", str(reps),
-                                    "--run-id", f"{settings.run.run_id}-guest"],
-                      rwdirs=[REPO], cwd=REPO, run_id=settings.run.run_id, progress=_progress, capture=True,
-                      guest=guest)
+    inner = run_in_vm(
+        settings.vm,
+        [
+            sys.executable,
+            "-m",
+            "harness",
+            "bench",
+            "fidelity",
+            "--json",
+            "--reps",
+            str(reps),
+            "--run-id",
+            f"{settings.run.run_id}-guest",
+        ],
+        rwdirs=[REPO],
+        cwd=REPO,
+        run_id=settings.run.run_id,
+        progress=_progress,
+        capture=True,
+        guest=guest,
+    )
     lines = [line for line in (inner.stdout or "").splitlines() if line.startswith("{")]
     if inner.returncode != 0 or not lines:
         raise HarnessError(f"bench fidelity: the guest's run exited {inner.returncode} without results")
     runs = {**json.loads(lines[-1])["runs"], **runs}
-    _emit({"vm": {"accel": str(guest.accel), "kernel": guest.kernel.describe(), "boot_s": inner.boot_s},
-           "intervals": [f"{interval:g}" for interval in intervals], "reps": reps, "runs": runs,
-           "results": str(results.path)}, args.json)
+    _emit(
+        {
+            "vm": {"accel": str(guest.accel), "kernel": guest.kernel.describe(), "boot_s": inner.boot_s},
+            "intervals": [f"{interval:g}" for interval in intervals],
+            "reps": reps,
+            "runs": runs,
+            "results": str(results.path),
+        },
+        args.json,
+    )
     return 0
 
 
@@ -269,7 +332,9 @@ def cmd_bench_paths(args: argparse.Namespace) -> int:
 
     settings = _settings(args)
     backend = _single_backend(settings)
-    profiles = choose_profiles(args.profile, load_profiles(PROFILES_FILE, Path(args.profiles) if args.profiles else None))
+    profiles = choose_profiles(
+        args.profile, load_profiles(PROFILES_FILE, Path(args.profiles) if args.profiles else None)
+    )
     if len(profiles) != 1:
         raise ConfigError("--profile: bench paths takes one profile")
     (profile,) = profiles
@@ -278,15 +343,25 @@ def cmd_bench_paths(args: argparse.Namespace) -> int:
         with ShapedPaths(network, profile):
             result = verify(network, profile, _progress)
     env = environment()
-    _emit({"profile": profile.name, "description": profile.description, "backend": backend,
-           "paths": result["paths"], "within_spec": not result["failures"], "failures": result["failures"],
-           "machine": {"vm": env["vm"], "qdiscs": env["qdiscs"], "kernel": env["kernel"]}}, args.json)
+    _emit(
+        {
+            "profile": profile.name,
+            "description": profile.description,
+            "backend": backend,
+            "paths": result["paths"],
+            "within_spec": not result["failures"],
+            "failures": result["failures"],
+            "machine": {"vm": env["vm"], "qdiscs": env["qdiscs"], "kernel": env["kernel"]},
+        },
+        args.json,
+    )
     return 0 if not result["failures"] else 1
 
 
 def cmd_images(args: argparse.Namespace) -> int:
     """Build the Docker backend's images (base image offline if needed); also tag them :demo for compose."""
     from harness.backends.docker import docker_client, docker_images
+
     tags = docker_images(_progress)
     client = docker_client()
     for name, tag in tags.items():
@@ -298,6 +373,7 @@ def cmd_images(args: argparse.Namespace) -> int:
 def cmd_render_demo(args: argparse.Namespace) -> int:
     from harness.backends import compose
     from harness.data import DEMO_DIR
+
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     shutil.copy(DEMO_DIR / "docker-compose.yml", out / "docker-compose.yml")
@@ -312,14 +388,18 @@ def run_id_for(out: Path) -> str:
     return text or new_run_id()
 
 
-SWEEP_OPTIONS = [option for option in options.OPTIONS
-                 if option.section in ("plan", "measure", "tolerances")
-                 or option.flag in ("--backend", "--paths", "--wireguard", "--profile", "--profiles")]
+SWEEP_OPTIONS = [
+    option
+    for option in options.OPTIONS
+    if option.section in ("plan", "measure", "tolerances")
+    or option.flag in ("--backend", "--paths", "--wireguard", "--profile", "--profiles")
+]
 
 
 def cmd_sweep(args: argparse.Namespace, pytest_args: list[str]) -> int:
     """Every migration scenario across the intervals through pytest, then the HTML report of its results."""
     from harness.reporting import report
+
     _settings(args)  # bad input stops here, before anything starts
     if not (REPO / "scenarios").is_dir():
         raise HarnessError(f"sweep runs the scenarios of a source checkout; {REPO / 'scenarios'} is missing")
@@ -337,9 +417,27 @@ def cmd_sweep(args: argparse.Namespace, pytest_args: list[str]) -> int:
     run_id = run_id_for(out)
     given = options.passthrough_argv(vars(args), SWEEP_OPTIONS) + (["--observe"] if args.observe else [])
     # pytest's own terminal output is off: the progress lines and the summary below say it all
-    argv = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-p", "no:terminal", str(REPO / "scenarios"),
-            "-m", "migration", *given, "--run-id", run_id, "--run-dir", str(out), "--sweep-progress",
-            "--junitxml", str(out / "junit.xml"), *pytest_args]
+    argv = [
+        sys.executable,
+        "-m",
+        "pytest",
+        "-p",
+        "no:cacheprovider",
+        "-p",
+        "no:terminal",
+        str(REPO / "scenarios"),
+        "-m",
+        "migration",
+        *given,
+        "--run-id",
+        run_id,
+        "--run-dir",
+        str(out),
+        "--sweep-progress",
+        "--junitxml",
+        str(out / "junit.xml"),
+        *pytest_args,
+    ]
     reproduce = ["comps-harness", "sweep", *given, *pytest_args] + (["--strict"] if args.strict else [])
     if os.environ.get(IN_VM_ENV):  # a sweep --vm: its rerun boots a guest again, as this one did
         reproduce += ["--vm", *options.passthrough_argv(vars(args), VM_OPTIONS)]
@@ -367,8 +465,10 @@ def _run_forwarding_signals(argv: list[str], env: dict[str, str]) -> int:
             return child.wait(SWEEP_DEADLINE_S)
     except subprocess.TimeoutExpired:
         _stop_pytest(child)
-        raise WaitTimeout(f"sweep: pytest was still running after {SWEEP_DEADLINE_S / 3600:g} h; it was stopped "
-                          "and its topologies torn down") from None
+        raise WaitTimeout(
+            f"sweep: pytest was still running after {SWEEP_DEADLINE_S / 3600:g} h; it was stopped "
+            "and its topologies torn down"
+        ) from None
     except KeyboardInterrupt as exc:
         received = signal.SIGTERM if "SIGTERM" in str(exc) else signal.SIGINT
         _progress(f"sweep: {received.name} received; waiting for pytest to tear down")
@@ -391,6 +491,7 @@ def _stop_pytest(child: subprocess.Popen) -> None:
 def cmd_report(args: argparse.Namespace) -> int:
     from harness.model.records import load
     from harness.reporting import report
+
     results = Path(args.results)
     if not results.is_file():
         raise HarnessError(f"{results} is not a results file")
@@ -406,6 +507,7 @@ def cmd_report(args: argparse.Namespace) -> int:
 def cmd_compare(args: argparse.Namespace) -> int:
     from harness.model.records import load
     from harness.reporting import compare
+
     tolerance = parse_number(args.tolerance, "--tolerance")
     if tolerance > 1:
         raise ConfigError(f"--tolerance {args.tolerance} must be at most 1 (e.g. 0.9: 10 % worse is a regression)")
@@ -424,8 +526,10 @@ def cmd_compare(args: argparse.Namespace) -> int:
         for row in rows:
             print(compare.describe(row))
     regressed = sum(row["regressed"] for row in rows)
-    _progress(f"{len(rows)} metrics compared, {regressed} regressed, "
-              f"{sum(row['ratio'] is None for row in rows)} without a verdict (tolerance {tolerance:g}, 95 % intervals)")
+    _progress(
+        f"{len(rows)} metrics compared, {regressed} regressed, "
+        f"{sum(row['ratio'] is None for row in rows)} without a verdict (tolerance {tolerance:g}, 95 % intervals)"
+    )
     return 1 if regressed else 0
 
 
@@ -436,6 +540,7 @@ def cmd_vm(args: argparse.Namespace) -> int:
     """Run a command inside a guest with a stock Debian kernel (kernel WireGuard, netem); its exit status."""
     from harness.vm import kernel
     from harness.vm.runner import run_in_vm
+
     settings = _settings(args)
     command = args.command[1:] if args.command[:1] == ["--"] else args.command
     if args.fetch:
@@ -450,16 +555,21 @@ def cmd_vm(args: argparse.Namespace) -> int:
         if not directory.is_dir():
             raise ConfigError(f"--rwdir {text}: not a directory")
         rwdirs.append(directory)
-    run = run_in_vm(settings.vm, command, rwdirs=rwdirs, cwd=Path.cwd(), run_id=settings.run.run_id,
-                    progress=_progress)
+    run = run_in_vm(settings.vm, command, rwdirs=rwdirs, cwd=Path.cwd(), run_id=settings.run.run_id, progress=_progress)
     return run.returncode
 
 
 def rerun_in_vm(args: argparse.Namespace, argv: list[str], extra_rwdirs: list[Path] = ()) -> int:
     """`sweep --vm`, `bench ... --vm`: the same command, without --vm, inside the guest (netns backend)."""
     from harness.vm.runner import rerun_in_guest
-    return rerun_in_guest(_settings(args), [sys.executable, "-m", "harness", *argv], rwdirs=[REPO, *extra_rwdirs],
-                          cwd=Path.cwd(), progress=_progress)
+
+    return rerun_in_guest(
+        _settings(args),
+        [sys.executable, "-m", "harness", *argv],
+        rwdirs=[REPO, *extra_rwdirs],
+        cwd=Path.cwd(),
+        progress=_progress,
+    )
 
 
 def _vm_rwdirs(args: argparse.Namespace) -> list[Path]:
@@ -473,9 +583,11 @@ def _vm_rwdirs(args: argparse.Namespace) -> list[Path]:
 
 
 def add_vm_flag(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--vm", action="store_true",
-                        help="run this command inside a guest with a stock Debian kernel (kernel WireGuard, netem); "
-                             "netns backend only")
+    parser.add_argument(
+        "--vm",
+        action="store_true",
+        help="run this command inside a guest with a stock Debian kernel (kernel WireGuard, netem); netns backend only",
+    )
     options.add_to_argparse(parser, VM_OPTIONS)
 
 
@@ -497,15 +609,24 @@ def build_parser() -> argparse.ArgumentParser:
     clean.add_argument("--dry-run", action="store_true", help="list what would be removed, remove nothing")
     clean.set_defaults(func=cmd_clean)
 
-    sweep = sub.add_parser("sweep", help="run the migration scenarios across intervals and write the HTML report",
-                           epilog="Unknown options are passed on to pytest (e.g. -x).")
+    sweep = sub.add_parser(
+        "sweep",
+        help="run the migration scenarios across intervals and write the HTML report",
+        epilog="Unknown options are passed on to pytest (e.g. -x).",
+    )
     options.add_to_argparse(sweep, SWEEP_OPTIONS)
     sweep.add_argument("--out", help="output directory (default reports/<new run id>/); its name is the run id")
     sweep.add_argument("--force", action="store_true", help="replace the results of a non-empty --out")
-    sweep.add_argument("--observe", action="store_true",
-                       help="capture on every proxy during the migration tests: the report's 'What each proxy sees'")
-    sweep.add_argument("--strict", action="store_true",
-                       help="research verdicts beyond tolerance fail the sweep too (default: listed, exit 0)")
+    sweep.add_argument(
+        "--observe",
+        action="store_true",
+        help="capture on every proxy during the migration tests: the report's 'What each proxy sees'",
+    )
+    sweep.add_argument(
+        "--strict",
+        action="store_true",
+        help="research verdicts beyond tolerance fail the sweep too (default: listed, exit 0)",
+    )
     add_vm_flag(sweep)
     sweep.set_defaults(func=cmd_sweep, passthrough=True)
 
@@ -517,8 +638,11 @@ def build_parser() -> argparse.ArgumentParser:
     compare = sub.add_parser("compare", help="per-metric changes between two runs; exit 1 on a regression")
     compare.add_argument("old")
     compare.add_argument("new")
-    compare.add_argument("--tolerance", default="0.9",
-                         help="worst acceptable NEW/OLD ratio for higher-is-better metrics (1/x for the others)")
+    compare.add_argument(
+        "--tolerance",
+        default="0.9",
+        help="worst acceptable NEW/OLD ratio for higher-is-better metrics (1/x for the others)",
+    )
     compare.add_argument("--json", action="store_true")
     compare.set_defaults(func=cmd_compare)
 
@@ -529,13 +653,19 @@ def build_parser() -> argparse.ArgumentParser:
     render_demo.add_argument("--out", default="reports/demo", help="the demo's directory (default reports/demo)")
     render_demo.set_defaults(func=cmd_render_demo)
 
-    vm = sub.add_parser("vm", help="run a command in a guest with a stock Debian kernel (kernel WireGuard, netem)",
-                        epilog="The repository is writable in the guest at the same path; the command's exit "
-                               "status is passed back; Ctrl-C/SIGTERM power the guest off.")
+    vm = sub.add_parser(
+        "vm",
+        help="run a command in a guest with a stock Debian kernel (kernel WireGuard, netem)",
+        epilog="The repository is writable in the guest at the same path; the command's exit "
+        "status is passed back; Ctrl-C/SIGTERM power the guest off.",
+    )
     options.add_to_argparse(vm, VM_OPTIONS)
     options.add_to_argparse(vm, options.named(("--run-id",)))
-    vm.add_argument("--rwdir", action="append", help="another directory writable in the guest (repeatable; the "
-                                                      "repository always is)")
+    vm.add_argument(
+        "--rwdir",
+        action="append",
+        help="another directory writable in the guest (repeatable; the repository always is)",
+    )
     vm.add_argument("--fetch", action="store_true", help="only fetch the kernel into the cache (idempotent)")
     vm.add_argument("command", nargs=argparse.REMAINDER, help="-- COMMAND...")
     vm.set_defaults(func=cmd_vm)
@@ -550,16 +680,21 @@ def build_parser() -> argparse.ArgumentParser:
     bringup.set_defaults(func=cmd_bench_bringup)
     switching = bench_sub.add_parser("switching", help="timing error of path switches while traffic flows")
     run_options(switching)
-    options.add_to_argparse(switching, options.named(("--intervals", "--duration", "--switch-mechanism")),
-                            defaults={"--intervals": "0.01", "--duration": "30"})
+    options.add_to_argparse(
+        switching,
+        options.named(("--intervals", "--duration", "--switch-mechanism")),
+        defaults={"--intervals": "0.01", "--duration": "30"},
+    )
     switching.add_argument("--json", action="store_true")
     add_vm_flag(switching)
     switching.set_defaults(func=cmd_bench_switching)
     migration = bench_sub.add_parser("migration", help="throughput, page-load and loss ratios against a baseline")
     run_options(migration)
-    options.add_to_argparse(migration, options.named(("--intervals", "--repeat", "--iperf-seconds", "--probe-rate",
-                                                      "--page-timeout")),
-                            defaults={"--intervals": "0.01,0.1", "--repeat": "5"})
+    options.add_to_argparse(
+        migration,
+        options.named(("--intervals", "--repeat", "--iperf-seconds", "--probe-rate", "--page-timeout")),
+        defaults={"--intervals": "0.01,0.1", "--repeat": "5"},
+    )
     migration.add_argument("--json", action="store_true")
     add_vm_flag(migration)
     migration.set_defaults(func=cmd_bench_migration)
@@ -580,8 +715,11 @@ def build_parser() -> argparse.ArgumentParser:
     paths.add_argument("--json", action="store_true")
     add_vm_flag(paths)
     paths.set_defaults(func=cmd_bench_paths)
-    fidelity = bench_sub.add_parser("fidelity", help="kernel WireGuard (in a guest) vs wireguard-go in each "
-                                                     "sticky-source mode: the same migration side by side")
+    fidelity = bench_sub.add_parser(
+        "fidelity",
+        help="kernel WireGuard (in a guest) vs wireguard-go in each "
+        "sticky-source mode: the same migration side by side",
+    )
     options.add_to_argparse(fidelity, options.named(("--run-id", "--repeat", "--iperf-seconds")))
     options.add_to_argparse(fidelity, VM_OPTIONS)
     fidelity.add_argument("--json", action="store_true")

@@ -25,8 +25,9 @@ class BackendError(HarnessError):
 class CommandError(BackendError):
     """A command run on a host failed; carries its exit code and captured output."""
 
-    def __init__(self, host: str, argv: list[str], returncode: int | None, stdout: str, stderr: str,
-                 reason: str = "") -> None:
+    def __init__(
+        self, host: str, argv: list[str], returncode: int | None, stdout: str, stderr: str, reason: str = ""
+    ) -> None:
         self.host = host
         self.argv = list(argv)
         self.returncode = returncode

@@ -26,8 +26,13 @@ from harness.model.settings import (
     VmSettings,
 )
 
-SECTIONS = {"run": RunSettings, "plan": PlanOptions, "measure": MeasureSettings, "tolerances": Tolerances,
-            "vm": VmSettings}
+SECTIONS = {
+    "run": RunSettings,
+    "plan": PlanOptions,
+    "measure": MeasureSettings,
+    "tolerances": Tolerances,
+    "vm": VmSettings,
+}
 
 
 @dataclass(frozen=True)
@@ -48,8 +53,14 @@ class Option:
         return self.flag.lstrip("-").replace("-", "_")
 
 
-def _opt(flags: str | tuple[str, ...], section: str, field: str, default: str | None, help: str,
-         parse: Callable[[str, str], Any]) -> Option:
+def _opt(
+    flags: str | tuple[str, ...],
+    section: str,
+    field: str,
+    default: str | None,
+    help: str,
+    parse: Callable[[str, str], Any],
+) -> Option:
     flags = (flags,) if isinstance(flags, str) else flags
     return Option(flags, section, field, default, help, lambda text, _p=parse, _f=flags[0]: _p(text, _f))
 
@@ -60,114 +71,328 @@ def _duration(text: str, flag: str) -> float | None:
 
 OPTIONS: tuple[Option, ...] = (
     # -- run ---------------------------------------------------------------------------------
-    _opt("--backend", "run", "backends", "netns", "netns | docker | all, or a comma list (default netns)",
-         lambda text, flag: s.parse_backends(text)),
-    _opt("--paths", "run", "paths", "2", "number of proxy paths (2..8, default 2)",
-         lambda text, flag: s.parse_count(text, flag, minimum=s.MIN_PATHS, maximum=s.MAX_PATHS)),
-    _opt("--wireguard", "run", "wireguard", "auto",
-         "auto | kernel | wireguard-go (userspace is accepted for wireguard-go; default auto)",
-         lambda text, flag: wireguard_request(text)),
-    _opt("--run-id", "run", "run_id", None, "run id to use (default: a fresh one)",
-         lambda text, flag: s.check_run_id(text, flag)),
-    _opt("--results-dir", "run", "results_dir", "reports", "results go to DIR/<run id>/ (default reports)",
-         lambda text, flag: Path(text)),
-    _opt("--run-dir", "run", "run_dir_override", None, "results go exactly to DIR (default: --results-dir/<run id>)",
-         lambda text, flag: Path(text)),
-    _opt("--profile", "run", "profiles", "lan",
-         "path profiles, comma separated: lan (unshaped, default), wan, asymmetric, lossy, cellular, or yours "
-         "(--profiles); tests run once per profile, ids like [netns-wan-alternate-i0.1s]",
-         lambda text, flag: tuple(dict.fromkeys(s.split_list(text, flag)))),
-    _opt("--profiles", "run", "profiles_file", None, "a TOML file of more path profiles (the shipped file, "
-         "harness/data/profiles/profiles.toml, shows the format)", lambda text, flag: Path(text)),
+    _opt(
+        "--backend",
+        "run",
+        "backends",
+        "netns",
+        "netns | docker | all, or a comma list (default netns)",
+        lambda text, flag: s.parse_backends(text),
+    ),
+    _opt(
+        "--paths",
+        "run",
+        "paths",
+        "2",
+        "number of proxy paths (2..8, default 2)",
+        lambda text, flag: s.parse_count(text, flag, minimum=s.MIN_PATHS, maximum=s.MAX_PATHS),
+    ),
+    _opt(
+        "--wireguard",
+        "run",
+        "wireguard",
+        "auto",
+        "auto | kernel | wireguard-go (userspace is accepted for wireguard-go; default auto)",
+        lambda text, flag: wireguard_request(text),
+    ),
+    _opt(
+        "--run-id",
+        "run",
+        "run_id",
+        None,
+        "run id to use (default: a fresh one)",
+        lambda text, flag: s.check_run_id(text, flag),
+    ),
+    _opt(
+        "--results-dir",
+        "run",
+        "results_dir",
+        "reports",
+        "results go to DIR/<run id>/ (default reports)",
+        lambda text, flag: Path(text),
+    ),
+    _opt(
+        "--run-dir",
+        "run",
+        "run_dir_override",
+        None,
+        "results go exactly to DIR (default: --results-dir/<run id>)",
+        lambda text, flag: Path(text),
+    ),
+    _opt(
+        "--profile",
+        "run",
+        "profiles",
+        "lan",
+        "path profiles, comma separated: lan (unshaped, default), wan, asymmetric, lossy, cellular, or yours "
+        "(--profiles); tests run once per profile, ids like [netns-wan-alternate-i0.1s]",
+        lambda text, flag: tuple(dict.fromkeys(s.split_list(text, flag))),
+    ),
+    _opt(
+        "--profiles",
+        "run",
+        "profiles_file",
+        None,
+        "a TOML file of more path profiles (the shipped file, harness/data/profiles/profiles.toml, shows the format)",
+        lambda text, flag: Path(text),
+    ),
     # -- migration plans ---------------------------------------------------------------------
-    _opt("--intervals", "plan", "intervals", "0.01,0.1,1",
-         "migration intervals, comma separated: seconds, or with s/ms (default 0.01,0.1,1)", s.parse_intervals),
-    _opt("--strategy", "plan", "strategies", "alternate",
-         "comma list of alternate, weighted-random, fixed, none (default alternate)",
-         lambda text, flag: s.parse_strategies(text)),
-    _opt(("--switch-mechanism", "--mechanism"), "plan", "mechanisms", "netlink",
-         "netlink (atomic route replace), script (the demo's migrate.sh), or both (default netlink)",
-         lambda text, flag: s.parse_mechanisms(text)),
-    _opt("--seed", "plan", "seed", "1", "seed of the random strategies (default 1)",
-         lambda text, flag: s.parse_count(text, flag, minimum=0)),
-    _opt("--jitter", "plan", "jitter", "0", "random shift of each switch, +- seconds (default 0)",
-         lambda text, flag: s.parse_number(text, flag, allow_zero=True)),
-    _opt("--weights", "plan", "weights", None, "weighted-random: per-path weights, e.g. 0.7,0.3 (default: flat "
-         "Dirichlet)", s.parse_weights),
+    _opt(
+        "--intervals",
+        "plan",
+        "intervals",
+        "0.01,0.1,1",
+        "migration intervals, comma separated: seconds, or with s/ms (default 0.01,0.1,1)",
+        s.parse_intervals,
+    ),
+    _opt(
+        "--strategy",
+        "plan",
+        "strategies",
+        "alternate",
+        "comma list of alternate, weighted-random, fixed, none (default alternate)",
+        lambda text, flag: s.parse_strategies(text),
+    ),
+    _opt(
+        ("--switch-mechanism", "--mechanism"),
+        "plan",
+        "mechanisms",
+        "netlink",
+        "netlink (atomic route replace), script (the demo's migrate.sh), or both (default netlink)",
+        lambda text, flag: s.parse_mechanisms(text),
+    ),
+    _opt(
+        "--seed",
+        "plan",
+        "seed",
+        "1",
+        "seed of the random strategies (default 1)",
+        lambda text, flag: s.parse_count(text, flag, minimum=0),
+    ),
+    _opt(
+        "--jitter",
+        "plan",
+        "jitter",
+        "0",
+        "random shift of each switch, +- seconds (default 0)",
+        lambda text, flag: s.parse_number(text, flag, allow_zero=True),
+    ),
+    _opt(
+        "--weights",
+        "plan",
+        "weights",
+        None,
+        "weighted-random: per-path weights, e.g. 0.7,0.3 (default: flat Dirichlet)",
+        s.parse_weights,
+    ),
     _opt("--fixed", "plan", "fixed", None, "fixed strategy: TIME:PATH,... (seconds after start)", s.parse_fixed),
-    _opt("--sticky-source", "plan", "sticky_source", "auto",
-         "when the client releases WireGuard's sticky source: off, switch, client (what the client itself sees), "
-         "oracle (the server's view: not available to a real client), auto (off for kernel WireGuard, client for "
-         "wireguard-go; default)", lambda text, flag: choose(StickySource, text, flag)),
-    _opt("--fault", "plan", "faults", None,
-         "break a path during every migration run: NAME@SECONDS[:PATH], comma separated; names: "
-         "nat-removed, forward-drop, return-drop, wireguard-killed, proxy-down-up, route-refused, pinned, "
-         "foreign-writer (the proof must then fail)", s.parse_faults),
-    _opt("--duration", "plan", "duration", "auto",
-         "seconds each migration runs (auto: 10 intervals, at least 2 s)", _duration),
+    _opt(
+        "--sticky-source",
+        "plan",
+        "sticky_source",
+        "auto",
+        "when the client releases WireGuard's sticky source: off, switch, client (what the client itself sees), "
+        "oracle (the server's view: not available to a real client), auto (off for kernel WireGuard, client for "
+        "wireguard-go; default)",
+        lambda text, flag: choose(StickySource, text, flag),
+    ),
+    _opt(
+        "--fault",
+        "plan",
+        "faults",
+        None,
+        "break a path during every migration run: NAME@SECONDS[:PATH], comma separated; names: "
+        "nat-removed, forward-drop, return-drop, wireguard-killed, proxy-down-up, route-refused, pinned, "
+        "foreign-writer (the proof must then fail)",
+        s.parse_faults,
+    ),
+    _opt(
+        "--duration",
+        "plan",
+        "duration",
+        "auto",
+        "seconds each migration runs (auto: 10 intervals, at least 2 s)",
+        _duration,
+    ),
     # -- measurements ------------------------------------------------------------------------
-    _opt(("--repeat", "--reps"), "measure", "repeat", "3",
-         "interleaved repetitions of baseline and migration (default 3)",
-         lambda text, flag: s.parse_count(text, flag, minimum=1, maximum=1000)),
-    _opt("--probe-rate", "measure", "probe_rate", "2000", "UDP probe packets per second (default 2000)",
-         lambda text, flag: s.parse_number(text, flag, maximum=100_000)),
-    _opt("--iperf-seconds", "measure", "iperf_seconds", "2", "seconds per iperf3 run (default 2)",
-         lambda text, flag: s.parse_number(text, flag, maximum=600)),
-    _opt("--udp-rate", "measure", "udp_rate", "50M", "iperf3 UDP offered rate, e.g. 50M (default 50M)",
-         lambda text, flag: s.parse_iperf_rate(text, flag)),
-    _opt("--page-timeout", "measure", "page_timeout", "30",
-         "seconds a page load may take before it fails (default 30)",
-         lambda text, flag: s.parse_number(text, flag, maximum=600)),
-    _opt("--download-sizes", "measure", "download_mb", "1,10",
-         f"download file sizes in MB, at most {s.MAX_DOWNLOAD_MB:g} (default 1,10)",
-         lambda text, flag: tuple(s.parse_number(part, flag, maximum=s.MAX_DOWNLOAD_MB)
-                                  for part in s.split_list(text, flag))),
-    _opt("--degrade-drop", "measure", "degrade_drop", "0.05",
-         "share of packets the degraded-path loss scenario drops on the last proxy (default 0.05)",
-         lambda text, flag: s.parse_share(text, flag, allow_zero=False)),
-    _opt("--degrade-rate", "measure", "degrade_rate", "20mbit",
-         "rate limit of the last proxy in the degraded-path throughput scenario (tc rate, default 20mbit)",
-         s.parse_rate),
+    _opt(
+        ("--repeat", "--reps"),
+        "measure",
+        "repeat",
+        "3",
+        "interleaved repetitions of baseline and migration (default 3)",
+        lambda text, flag: s.parse_count(text, flag, minimum=1, maximum=1000),
+    ),
+    _opt(
+        "--probe-rate",
+        "measure",
+        "probe_rate",
+        "2000",
+        "UDP probe packets per second (default 2000)",
+        lambda text, flag: s.parse_number(text, flag, maximum=100_000),
+    ),
+    _opt(
+        "--iperf-seconds",
+        "measure",
+        "iperf_seconds",
+        "2",
+        "seconds per iperf3 run (default 2)",
+        lambda text, flag: s.parse_number(text, flag, maximum=600),
+    ),
+    _opt(
+        "--udp-rate",
+        "measure",
+        "udp_rate",
+        "50M",
+        "iperf3 UDP offered rate, e.g. 50M (default 50M)",
+        lambda text, flag: s.parse_iperf_rate(text, flag),
+    ),
+    _opt(
+        "--page-timeout",
+        "measure",
+        "page_timeout",
+        "30",
+        "seconds a page load may take before it fails (default 30)",
+        lambda text, flag: s.parse_number(text, flag, maximum=600),
+    ),
+    _opt(
+        "--download-sizes",
+        "measure",
+        "download_mb",
+        "1,10",
+        f"download file sizes in MB, at most {s.MAX_DOWNLOAD_MB:g} (default 1,10)",
+        lambda text, flag: tuple(
+            s.parse_number(part, flag, maximum=s.MAX_DOWNLOAD_MB) for part in s.split_list(text, flag)
+        ),
+    ),
+    _opt(
+        "--degrade-drop",
+        "measure",
+        "degrade_drop",
+        "0.05",
+        "share of packets the degraded-path loss scenario drops on the last proxy (default 0.05)",
+        lambda text, flag: s.parse_share(text, flag, allow_zero=False),
+    ),
+    _opt(
+        "--degrade-rate",
+        "measure",
+        "degrade_rate",
+        "20mbit",
+        "rate limit of the last proxy in the degraded-path throughput scenario (tc rate, default 20mbit)",
+        s.parse_rate,
+    ),
     # -- tolerances --------------------------------------------------------------------------
-    _opt("--switch-tolerance", "tolerances", "switches", "0.1",
-         "fraction of planned switches that may be missing before the proof fails (default 0.1)", s.parse_share),
-    _opt("--max-path-loss", "tolerances", "max_path_loss", "0.2",
-         "share of a path's packets a hop may lose (each direction) before the proof fails (default 0.2: "
-         "TCP at full speed loses 6-7 %% per hop to congestion here; a broken path loses 25-100 %%)",
-         s.parse_share),
-    _opt("--min-adherence", "tolerances", "min_adherence", "0.6",
-         "share of the session's packets that must use the path the schedule named, judged at intervals >= "
-         "--verdict-from-interval (default 0.6)", s.parse_share),
-    _opt("--min-endpoint-moves", "tolerances", "min_endpoint_moves", "0.5",
-         "endpoint moves the server must see, as a share of the planned switches, judged at intervals >= "
-         "--verdict-from-interval (default 0.5)", s.parse_share),
-    _opt("--throughput-tolerance", "tolerances", "throughput", "0.90",
-         "throughput with migration must be >= this x baseline (default 0.90)",
-         lambda text, flag: s.parse_number(text, flag)),
-    _opt("--verdict-from-interval", "tolerances", "verdict_from_interval", "0.1",
-         "throughput verdicts, adherence and the endpoint-move share apply to intervals >= this many seconds; "
-         "below: reported (default 0.1)",
-         lambda text, flag: s.parse_number(text, flag, allow_zero=True)),
-    _opt("--pageload-tolerance", "tolerances", "pageload", "1.15",
-         "page-load and download median must be <= this x baseline (default 1.15)",
-         lambda text, flag: s.parse_number(text, flag)),
-    _opt("--max-lost-per-switch", "tolerances", "max_lost_per_switch", "0",
-         "probe packets that may be lost per switch with the atomic mechanism (default 0)",
-         lambda text, flag: s.parse_number(text, flag, allow_zero=True)),
+    _opt(
+        "--switch-tolerance",
+        "tolerances",
+        "switches",
+        "0.1",
+        "fraction of planned switches that may be missing before the proof fails (default 0.1)",
+        s.parse_share,
+    ),
+    _opt(
+        "--max-path-loss",
+        "tolerances",
+        "max_path_loss",
+        "0.2",
+        "share of a path's packets a hop may lose (each direction) before the proof fails (default 0.2: "
+        "TCP at full speed loses 6-7 %% per hop to congestion here; a broken path loses 25-100 %%)",
+        s.parse_share,
+    ),
+    _opt(
+        "--min-adherence",
+        "tolerances",
+        "min_adherence",
+        "0.6",
+        "share of the session's packets that must use the path the schedule named, judged at intervals >= "
+        "--verdict-from-interval (default 0.6)",
+        s.parse_share,
+    ),
+    _opt(
+        "--min-endpoint-moves",
+        "tolerances",
+        "min_endpoint_moves",
+        "0.5",
+        "endpoint moves the server must see, as a share of the planned switches, judged at intervals >= "
+        "--verdict-from-interval (default 0.5)",
+        s.parse_share,
+    ),
+    _opt(
+        "--throughput-tolerance",
+        "tolerances",
+        "throughput",
+        "0.90",
+        "throughput with migration must be >= this x baseline (default 0.90)",
+        lambda text, flag: s.parse_number(text, flag),
+    ),
+    _opt(
+        "--verdict-from-interval",
+        "tolerances",
+        "verdict_from_interval",
+        "0.1",
+        "throughput verdicts, adherence and the endpoint-move share apply to intervals >= this many seconds; "
+        "below: reported (default 0.1)",
+        lambda text, flag: s.parse_number(text, flag, allow_zero=True),
+    ),
+    _opt(
+        "--pageload-tolerance",
+        "tolerances",
+        "pageload",
+        "1.15",
+        "page-load and download median must be <= this x baseline (default 1.15)",
+        lambda text, flag: s.parse_number(text, flag),
+    ),
+    _opt(
+        "--max-lost-per-switch",
+        "tolerances",
+        "max_lost_per_switch",
+        "0",
+        "probe packets that may be lost per switch with the atomic mechanism (default 0)",
+        lambda text, flag: s.parse_number(text, flag, allow_zero=True),
+    ),
     # -- the VM guest (comps-harness vm, and --vm) --------------------------------------------
-    _opt(("--kernel", "--vm-kernel"), "vm", "kernel", "auto",
-         "the guest's kernel: auto (Debian's stock kernel, fetched into the project's .cache/ on first use) "
-         "or the path of a vmlinuz whose modules lie in a lib/modules/<version>/ above it", lambda text, flag: text),
-    _opt(("--accel", "--vm-accel"), "vm", "accel", "auto",
-         "auto (KVM if a guest boots with it, else TCG, said in one line), kvm, or tcg (software emulation)",
-         lambda text, flag: choose(Accel, text, flag)),
-    _opt(("--cpus", "--vm-cpus"), "vm", "cpus", "2", "the guest's CPUs (default 2)",
-         lambda text, flag: s.parse_count(text, flag, minimum=1, maximum=64)),
-    _opt(("--memory", "--vm-memory"), "vm", "memory", "2G", "the guest's memory, e.g. 2G or 1536M (default 2G)",
-         s.parse_memory),
-    _opt("--vm-timeout", "vm", "timeout_s", "4h",
-         "the longest the guest may run: then its command is stopped and the guest powered off, with one line "
-         "saying so (e.g. 90m, 4h; default 4h)", s.parse_duration),
+    _opt(
+        ("--kernel", "--vm-kernel"),
+        "vm",
+        "kernel",
+        "auto",
+        "the guest's kernel: auto (Debian's stock kernel, fetched into the project's .cache/ on first use) "
+        "or the path of a vmlinuz whose modules lie in a lib/modules/<version>/ above it",
+        lambda text, flag: text,
+    ),
+    _opt(
+        ("--accel", "--vm-accel"),
+        "vm",
+        "accel",
+        "auto",
+        "auto (KVM if a guest boots with it, else TCG, said in one line), kvm, or tcg (software emulation)",
+        lambda text, flag: choose(Accel, text, flag),
+    ),
+    _opt(
+        ("--cpus", "--vm-cpus"),
+        "vm",
+        "cpus",
+        "2",
+        "the guest's CPUs (default 2)",
+        lambda text, flag: s.parse_count(text, flag, minimum=1, maximum=64),
+    ),
+    _opt(
+        ("--memory", "--vm-memory"),
+        "vm",
+        "memory",
+        "2G",
+        "the guest's memory, e.g. 2G or 1536M (default 2G)",
+        s.parse_memory,
+    ),
+    _opt(
+        "--vm-timeout",
+        "vm",
+        "timeout_s",
+        "4h",
+        "the longest the guest may run: then its command is stopped and the guest powered off, with one line "
+        "saying so (e.g. 90m, 4h; default 4h)",
+        s.parse_duration,
+    ),
 )
 BY_FLAG = {flag: option for option in OPTIONS for flag in option.flags}
 
@@ -180,8 +405,9 @@ def in_sections(*sections: str) -> list[Option]:
     return [option for option in OPTIONS if option.section in sections]
 
 
-def add_to_argparse(parser: argparse.ArgumentParser, options: Iterable[Option],
-                    defaults: Mapping[str, str] | None = None) -> None:
+def add_to_argparse(
+    parser: argparse.ArgumentParser, options: Iterable[Option], defaults: Mapping[str, str] | None = None
+) -> None:
     """Register `options` (their text defaults may be overridden per command by flag)."""
     for option in options:
         default = (defaults or {}).get(option.flag, option.default)
@@ -235,17 +461,26 @@ def field_names(section: str) -> set[str]:
     return {f.name for f in fields(SECTIONS[section])}
 
 
-SECTION_TITLES = {"run": "What to build", "plan": "Migration plans", "measure": "Measurements",
-                  "tolerances": "Tolerances (how verdicts judge)", "vm": "The VM guest (comps-harness vm, --vm)"}
+SECTION_TITLES = {
+    "run": "What to build",
+    "plan": "Migration plans",
+    "measure": "Measurements",
+    "tolerances": "Tolerances (how verdicts judge)",
+    "vm": "The VM guest (comps-harness vm, --vm)",
+}
 
 
 def markdown() -> str:
     """docs/options.md: every option of the table, by section, with its default and help (generated)."""
-    lines = ["# Options", "",
-             "Generated from `harness/options.py` (the one options table): every option means the same for",
-             "pytest and for `comps-harness` commands. Regenerate with",
-             "`.venv/bin/python -c 'from harness.options import markdown; print(markdown(), end=\"\")' > docs/options.md`;",
-             "a unit test fails while this page is out of date. Back to the [README](../README.md).", ""]
+    lines = [
+        "# Options",
+        "",
+        "Generated from `harness/options.py` (the one options table): every option means the same for",
+        "pytest and for `comps-harness` commands. Regenerate with",
+        "`.venv/bin/python -c 'from harness.options import markdown; print(markdown(), end=\"\")' > docs/options.md`;",
+        "a unit test fails while this page is out of date. Back to the [README](../README.md).",
+        "",
+    ]
     for section, title in SECTION_TITLES.items():
         lines += [f"## {title}", "", "| option | default | what it does |", "|---|---|---|"]
         for option in in_sections(section):

@@ -43,13 +43,22 @@ SWEPT = pytest.StashKey[list]()
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("comps-harness")
     options.add_to_pytest(group)
-    group.addoption("--observe", action="store_true",
-                    help="capture on every proxy during the migration tests and record what each proxy sees")
-    group.addoption("--sweep-progress", action="store_true",
-                    help="print a progress line per test to stderr: done/total, elapsed, estimate left")
-    group.addoption("--vm", action="store_true",
-                    help="run this pytest inside a guest with a stock Debian kernel (kernel WireGuard, netem; "
-                         "netns backend only); see --kernel, --accel, --cpus, --memory")
+    group.addoption(
+        "--observe",
+        action="store_true",
+        help="capture on every proxy during the migration tests and record what each proxy sees",
+    )
+    group.addoption(
+        "--sweep-progress",
+        action="store_true",
+        help="print a progress line per test to stderr: done/total, elapsed, estimate left",
+    )
+    group.addoption(
+        "--vm",
+        action="store_true",
+        help="run this pytest inside a guest with a stock Debian kernel (kernel WireGuard, netem; "
+        "netns backend only); see --kernel, --accel, --cpus, --memory",
+    )
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -58,12 +67,16 @@ def pytest_cmdline_main(config: pytest.Config) -> int | None:
     if not config.getoption("vm") or os.environ.get(IN_VM_ENV):
         return None
     from harness.vm.runner import rerun_in_guest
+
     raw = {option.dest: config.getoption(option.dest) for option in options.OPTIONS}
     try:
-        return rerun_in_guest(options.settings_from(raw),
-                              [sys.executable, "-m", "pytest", *config.invocation_params.args],
-                              rwdirs=[config.rootpath], cwd=config.invocation_params.dir,
-                              progress=lambda line: print(line, file=sys.stderr, flush=True))
+        return rerun_in_guest(
+            options.settings_from(raw),
+            [sys.executable, "-m", "pytest", *config.invocation_params.args],
+            rwdirs=[config.rootpath],
+            cwd=config.invocation_params.dir,
+            progress=lambda line: print(line, file=sys.stderr, flush=True),
+        )
     except HarnessError as exc:
         raise pytest.UsageError(f"comps-harness: {exc}") from None
     except KeyboardInterrupt:
@@ -89,13 +102,21 @@ def pytest_configure(config: pytest.Config) -> None:
 
 def _run_fields(config: pytest.Config) -> dict:
     """The run record: the exact command, its options and the backends (reports reproduce runs from it)."""
-    values = {name: value for name, value in vars(config.option).items()
-              if isinstance(value, (str, int, float, bool, type(None)))}
+    values = {
+        name: value
+        for name, value in vars(config.option).items()
+        if isinstance(value, (str, int, float, bool, type(None)))
+    }
     argv = list(config.invocation_params.args)
     given = os.environ.get("COMPS_HARNESS_REPRODUCE")  # set by `comps-harness sweep`: its own command
     reproduce = json.loads(given) if given else [sys.executable, "-m", "pytest", *without_run_naming(argv)]
-    return {"argv": [sys.executable, "-m", "pytest", *argv], "cwd": str(config.invocation_params.dir),
-            "options": values, "backends": list(config.stash[SETTINGS].run.backends), "reproduce": reproduce}
+    return {
+        "argv": [sys.executable, "-m", "pytest", *argv],
+        "cwd": str(config.invocation_params.dir),
+        "options": values,
+        "backends": list(config.stash[SETTINGS].run.backends),
+        "reproduce": reproduce,
+    }
 
 
 def without_run_naming(argv: list[str]) -> list[str]:
@@ -149,8 +170,12 @@ PROGRESS = pytest.StashKey[dict]()
 
 
 def pytest_collection_finish(session: pytest.Session) -> None:
-    session.config.stash[PROGRESS] = {"items": list(session.items), "done": 0, "started": time.monotonic(),
-                                      "seconds": defaultdict(list)}
+    session.config.stash[PROGRESS] = {
+        "items": list(session.items),
+        "done": 0,
+        "started": time.monotonic(),
+        "seconds": defaultdict(list),
+    }
 
 
 def estimate_left(remaining: list[str], seconds: dict[str, list[float]]) -> float | None:
@@ -167,11 +192,15 @@ def _progress_line(item: pytest.Item, outcome: str, seconds: float) -> None:
     """--sweep-progress: one line per finished test, with its outcome, and an estimate of what is left."""
     state = item.config.stash[PROGRESS]
     elapsed = time.monotonic() - state["started"]
-    remaining = [i.originalname or i.name for i in state["items"][state["done"]:]]
+    remaining = [i.originalname or i.name for i in state["items"][state["done"] :]]
     left = estimate_left(remaining, state["seconds"])
     left_text = "" if left is None else f", about {_minutes(left)} left"
-    print(f"[{state['done']}/{len(state['items'])}] {outcome:8} {item.nodeid} ({seconds:.1f} s; "
-          f"{_minutes(elapsed)} so far{left_text})", file=sys.stderr, flush=True)
+    print(
+        f"[{state['done']}/{len(state['items'])}] {outcome:8} {item.nodeid} ({seconds:.1f} s; "
+        f"{_minutes(elapsed)} so far{left_text})",
+        file=sys.stderr,
+        flush=True,
+    )
 
 
 def _minutes(seconds: float) -> str:
@@ -212,6 +241,7 @@ def _attach_plots(item: pytest.Item, report: pytest.TestReport) -> None:
     from pytest_html import extras
 
     from harness.reporting.report import charts_svg
+
     records = item.config.stash[RESULTS].measurements_of(item.name)
     if records:
         report.extras = [*getattr(report, "extras", []), *(extras.html(chart) for chart in charts_svg(records))]
@@ -241,15 +271,26 @@ def _record_outcome(item: pytest.Item, report: pytest.TestReport, call: pytest.C
     results = item.config.stash[RESULTS]
     outcome = _outcome(item, report, call)
     detail = str(report.longrepr)[-4000:] if outcome == Outcome.ERROR else ""
-    results.write(TestRecord(
-        run_id=results.run_id, time=round(time.time(), 3), test=item.nodeid, scenario=item.originalname or item.name,
-        phase=report.when, outcome=outcome, reason=reason, duration_s=round(report.duration, 3),
-        check="research" if item.get_closest_marker("measurement") else "proof", detail=detail,
-        backend=params.get("backend"), interval=plan.interval if plan is not None else None,
-        profile=params["path_profile"].name if "path_profile" in params else "lan",
-        strategy=plan.strategy if plan is not None else None,
-        mechanism=params.get("mechanism") or (plan.mechanism if plan is not None else None),
-        label=plan.label if plan is not None else None))
+    results.write(
+        TestRecord(
+            run_id=results.run_id,
+            time=round(time.time(), 3),
+            test=item.nodeid,
+            scenario=item.originalname or item.name,
+            phase=report.when,
+            outcome=outcome,
+            reason=reason,
+            duration_s=round(report.duration, 3),
+            check="research" if item.get_closest_marker("measurement") else "proof",
+            detail=detail,
+            backend=params.get("backend"),
+            interval=plan.interval if plan is not None else None,
+            profile=params["path_profile"].name if "path_profile" in params else "lan",
+            strategy=plan.strategy if plan is not None else None,
+            mechanism=params.get("mechanism") or (plan.mechanism if plan is not None else None),
+            label=plan.label if plan is not None else None,
+        )
+    )
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -275,16 +316,21 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
 def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Config) -> None:
     swept = config.stash.get(SWEPT, [])
     if swept:
-        terminalreporter.write_line(f"comps-harness: removed what this session's killed tests left: "
-                                    f"{'; '.join(swept)}", yellow=True)
+        terminalreporter.write_line(
+            f"comps-harness: removed what this session's killed tests left: {'; '.join(swept)}", yellow=True
+        )
     results = config.stash.get(RESULTS, None)
     if results is not None and results.written:
-        terminalreporter.write_line(f"comps-harness: results in {results.path} "
-                                    f"(report: comps-harness report {results.path})")
+        terminalreporter.write_line(
+            f"comps-harness: results in {results.path} (report: comps-harness report {results.path})"
+        )
     dropped = config.stash.get(DESELECTED, [])
     if dropped:
-        terminalreporter.write_line(f"comps-harness: {len(dropped)} Docker-only scenario(s) not run, because "
-                                    f"--backend does not include docker: {', '.join(dropped)}", yellow=True)
+        terminalreporter.write_line(
+            f"comps-harness: {len(dropped)} Docker-only scenario(s) not run, because "
+            f"--backend does not include docker: {', '.join(dropped)}",
+            yellow=True,
+        )
 
 
 @pytest.fixture(scope="session")
@@ -329,6 +375,7 @@ def backend_ready(backend: str, run_settings: RunSettings, request: pytest.Fixtu
     def progress(message: str) -> None:
         if reporter is not None:
             reporter.write_line(f"comps-harness: {message}")
+
     try:
         return check_backend(backend, run_settings, progress)
     except HarnessError as exc:
@@ -345,8 +392,13 @@ def path_profile(request: pytest.FixtureRequest) -> Profile:
 
 
 @pytest.fixture
-def network(backend: str, backend_ready: Prepared, run_settings: RunSettings, path_profile: Profile,
-            request: pytest.FixtureRequest) -> Network:
+def network(
+    backend: str,
+    backend_ready: Prepared,
+    run_settings: RunSettings,
+    path_profile: Profile,
+    request: pytest.FixtureRequest,
+) -> Network:
     """A freshly built topology for one test, its paths shaped by the test's profile, removed afterwards
     whatever happened. A profile is verified by measurement on its first network of the session (per
     backend); a path off its spec fails the set-up with the numbers."""
@@ -396,6 +448,8 @@ def origin_services(network: Network, measure_settings: MeasureSettings) -> Orig
 @pytest.fixture
 def record_condition(results: ResultsWriter, network: Network, request: pytest.FixtureRequest):
     """Write one measurement (one condition, one repetition) to the results file as it is produced."""
+
     def record(scenario: str, condition: str, rep: int, result) -> None:
         results.measurement(scenario, request.node.name, condition, rep, network, result)
+
     return record

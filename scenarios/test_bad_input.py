@@ -18,14 +18,30 @@ from harness.system.cleanup import find_leftovers
 
 pytestmark = pytest.mark.network
 
-NEEDED = ("unshare", "nsenter", "wg", "wireguard-go", "iptables-restore", "ip", "ping", "iperf3",
-          "chromium", "chromedriver", "setpriv")
+NEEDED = (
+    "unshare",
+    "nsenter",
+    "wg",
+    "wireguard-go",
+    "iptables-restore",
+    "ip",
+    "ping",
+    "iperf3",
+    "chromium",
+    "chromedriver",
+    "setpriv",
+)
 
 
 def run_up(*args: str, env: dict | None = None, prefix: tuple[str, ...] = ()) -> tuple[int, list[str], str]:
     run_id = new_run_id()
-    out = subprocess.run([*prefix, sys.executable, "-m", "harness", "up", "--run-id", run_id, "--hold", "0.1", *args],
-                         capture_output=True, text=True, timeout=60, env=env)
+    out = subprocess.run(
+        [*prefix, sys.executable, "-m", "harness", "up", "--run-id", run_id, "--hold", "0.1", *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+    )
     return out.returncode, [line for line in out.stderr.splitlines() if line.strip()], run_id
 
 
@@ -40,13 +56,16 @@ def path_without(tmp_path: Path, missing: str) -> dict:
     return {**os.environ, "PATH": str(bin_dir)}
 
 
-@pytest.mark.parametrize("args, expected", [
-    (("--paths", "1"), "--paths 1"),
-    (("--paths", "9"), "--paths 9"),
-    (("--hold", "nan"), "--hold"),
-    (("--wireguard", "boringtun"), "--wireguard 'boringtun'"),
-    (("--paths", "abc"), "--paths 'abc' is not a whole number"),
-])
+@pytest.mark.parametrize(
+    "args, expected",
+    [
+        (("--paths", "1"), "--paths 1"),
+        (("--paths", "9"), "--paths 9"),
+        (("--hold", "nan"), "--hold"),
+        (("--wireguard", "boringtun"), "--wireguard 'boringtun'"),
+        (("--paths", "abc"), "--paths 'abc' is not a whole number"),
+    ],
+)
 def test_bad_options_fail_before_anything_starts(args, expected):
     code, lines, run_id = run_up(*args)
     assert code == 2, lines
@@ -69,6 +88,7 @@ def test_missing_binary_is_named(tmp_path, missing):
 
 def test_kernel_wireguard_is_used_only_where_the_module_exists():
     from harness.system.prereq import kernel_wireguard_available
+
     code, lines, _ = run_up("--wireguard", "kernel")
     if kernel_wireguard_available():
         assert code == 0, lines
@@ -79,9 +99,10 @@ def test_kernel_wireguard_is_used_only_where_the_module_exists():
 def test_without_root_the_error_says_so():
     setpriv = shutil.which("setpriv")
     assert setpriv, "setpriv (util-linux) is needed to drop root for this check"
-    code, lines, _ = run_up(prefix=(setpriv, "--reuid=65534", "--regid=65534", "--clear-groups",
-                                    "--inh-caps=-all", "--bounding-set=-all"),
-                            env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1"})
+    code, lines, _ = run_up(
+        prefix=(setpriv, "--reuid=65534", "--regid=65534", "--clear-groups", "--inh-caps=-all", "--bounding-set=-all"),
+        env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1"},
+    )
     assert code == 2 and len(lines) == 1 and "needs root" in lines[0], lines
 
 

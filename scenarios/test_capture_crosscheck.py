@@ -16,9 +16,14 @@ def test_per_path_figures_match_the_captures(network):
     evidence, checks = captured_migration(network, plan, seconds=2.0)
     assert not evidence.failures(), evidence.failures()
     for check in checks:
-        assert check.capture_packets > 100, f"path {check.path}: the capture holds only {check.capture_packets} " \
-                                            "data messages"
-        assert check.byte_error <= LIMIT, (f"path {check.path}: harness {check.harness_bytes} B, capture "
-                                           f"{check.capture_bytes} B ({check.byte_error:.1%} apart)")
-        assert check.packet_error <= LIMIT, (f"path {check.path}: harness {check.harness_packets} packets, capture "
-                                             f"{check.capture_packets} ({check.packet_error:.1%} apart)")
+        assert check.capture_packets > 100, (
+            f"path {check.path}: the capture holds only {check.capture_packets} data messages"
+        )
+        assert check.byte_error <= LIMIT, (
+            f"path {check.path}: harness {check.harness_bytes} B, capture "
+            f"{check.capture_bytes} B ({check.byte_error:.1%} apart)"
+        )
+        assert check.packet_error <= LIMIT, (
+            f"path {check.path}: harness {check.harness_packets} packets, capture "
+            f"{check.capture_packets} ({check.packet_error:.1%} apart)"
+        )

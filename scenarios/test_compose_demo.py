@@ -26,8 +26,9 @@ def demo(run_settings):
         images = docker_images()
     except HarnessError as exc:  # a missing engine is an error naming it, never a skip
         pytest.fail(f"the compose demo cannot run: {exc}", pytrace=False)
-    with compose_demo_network(run_id=f"{run_settings.run_id}-demo", images=images,
-                              underlay=SCENARIO_UNDERLAY) as network:
+    with compose_demo_network(
+        run_id=f"{run_settings.run_id}-demo", images=images, underlay=SCENARIO_UNDERLAY
+    ) as network:
         yield network
 
 

@@ -26,14 +26,16 @@ def test_traffic_moves_from_path_1_to_path_2(network):
     ping_origin(network)
     after_first = network.path_transfer()
     assert network.path_of_endpoint(network.server_endpoint()) == 1, (
-        f"server's wg0 sees the client at {network.server_endpoint()}, not at proxy 1")
+        f"server's wg0 sees the client at {network.server_endpoint()}, not at proxy 1"
+    )
 
     network.set_path(2)
     assert network.current_path() == 2
     ping_origin(network)
     after_second = network.path_transfer()
     assert network.path_of_endpoint(network.server_endpoint()) == 2, (
-        f"after the switch the server still sees the client at {network.server_endpoint()}: the endpoint did not move")
+        f"after the switch the server still sees the client at {network.server_endpoint()}: the endpoint did not move"
+    )
 
     phase1 = {k: (after_first[k] - before[k]).total for k in before}
     phase2 = {k: (after_second[k] - after_first[k]).total for k in before}
@@ -54,6 +56,7 @@ def test_route_change_alone_moves_kernel_wireguard_but_not_wireguard_go(network)
     """Why the harness releases wireguard-go's sticky source after a switch (see harness.wireguard.uapi),
     and why kernel WireGuard needs no release: it looks the route up for every packet."""
     from harness.model.topology import PATH_TABLE
+
     ping_origin(network, count=3)
     client = network.client
     client.netlink.route("replace", dst="0.0.0.0/0", oif=client.link_index("wgnet2"), table=PATH_TABLE)
@@ -72,6 +75,7 @@ def test_demo_migrate_script_runs_unchanged_on_the_client(network):
     import time
 
     from harness.data import MIGRATE_SCRIPT
+
     network.client.write_file("/etc/wireguard/migrate.sh", MIGRATE_SCRIPT.read_text(), mode=0o755)
     seen: list[int | None] = []
     migrate = network.client.spawn(["/etc/wireguard/migrate.sh", "0.2"], name="migrate")
@@ -92,13 +96,13 @@ def test_a_page_loads_in_chromium_through_the_session(network, origin_services):
     """Chromium, attached to the client's network namespace, loads a page from origin through wg0 and path 1."""
     from harness.errors import HarnessError
     from harness.measure.services import require_measurement_tools
+
     try:
         require_measurement_tools(browser=True)
     except HarnessError as exc:  # a missing browser is an error naming it, never a skip
         pytest.fail(str(exc), pytrace=False)
     before = network.path_transfer()
-    (load,) = origin_services.page_set(["small.html"], timeout=30,
-                                       screenshots=network.workdir / "screenshots")["loads"]
+    (load,) = origin_services.page_set(["small.html"], timeout=30, screenshots=network.workdir / "screenshots")["loads"]
     after = network.path_transfer()
     assert load["ok"], load
     carried = {path: (after[path] - before[path]).total for path in before}

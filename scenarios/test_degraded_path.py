@@ -41,8 +41,9 @@ def degraded_rate(degrade_rate: str, baseline_mbit: float, profile_mbit: float |
 
 
 @pytest.mark.atomic_switch
-def test_degraded_path_fails_the_loss_check(network, origin_services, migration_plan, tolerances, measure_settings,
-                                            record_condition):
+def test_degraded_path_fails_the_loss_check(
+    network, origin_services, migration_plan, tolerances, measure_settings, record_condition
+):
     """Sized to be red far beyond noise: the last proxy drops --degrade-drop (5 %) of what it forwards, and
     every loss within 0.5 s of a switch is charged to it. At 2000 probe packets/s and 1 s on each path that
     is ~50 lost per switch (at 0.1 s: ~5), against 0 allowed; a healthy atomic switch loses 0."""
@@ -53,13 +54,15 @@ def test_degraded_path_fails_the_loss_check(network, origin_services, migration_
     record_condition("switch_loss_degraded", plan.label, 0, result)
     verdict = loss_verdict(result.figures["loss"], tolerances.max_lost_per_switch)
     assert result.figures["loss"]["switches"] > 0, verdict["reason"]
-    assert not verdict["ok"], f"path {path} dropped {drop:.0%} of its packets, yet the loss check passed: " \
-                              f"{verdict['reason']}"
+    assert not verdict["ok"], (
+        f"path {path} dropped {drop:.0%} of its packets, yet the loss check passed: {verdict['reason']}"
+    )
 
 
 @pytest.mark.one_interval
-def test_degraded_path_fails_the_throughput_check(network, origin_services, migration_plan, tolerances, measure_settings,
-                                                  record_condition, path_profile):
+def test_degraded_path_fails_the_throughput_check(
+    network, origin_services, migration_plan, tolerances, measure_settings, record_condition, path_profile
+):
     """Sized to be red far beyond noise, at the longest interval of the sweep (alternate, 1 s by default).
 
     The last path is limited to a tenth of this run's own baseline (measured in the first pair). The
@@ -71,8 +74,11 @@ def test_degraded_path_fails_the_throughput_check(network, origin_services, migr
     path, seconds = network.topology.path_ids[-1], measure_settings.iperf_seconds
     plan = for_measurement(migration_plan, seconds)
     measure = functools.partial(origin_services.throughput, seconds, ("tcp_up",))
-    conditions = {"baseline": (baseline_of(plan), False),
-                  plan.label: (plan, False), f"{plan.label}-degraded": (plan, True)}
+    conditions = {
+        "baseline": (baseline_of(plan), False),
+        plan.label: (plan, False),
+        f"{plan.label}-degraded": (plan, True),
+    }
     figures: dict[str, list[dict]] = {name: [] for name in conditions}
     rate = None
     # interleaved; the baseline stays on path 1, which is healthy. At least SELF_CHECK_REPEAT pairs: the
@@ -88,10 +94,13 @@ def test_degraded_path_fails_the_throughput_check(network, origin_services, migr
             figures[name].append(result.figures)
     degraded, healthy = figures[f"{plan.label}-degraded"], figures[plan.label]
     verdict = throughput_verdicts(figures["baseline"], degraded, limit=tolerances.throughput)["tcp_up"]
-    assert not verdict["ok"], f"path {path} was limited to {rate}, yet the throughput check passed: " \
-                              f"{describe('tcp_up', verdict)}"
-    cost = (statistics.median(f["tcp_up"]["bits_per_second"] for f in degraded)
-            / statistics.median(f["tcp_up"]["bits_per_second"] for f in healthy))
+    assert not verdict["ok"], (
+        f"path {path} was limited to {rate}, yet the throughput check passed: {describe('tcp_up', verdict)}"
+    )
+    cost = statistics.median(f["tcp_up"]["bits_per_second"] for f in degraded) / statistics.median(
+        f["tcp_up"]["bits_per_second"] for f in healthy
+    )
     assert cost <= tolerances.throughput, (
         f"limiting path {path} to {rate} cost no more throughput than healthy migration ({cost:.3f} x): "
-        f"the red verdict comes from migration, not from the degradation")
+        f"the red verdict comes from migration, not from the degradation"
+    )

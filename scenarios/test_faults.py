@@ -1,8 +1,8 @@
 """The fault catalogue: every way of breaking a path mid-run turns the migration proof red, naming it.
 
-Each case runs the same migration as a healthy control (alternate, 0.1 s, a constant-rate UDP stream: it keeps sending through an outage) with one
-fault from harness.runtime.faults applied 0.5 s in, and passes only when the proof fails with a
-message that names the broken path and the effect. The control itself must pass.
+Each case runs the same migration as a healthy control (alternate, 0.1 s, a constant-rate UDP stream:
+it keeps sending through an outage) with one fault from harness.runtime.faults applied 0.5 s in, and
+passes only when the proof fails with a message that names the broken path and the effect. The control itself must pass.
 """
 
 from __future__ import annotations
@@ -43,7 +43,7 @@ def migrate(network, results, request, faults=()):
 
 
 def test_healthy_control_passes(network, results, request):
-    evidence, failures = migrate(network, results, request)
+    _, failures = migrate(network, results, request)
     assert not failures, f"the healthy control does not prove migration: {failures}"
 
 
@@ -53,5 +53,6 @@ def test_fault_turns_the_proof_red(network, results, request, fault):
     evidence, failures = migrate(network, results, request, faults=(FaultSpec(fault, FAULT_AT_S, path),))
     assert evidence.injected, f"{fault} was never applied"
     assert failures, f"{fault} on path {path} ({evidence.injected[0]}) passed the proof"
-    assert re.search(expected, " | ".join(failures)), \
+    assert re.search(expected, " | ".join(failures)), (
         f"{fault} turned the proof red, but not by naming its effect ({expected!r}): {failures}"
+    )

@@ -29,12 +29,22 @@ REPO = Path(__file__).resolve().parent.parent
 CLONE = "/root/comps-harness"  # inside the root
 RUN_TIMEOUT_S = 2400  # apt, pip and the kernel fetch from scratch: ~6-10 min here; a slow mirror more
 # The machine's network configuration the root gets (the rest of it is Debian's own minbase).
-MACHINE_CONFIG = ("etc/apt/sources.list.d", "etc/apt/sources.list", "etc/apt/apt.conf.d", "etc/pip.conf",
-                  "usr/local/share/ca-certificates", "etc/resolv.conf", "etc/hosts")
+MACHINE_CONFIG = (
+    "etc/apt/sources.list.d",
+    "etc/apt/sources.list",
+    "etc/apt/apt.conf.d",
+    "etc/pip.conf",
+    "usr/local/share/ca-certificates",
+    "etc/resolv.conf",
+    "etc/hosts",
+)
 STEPS = f"""
 set -u
 cd {CLONE}
-step() {{ name=$1; shift; started=$(date +%s); "$@"; status=$?; echo "fresh-root step $name: exit $status in $(( $(date +%s) - started )) s"; }}
+step() {{
+  name=$1; shift; started=$(date +%s); "$@"; status=$?
+  echo "fresh-root step $name: exit $status in $(( $(date +%s) - started )) s"
+}}
 step install ./bootstrap.sh install
 step bringup .venv/bin/comps-harness up --hold 1
 step vm .venv/bin/comps-harness vm -- sh -c 'exit 3'
@@ -68,7 +78,8 @@ def give_machine_config(root: Path) -> None:
     policy.chmod(0o755)
     for relative in MACHINE_CONFIG:
         source = Path("/") / relative
-        if not source.exists():
+        if not source.exists():  # e.g. no sources.list beside debian.sources: debootstrap's goes too
+            (root / relative).unlink(missing_ok=True)
             continue
         target = root / relative
         if source.is_dir():
@@ -78,19 +89,26 @@ def give_machine_config(root: Path) -> None:
             shutil.copy2(source, target, follow_symlinks=True)
 
 
-def chroot_argv(root: Path, script: str) -> list[str]:
+def root_argv(root: Path, script: str) -> list[str]:
     """Private mount and PID namespaces (the mounts, and every process started inside, die with it), the
-    kernel's file systems inside the root, then the script in the root with a plain environment."""
+    kernel's file systems inside the root, pivot_root into it, then the script with a plain environment.
+
+    pivot_root, not chroot: in a chroot the root is not its mount namespace's root, and a mount made
+    by a process that unshares another mount namespace (the hosts' private /run/wireguard) lands
+    outside the chroot, where nobody in it sees it."""
     r = shlex.quote(str(root))
-    # the root is bound onto itself first: a chroot's / must be a mount point, as a machine's is, or
-    # `unshare --propagation private` (the namespace keepers) fails with EINVAL
-    inner = (f"mount --rbind {r} {r} && mount --rbind /dev {r}/dev && mount -t proc proc {r}/proc && mount --rbind /sys {r}/sys && "
-             f"mount -t tmpfs tmpfs {r}/run && mount -t tmpfs tmpfs {r}/tmp && "
-             f"exec chroot {r} /usr/bin/env -i PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin "
-             f"HOME=/root LANG=C.UTF-8 PIP_CERT=/etc/ssl/certs/ca-certificates.crt "
-             f"PIP_DEFAULT_TIMEOUT=180 /bin/bash -c {shlex.quote(script)}")
-    return ["unshare", "--mount", "--propagation", "private", "--pid", "--fork", "--kill-child", "--",
-            "sh", "-c", inner]
+    env = (
+        "/usr/bin/env -i PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin HOME=/root "
+        "LANG=C.UTF-8 PIP_CERT=/etc/ssl/certs/ca-certificates.crt PIP_DEFAULT_TIMEOUT=180"
+    )
+    inner = (
+        f"mount --rbind {r} {r} && mount --rbind /dev {r}/dev && mount -t proc proc {r}/proc && "
+        f"mount --rbind /sys {r}/sys && mount -t tmpfs tmpfs {r}/run && mount -t tmpfs tmpfs {r}/tmp && "
+        f"mkdir -p {r}/.old-root && cd {r} && pivot_root . .old-root && cd / && umount -l /.old-root && "
+        f"exec {env} /bin/bash -c {shlex.quote(script)}"
+    )
+    namespaces = ["unshare", "--mount", "--propagation", "private", "--pid", "--fork", "--kill-child"]
+    return [*namespaces, "--", "sh", "-c", inner]
 
 
 def test_a_pristine_root_installs_everything_the_harness_needs(tmp_path):
@@ -101,13 +119,18 @@ def test_a_pristine_root_installs_everything_the_harness_needs(tmp_path):
     give_machine_config(root)
     subprocess.run(["git", "clone", "-q", str(REPO), str(root) + CLONE], check=True, timeout=120)
     try:
-        done = subprocess.run(chroot_argv(root, STEPS), capture_output=True, text=True, timeout=RUN_TIMEOUT_S)
+        done = subprocess.run(
+            root_argv(root, STEPS), capture_output=True, text=True, errors="replace", timeout=RUN_TIMEOUT_S
+        )
     finally:
         # the namespace's mounts went with it; the root's copy goes now (a leftover daemon would hold it)
         subprocess.run(["rm", "-rf", "--one-file-system", str(root)], timeout=300)
     said = f"stdout: {done.stdout[-4000:]}\nstderr: {done.stderr[-3000:]}"
-    steps = dict(line.split("fresh-root step ", 1)[1].split(": ", 1)
-                 for line in done.stdout.splitlines() if line.startswith("fresh-root step "))
+    steps = dict(
+        line.split("fresh-root step ", 1)[1].split(": ", 1)
+        for line in done.stdout.splitlines()
+        if line.startswith("fresh-root step ")
+    )
     print(f"fresh-root: {steps} ({time.monotonic() - started:.0f} s in all)")
     assert steps.get("install", "").startswith("exit 0"), f"./bootstrap.sh install failed on a pristine root\n{said}"
     assert steps.get("bringup", "").startswith("exit 0"), f"a netns bring-up failed with only what it installed\n{said}"

@@ -24,8 +24,11 @@ TRIGGER_TIMEOUT_S = 120  # the moment to signal comes within seconds; a loaded d
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
 def test_interrupt_leaves_nothing(backend, backend_ready, child_run_ids, sig, moment, trigger):
     run_id = child_run_ids()
-    child = subprocess.Popen([sys.executable, "-m", "harness", "up", "--backend", backend, "--run-id", run_id,
-                              "--hold", "20", "--traffic"], stderr=subprocess.PIPE, text=True)
+    child = subprocess.Popen(
+        [sys.executable, "-m", "harness", "up", "--backend", backend, "--run-id", run_id, "--hold", "20", "--traffic"],
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     seen: list[str] = []
     signalled_at = None
     try:

@@ -19,8 +19,9 @@ pytestmark = [pytest.mark.network, pytest.mark.migration]
 
 
 def record_evidence(results, network, name, evidence, failures, observer=None) -> None:
-    results.migration(name, network, evidence, failures,
-                      {"observer": observer.to_dict()} if observer is not None else None)
+    results.migration(
+        name, network, evidence, failures, {"observer": observer.to_dict()} if observer is not None else None
+    )
 
 
 def test_migration_moves_the_traffic(network, migration_plan, results, tolerances, request, observe):
@@ -70,6 +71,7 @@ def test_repeated_migrations_leave_no_descriptor_open(network):
 
     def migrate() -> None:
         run_migration(network, MigrationPlan(interval=0.05, duration=0.3, paths=network.topology.path_ids))
+
     migrate()
     before = len(os.listdir("/proc/self/fd"))
     for _ in range(5):

@@ -28,15 +28,29 @@ def test_page_loads(network, origin_services, migration_plan, tolerances, measur
     except HarnessError as exc:  # a missing browser is an error naming it, never a skip
         pytest.fail(str(exc), pytrace=False)
     pages = [f"{name}.html" for name in PAGES]
-    measure = functools.partial(origin_services.page_set, pages, timeout=measure_settings.page_timeout,
-                                screenshots=network.workdir / "screenshots")
+    measure = functools.partial(
+        origin_services.page_set,
+        pages,
+        timeout=measure_settings.page_timeout,
+        screenshots=network.workdir / "screenshots",
+    )
     plan = for_measurement(migration_plan, 10)
-    baseline, migrating = interleave(network, plan, max(measure_settings.repeat, MIN_PAIRS), measure,
-                                     lambda cond, rep, result: record_condition("pageload", cond, rep, result))
+    baseline, migrating = interleave(
+        network,
+        plan,
+        max(measure_settings.repeat, MIN_PAIRS),
+        measure,
+        lambda cond, rep, result: record_condition("pageload", cond, rep, result),
+    )
     failed = []
     for page in pages:
-        verdict = ratio_verdict(page_load_ms(baseline, page), page_load_ms(migrating, page),
-                                limit=tolerances.pageload, higher_is_better=False, unit="ms")
+        verdict = ratio_verdict(
+            page_load_ms(baseline, page),
+            page_load_ms(migrating, page),
+            limit=tolerances.pageload,
+            higher_is_better=False,
+            unit="ms",
+        )
         if not verdict["ok"]:
             failed.append(describe(page, verdict))
     if failed:  # a verdict: one line with the effect, its interval and units, not a traceback
@@ -50,13 +64,22 @@ def test_download_time(network, origin_services, migration_plan, tolerances, mea
         return {"downloads": [origin_services.download(name) for name in files]}
 
     plan = for_measurement(migration_plan, 10)
-    baseline, migrating = interleave(network, plan, max(measure_settings.repeat, MIN_PAIRS), measure,
-                                     lambda cond, rep, result: record_condition("download", cond, rep, result))
+    baseline, migrating = interleave(
+        network,
+        plan,
+        max(measure_settings.repeat, MIN_PAIRS),
+        measure,
+        lambda cond, rep, result: record_condition("download", cond, rep, result),
+    )
     failed = []
     for i, name in enumerate(files):
-        verdict = ratio_verdict([r.figures["downloads"][i]["seconds"] for r in baseline],
-                                [r.figures["downloads"][i]["seconds"] for r in migrating],
-                                limit=tolerances.pageload, higher_is_better=False, unit="s")
+        verdict = ratio_verdict(
+            [r.figures["downloads"][i]["seconds"] for r in baseline],
+            [r.figures["downloads"][i]["seconds"] for r in migrating],
+            limit=tolerances.pageload,
+            higher_is_better=False,
+            unit="s",
+        )
         if not verdict["ok"]:
             failed.append(describe(name, verdict))
     if failed:  # a verdict: one line with the effect, its interval and units, not a traceback

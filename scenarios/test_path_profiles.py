@@ -44,11 +44,27 @@ def test_a_path_that_is_not_what_its_profile_says_fails_the_check(network):
     (profile,) = parse_profiles(RATE_ONLY, "test").values()
     device = network.topology.path_link(2).a_ifname
     with ShapedPaths(network, profile):
-        network.client.exec(["tc", "qdisc", "replace", "dev", device, "root", "tbf", "rate", "10mbit", "burst",
-                             "32kbit", "latency", "50ms"])
+        network.client.exec(
+            [
+                "tc",
+                "qdisc",
+                "replace",
+                "dev",
+                device,
+                "root",
+                "tbf",
+                "rate",
+                "10mbit",
+                "burst",
+                "32kbit",
+                "latency",
+                "50ms",
+            ]
+        )
         check = verify(network, profile)
-    assert any(failure.startswith("path 2 up:") and "spec 30 Mbit/s" in failure for failure in check["failures"]), \
+    assert any(failure.startswith("path 2 up:") and "spec 30 Mbit/s" in failure for failure in check["failures"]), (
         check["failures"]
+    )
 
 
 def test_a_delay_profile_runs_where_netem_is_and_is_refused_plainly_where_not(network):
@@ -81,6 +97,7 @@ def test_a_profile_that_varies_over_time_changes_the_link_on_its_clock(network):
     def rate_now() -> str:
         shown = network.client.exec(["tc", "qdisc", "show", "dev", device]).stdout
         return next(word for word in shown.split() if word.endswith("bit"))
+
     with ShapedPaths(network, profile):
         seen = []
         deadline = time.monotonic() + 4.0
@@ -94,6 +111,7 @@ def test_a_profile_that_varies_over_time_changes_the_link_on_its_clock(network):
 def test_an_impairment_on_a_shaped_path_lowers_its_rate_and_gives_the_profile_back(network):
     """The degraded-path self-checks under --profile: the impairment must not wipe the profile's shaping."""
     from harness.runtime.links import ImpairedPath, Impairment
+
     (profile,) = parse_profiles(RATE_ONLY, "test").values()
     device = network.topology.path_link(2).b_ifname  # the proxy's end of path 2
     proxy = network.proxy(2)

@@ -21,19 +21,36 @@ BRINGUP_TIMEOUT_S = 120  # the docker backend's first bring-up on a loaded machi
 
 
 def harness(*args: str, **kwargs) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "harness", *args], capture_output=True, text=True, timeout=120,
-                          **kwargs)
+    return subprocess.run(
+        [sys.executable, "-m", "harness", *args], capture_output=True, text=True, timeout=120, **kwargs
+    )
 
 
 def start_up(backend: str, run_id: str, hold: float = 30) -> subprocess.Popen:
-    child = subprocess.Popen([sys.executable, "-m", "harness", "up", "--backend", backend, "--run-id", run_id,
-                              "--hold", str(hold), "--traffic"], stderr=subprocess.PIPE, text=True)
+    child = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "harness",
+            "up",
+            "--backend",
+            backend,
+            "--run-id",
+            run_id,
+            "--hold",
+            str(hold),
+            "--traffic",
+        ],
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     lines, found = read_until(child.stderr, "traffic running", BRINGUP_TIMEOUT_S)
     if found:
         return child
     child.kill()
-    raise AssertionError(f"`up` never got to its traffic within {BRINGUP_TIMEOUT_S} s: exit {child.wait(10)}, "
-                         f"said {lines[-3:]}")
+    raise AssertionError(
+        f"`up` never got to its traffic within {BRINGUP_TIMEOUT_S} s: exit {child.wait(10)}, said {lines[-3:]}"
+    )
 
 
 def leftovers_of(run_prefix: str) -> list[str]:
@@ -53,8 +70,9 @@ def test_clean_leaves_a_live_run_alone(backend, backend_ready, child_run_ids):
         after = cleanup.find_leftovers(run_id)
         assert prefix.returncode == 0 and plain.returncode == 0, (prefix.stderr, plain.stderr)
         assert f"left alone: run {run_id}" in plain.stdout, plain.stdout
-        assert [p.pid for p in after.processes] == [p.pid for p in before.processes], \
+        assert [p.pid for p in after.processes] == [p.pid for p in before.processes], (
             f"clean touched the live run {run_id}: {prefix.stdout} {plain.stdout}"
+        )
         live.send_signal(signal.SIGINT)  # the run still works: it tears down by itself, as it should
         rest, _ = live.communicate(timeout=60)
     finally:
@@ -72,9 +90,25 @@ def test_clean_refuses_an_empty_run_id():
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
 def test_an_interrupted_sweep_leaves_nothing(backend, backend_ready, child_run_ids, sig, tmp_path):
     out = tmp_path / child_run_ids()
-    child = subprocess.Popen([sys.executable, "-m", "harness", "sweep", "--backend", backend, "--intervals", "1",
-                              "--out", str(out), "-k", "test_migration_moves_the_traffic"],
-                             stderr=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    child = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "harness",
+            "sweep",
+            "--backend",
+            backend,
+            "--intervals",
+            "1",
+            "--out",
+            str(out),
+            "-k",
+            "test_migration_moves_the_traffic",
+        ],
+        stderr=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     seen = []
     try:
         lines, found = read_until(child.stderr, "sweep ", BRINGUP_TIMEOUT_S)
@@ -128,11 +162,13 @@ def test_two_docker_runs_and_the_compose_demo_at_once(run_settings):
     from harness.backends.compose import SCENARIO_UNDERLAY, compose_demo_network
     from harness.backends.docker import docker_images
     from harness.backends.registry import check_backend
+
     prepared = check_backend("docker", run_settings)
     first = network_for("docker", run_settings, run_id=f"{run_settings.run_id}-both-a", prepared=prepared)
     second = network_for("docker", run_settings, run_id=f"{run_settings.run_id}-both-b", prepared=prepared)
-    demo = compose_demo_network(run_id=f"{run_settings.run_id}-both-demo", images=docker_images(),
-                                underlay=SCENARIO_UNDERLAY)
+    demo = compose_demo_network(
+        run_id=f"{run_settings.run_id}-both-demo", images=docker_images(), underlay=SCENARIO_UNDERLAY
+    )
     with first, second, demo:
         underlays = {net.topology.plan.underlay for net in (first, second, demo)}
         assert len(underlays) == 3, f"two of the three share an underlay: {underlays}"
@@ -141,7 +177,7 @@ def test_two_docker_runs_and_the_compose_demo_at_once(run_settings):
             assert problem is None, f"{net.run_id}: {problem}"
 
 
-KILLED_TEST = '''
+KILLED_TEST = """
 import subprocess, sys, time
 import pytest
 from harness.system.proc import read_until
@@ -159,7 +195,7 @@ def test_held_until_its_timeout(child_run_ids):
     finally:
         if {kill}:
             child.kill()  # as test_vm's finally did: the child dies, what it made stays
-'''
+"""
 
 
 @pytest.mark.parametrize("kill", [True, False], ids=["child-killed", "child-leaked"])
@@ -169,10 +205,29 @@ def test_a_test_killed_by_its_timeout_leaves_nothing(backend, backend_ready, chi
     (tmp_path / "test_killed.py").write_text(KILLED_TEST.format(backend=backend, kill=kill))
     inner = child_run_ids()
     timeout = 20 if backend == "netns" else 60  # after bring-up: the test is killed while it holds the topology
-    done = subprocess.run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q", str(tmp_path),
-                           "--timeout", str(timeout), "--backend", backend, "--run-id", inner,
-                           "--run-dir", str(tmp_path / "inner")],
-                          cwd=tmp_path, capture_output=True, text=True, timeout=timeout + 120)
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-p",
+            "no:cacheprovider",
+            "-q",
+            str(tmp_path),
+            "--timeout",
+            str(timeout),
+            "--backend",
+            backend,
+            "--run-id",
+            inner,
+            "--run-dir",
+            str(tmp_path / "inner"),
+        ],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=timeout + 120,
+    )
     assert done.returncode == 1 and "Timeout" in done.stdout, done.stdout[-2000:]
     assert "removed what this session's killed tests left" in done.stdout, done.stdout[-2000:]
     left = leftovers_of(f"{inner}-")

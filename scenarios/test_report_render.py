@@ -9,14 +9,36 @@ from harness.reporting import report
 
 
 def records() -> list:
-    out = [parse({"kind": "run", "run_id": "r", "argv": ["comps-harness", "sweep"], "cwd": "/",
-                  "options": {"throughput_tolerance": "0.9"}, "environment": {"kernel": "6.x", "cpu_model": "cpu"}})]
+    out = [
+        parse(
+            {
+                "kind": "run",
+                "run_id": "r",
+                "argv": ["comps-harness", "sweep"],
+                "cwd": "/",
+                "options": {"throughput_tolerance": "0.9"},
+                "environment": {"kernel": "6.x", "cpu_model": "cpu"},
+            }
+        )
+    ]
     for rep in range(3):
         for condition, interval, bps in (("baseline", None, 300e6 + rep * 1e6), ("alternate-i0.1s", 0.1, 250e6 + rep)):
-            out.append(parse({"kind": "measurement", "run_id": "r", "scenario": "throughput", "test": "t[i0.1s]",
-                              "condition": condition, "interval": interval, "backend": "netns", "repetition": rep,
-                              "figures": {"tcp_up": {"bits_per_second": bps, "series": [[0.1, bps], [0.2, bps]]}},
-                              "evidence": {"switches": [{"actual_s": 0.1}], "started_monotonic": 0}}))
+            out.append(
+                parse(
+                    {
+                        "kind": "measurement",
+                        "run_id": "r",
+                        "scenario": "throughput",
+                        "test": "t[i0.1s]",
+                        "condition": condition,
+                        "interval": interval,
+                        "backend": "netns",
+                        "repetition": rep,
+                        "figures": {"tcp_up": {"bits_per_second": bps, "series": [[0.1, bps], [0.2, bps]]}},
+                        "evidence": {"switches": [{"actual_s": 0.1}], "started_monotonic": 0},
+                    }
+                )
+            )
     return out
 
 
@@ -24,14 +46,23 @@ def test_chart_text_is_visible_in_a_browser(tmp_path):
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
     from selenium.webdriver.common.by import By
+
     for tool in ("chromium", "chromedriver"):
         assert shutil.which(tool), f"{tool} is missing: apt-get install chromium chromium-driver"
     page = tmp_path / "report.html"
     page.write_text(report.build(records()))
     options = webdriver.ChromeOptions()
-    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                 f"--user-data-dir={tmp_path / 'profile'}"):
+    for flag in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-dev-shm-usage",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        f"--user-data-dir={tmp_path / 'profile'}",
+    ):
         options.add_argument(flag)
     options.binary_location = shutil.which("chromium")
     browser = webdriver.Chrome(options=options, service=Service(shutil.which("chromedriver")))

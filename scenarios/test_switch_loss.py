@@ -19,10 +19,14 @@ PROBE_SECONDS = 2.0
 
 
 @pytest.mark.parametrize("mechanism", ["netlink", "script"])
-def test_loss_around_switches(network, origin_services, migration_plan, mechanism, tolerances, measure_settings, record_condition):
+def test_loss_around_switches(
+    network, origin_services, migration_plan, mechanism, tolerances, measure_settings, record_condition
+):
     if migration_plan.strategy != "alternate" and mechanism == "script":
-        pytest.fail(f"the demo's script only alternates; run this with --strategy alternate, "
-                    f"not {migration_plan.strategy}", pytrace=False)
+        pytest.fail(
+            f"the demo's script only alternates; run this with --strategy alternate, not {migration_plan.strategy}",
+            pytrace=False,
+        )
     plan = dataclasses.replace(migration_plan, mechanism=mechanism)
     result = measure_loss(network, origin_services, plan, seconds=PROBE_SECONDS, rate=measure_settings.probe_rate)
     loss = result.figures["loss"]
@@ -32,13 +36,18 @@ def test_loss_around_switches(network, origin_services, migration_plan, mechanis
     if mechanism == "netlink" and not verdict["ok"]:  # the demo's script is measured and recorded, not judged
         # Before blaming the switch: does this machine drop the probe without any switch? (Under software
         # emulation it does, and every loss would land near some switch.)
-        quiet = measure_loss(network, origin_services, baseline_of(plan), seconds=PROBE_SECONDS,
-                             rate=measure_settings.probe_rate)
+        quiet = measure_loss(
+            network, origin_services, baseline_of(plan), seconds=PROBE_SECONDS, rate=measure_settings.probe_rate
+        )
         record_condition("switch_loss", "baseline", 0, quiet)
         alone = quiet.figures["loss"]
         if alone["lost"] and alone["lost"] / alone["sent"] >= loss["lost"] / loss["sent"] / 2:
-            pytest.fail(f"the machine drops the probe without any switch ({alone['lost']} of {alone['sent']} at "
-                        f"{measure_settings.probe_rate:g} pkt/s): not a verdict on the switch ({verdict['reason']})",
-                        pytrace=False)
-        pytest.fail(f"the atomic switch: {verdict['reason']} (without switches: {alone['lost']} of "
-                    f"{alone['sent']} lost)", pytrace=False)
+            pytest.fail(
+                f"the machine drops the probe without any switch ({alone['lost']} of {alone['sent']} at "
+                f"{measure_settings.probe_rate:g} pkt/s): not a verdict on the switch ({verdict['reason']})",
+                pytrace=False,
+            )
+        pytest.fail(
+            f"the atomic switch: {verdict['reason']} (without switches: {alone['lost']} of {alone['sent']} lost)",
+            pytrace=False,
+        )

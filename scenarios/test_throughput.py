@@ -12,13 +12,17 @@ from harness.measure.verdicts import describe, throughput_verdicts
 pytestmark = [pytest.mark.network, pytest.mark.migration, pytest.mark.measurement]
 
 
-def test_throughput(network, origin_services, migration_plan, tolerances, measure_settings, record_condition,
-                    request):
+def test_throughput(network, origin_services, migration_plan, tolerances, measure_settings, record_condition, request):
     seconds = measure_settings.iperf_seconds
     plan = for_measurement(migration_plan, 3 * seconds)
     measure = functools.partial(origin_services.throughput, seconds, udp_rate=measure_settings.udp_rate)
-    baseline, migrating = interleave(network, plan, measure_settings.repeat, measure,
-                                     lambda cond, rep, result: record_condition("throughput", cond, rep, result))
+    baseline, migrating = interleave(
+        network,
+        plan,
+        measure_settings.repeat,
+        measure,
+        lambda cond, rep, result: record_condition("throughput", cond, rep, result),
+    )
     judged = migration_plan.interval >= tolerances.verdict_from_interval
     limit = tolerances.throughput if judged else None
     if not judged:  # measured and recorded; the outcome says so rather than "passed"

@@ -33,13 +33,34 @@ def harness(*args: str) -> list[str]:
 def test_kernel_wireguard_migrates_inside_the_guest(run_settings):
     out = (run_settings.run_dir / "guest").absolute()
     out.mkdir(parents=True, exist_ok=True)
-    inner = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q", "scenarios/test_connectivity.py",
-             "scenarios/test_migration.py", "scenarios/test_path_profiles.py", "-k",
-             "traffic_moves or route_change_alone or (moves_the_traffic and (i0.1s or i1s)) or profile",
-             "--intervals", "0.1,1", "--wireguard", "kernel", "--run-id",
-             f"{run_settings.run_id}-guest", "--run-dir", str(out)]
-    done = subprocess.run(harness("vm", "--run-id", f"{run_settings.run_id}-vm", "--rwdir", str(out), "--", *inner),
-                          cwd=REPO, capture_output=True, text=True, timeout=INNER_TIMEOUT_S)
+    inner = [
+        sys.executable,
+        "-m",
+        "pytest",
+        "-p",
+        "no:cacheprovider",
+        "-q",
+        "scenarios/test_connectivity.py",
+        "scenarios/test_migration.py",
+        "scenarios/test_path_profiles.py",
+        "-k",
+        "traffic_moves or route_change_alone or (moves_the_traffic and (i0.1s or i1s)) or profile",
+        "--intervals",
+        "0.1,1",
+        "--wireguard",
+        "kernel",
+        "--run-id",
+        f"{run_settings.run_id}-guest",
+        "--run-dir",
+        str(out),
+    ]
+    done = subprocess.run(
+        harness("vm", "--run-id", f"{run_settings.run_id}-vm", "--rwdir", str(out), "--", *inner),
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=INNER_TIMEOUT_S,
+    )
     said = f"stdout: {done.stdout[-3000:]}\nstderr: {done.stderr[-2000:]}"
     records = load(out / "results.jsonl") if (out / "results.jsonl").exists() else []
     assert records, f"the guest's pytest wrote no results (exit {done.returncode})\n{said}"
@@ -48,12 +69,14 @@ def test_kernel_wireguard_migrates_inside_the_guest(run_settings):
     assert vm and vm["accel"] in ("kvm", "tcg") and vm["kernel"] != os.uname().release, environment
     assert "netem" in (environment["qdiscs"] or []), environment["qdiscs"]
     outcomes = {record.test.split("::")[-1]: record for record in of_kind(records, TestRecord)}
-    for name in ("test_traffic_moves_from_path_1_to_path_2[netns]",
-                 "test_route_change_alone_moves_kernel_wireguard_but_not_wireguard_go[netns]",
-                 "test_migration_moves_the_traffic[netns-alternate-i1s]",
-                 # with netem in the guest: the wan profile applied and measured within 10 % (+1 ms)
-                 "test_a_delay_profile_runs_where_netem_is_and_is_refused_plainly_where_not[netns]",
-                 "test_a_path_that_is_not_what_its_profile_says_fails_the_check[netns]"):
+    for name in (
+        "test_traffic_moves_from_path_1_to_path_2[netns]",
+        "test_route_change_alone_moves_kernel_wireguard_but_not_wireguard_go[netns]",
+        "test_migration_moves_the_traffic[netns-alternate-i1s]",
+        # with netem in the guest: the wan profile applied and measured within 10 % (+1 ms)
+        "test_a_delay_profile_runs_where_netem_is_and_is_refused_plainly_where_not[netns]",
+        "test_a_path_that_is_not_what_its_profile_says_fails_the_check[netns]",
+    ):
         assert outcomes[name].outcome == "passed", f"{name}: {outcomes[name].reason}\n{said}"
     proofs = {record.plan["interval_s"]: record for record in of_kind(records, MigrationRecord)}
     one_second = proofs[1.0]
@@ -70,8 +93,13 @@ def test_kernel_wireguard_migrates_inside_the_guest(run_settings):
 
 def test_an_interrupt_powers_the_guest_off_and_leaves_nothing(run_settings):
     run_id = f"{run_settings.run_id}-vmint"
-    child = subprocess.Popen(harness("vm", "--run-id", run_id, "--", "sh", "-c", "echo guest-up; sleep 600"),
-                             cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    child = subprocess.Popen(
+        harness("vm", "--run-id", run_id, "--", "sh", "-c", "echo guest-up; sleep 600"),
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         _, up = read_until(child.stdout, "guest-up", BOOT_TIMEOUT_S)  # a deadline on every read
         assert up, f"the guest did not say guest-up within {BOOT_TIMEOUT_S} s (exit {child.poll()})"
@@ -87,8 +115,15 @@ def test_an_interrupt_powers_the_guest_off_and_leaves_nothing(run_settings):
     assert not left.processes and not left.directories, left.describe()  # no qemu, vng or work dir of this run
 
 
-@pytest.mark.parametrize("args, option", [(("--memory", "10"), "--memory"), (("--accel", "fast"), "--accel"),
-                                          (("--kernel", "/nonexistent"), "--kernel"), (("--cpus", "0"), "--cpus")])
+@pytest.mark.parametrize(
+    "args, option",
+    [
+        (("--memory", "10"), "--memory"),
+        (("--accel", "fast"), "--accel"),
+        (("--kernel", "/nonexistent"), "--kernel"),
+        (("--cpus", "0"), "--cpus"),
+    ],
+)
 def test_bad_vm_options_stop_before_anything_boots(args, option):
     done = subprocess.run(harness("vm", *args, "--", "true"), cwd=REPO, capture_output=True, text=True, timeout=60)
     assert done.returncode == 2

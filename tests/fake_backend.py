@@ -90,10 +90,12 @@ class FakeHost(Host):
         self.commands.append(list(argv))
         out = ""
         if argv[:1] == ["iptables-save"]:  # the server's accounting rules: every packet arrived
-            out = "\n".join(f"[{self.world.carried(k) // 100}:0] -A COMPS-ACCT-{chain} -m comment --comment "
-                            f"comps-path-{k}-{direction}"
-                            for k in self.world.network.topology.path_ids
-                            for chain, direction in (("IN", "up"), ("OUT", "down")))
+            out = "\n".join(
+                f"[{self.world.carried(k) // 100}:0] -A COMPS-ACCT-{chain} -m comment --comment "
+                f"comps-path-{k}-{direction}"
+                for k in self.world.network.topology.path_ids
+                for chain, direction in (("IN", "up"), ("OUT", "down"))
+            )
         return CommandResult(list(argv), 0, out, "", 0.0)
 
     def counters_by_name(self, names: list[str]) -> dict[str, LinkCounters]:
@@ -144,7 +146,7 @@ class FakeBuilder(Builder):
             self.events.append(f"create {spec.name}")
         if self.fail_after_hosts:
             raise RuntimeError("the fake backend failed on purpose")
-        network.hosts[SERVER]  # noqa: B018 - every role exists
+        network.hosts[SERVER]
 
     def sweep(self, run_id: str) -> list[str]:
         self.events.append("sweep")
@@ -154,10 +156,17 @@ class FakeBuilder(Builder):
 class FakeMonitor(Worker):
     """The route monitor, fed by the fake netlink instead of a kernel socket."""
 
-    def __init__(self, netns_path: str, path_of_index: dict[int, int],
-                 on_switch: Callable[[float, int, float | None], None], *, world: FakeWorld) -> None:
+    def __init__(
+        self,
+        netns_path: str,
+        path_of_index: dict[int, int],
+        on_switch: Callable[[float, int, float | None], None],
+        *,
+        world: FakeWorld,
+    ) -> None:
         super().__init__("fake-route-monitor")
         import time
+
         world.route_listeners.append(lambda path: on_switch(time.monotonic(), path, None))
 
     def run(self) -> None:

@@ -62,8 +62,11 @@ def test_imports_point_down():
 
 def test_every_module_is_described_in_the_architecture_document():
     text = (PACKAGE.parent / "docs" / "architecture.md").read_text()
-    missing = [str(path.relative_to(PACKAGE)) for path in sorted(PACKAGE.rglob("*.py"))
-               if path.name != "__init__.py" and f"`{path.relative_to(PACKAGE)}`" not in text]
+    missing = [
+        str(path.relative_to(PACKAGE))
+        for path in sorted(PACKAGE.rglob("*.py"))
+        if path.name != "__init__.py" and f"`{path.relative_to(PACKAGE)}`" not in text
+    ]
     assert not missing, f"docs/architecture.md has no line for: {missing}"
 
 
@@ -101,7 +104,7 @@ def test_no_module_imports_itself_in_a_circle():
         state[name] = "open"
         for target in sorted(graph[name]):
             if state.get(target) == "open":
-                circles.append(" -> ".join([*trail[trail.index(target):], target]))
+                circles.append(" -> ".join([*trail[trail.index(target) :], target]))
             elif target not in state:
                 visit(target, [*trail, target])
         state[name] = "done"

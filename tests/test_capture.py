@@ -13,8 +13,7 @@ from harness.measure.capture import LINKTYPE_ETHERNET, read_pcap, write_pcap
 
 def ipv4_udp(src: str, dst: str, sport: int, dport: int, payload: bytes) -> bytes:
     total = 20 + 8 + len(payload)
-    ip = struct.pack("!BBHHHBBH4s4s", 0x45, 0, total, 1, 0, 64, 17, 0, IPv4Address(src).packed,
-                     IPv4Address(dst).packed)
+    ip = struct.pack("!BBHHHBBH4s4s", 0x45, 0, total, 1, 0, 64, 17, 0, IPv4Address(src).packed, IPv4Address(dst).packed)
     return ip + struct.pack("!HHHH", sport, dport, 8 + len(payload), 0) + payload
 
 
@@ -23,8 +22,10 @@ def wg_data(receiver: int, counter: int, inner: int) -> bytes:
 
 
 def test_data_messages_carry_receiver_counter_and_length():
-    frames = [(1.5, ipv4_udp("172.30.1.2", "172.30.1.3", 51831, 51821, wg_data(0xDEAD, 7, 304))),
-              (1.6, ipv4_udp("172.30.1.3", "172.30.1.2", 51821, 51831, bytes([1, 0, 0, 0]) + b"\1" * 144))]
+    frames = [
+        (1.5, ipv4_udp("172.30.1.2", "172.30.1.3", 51831, 51821, wg_data(0xDEAD, 7, 304))),
+        (1.6, ipv4_udp("172.30.1.3", "172.30.1.2", 51821, 51831, bytes([1, 0, 0, 0]) + b"\1" * 144)),
+    ]
     first, second = read_pcap(write_pcap(frames))
     assert (first.receiver, first.counter, first.is_data, first.inner_length) == (0xDEAD, 7, True, 304)
     assert first.ip_length == 20 + 8 + 16 + 304 + 16 and first.time == pytest.approx(1.5)

@@ -10,32 +10,38 @@ from harness.plugin import estimate_left
 REPO_REPORTS = REPO / "reports"
 
 
-@pytest.mark.parametrize("argv, expected", [
-    (["sweep", "--intervals", "0"], "--intervals must be a finite number above 0"),
-    (["sweep", "--intervals", "nan"], "--intervals must be a finite number above 0"),
-    (["sweep", "--intervals", "0.1,,1"], "--intervals '0.1,,1' has an empty item"),
-    (["sweep", "--intervals", "1e9"], "--intervals 1e9 is above the maximum"),
-    (["sweep", "--backend", "vmware"], "--backend 'vmware' is unknown"),
-    (["sweep", "--repeat", "0"], "--repeat 0 must be between 1 and 1000"),
-    (["sweep", "--paths", "abc"], "--paths 'abc' is not a whole number"),
-    (["sweep", "--switch-tolerance", "abc"], "--switch-tolerance 'abc' is not a number"),
-    (["sweep", "--weights", "0.7,0.3"], "--weights applies to --strategy weighted-random only"),
-    (["sweep", "--fixed", "0.5:2"], "--fixed applies to --strategy fixed only"),
-    (["sweep", "--switch-mechanism", "pigeon"], "choose netlink, script or both"),
-    (["sweep", "--download-sizes", "5000"], "--download-sizes 5000 is above the maximum"),
-    (["clean", "--run-id", ""], "--run-id '' may hold only letters, digits and dashes"),
-    (["compare", "/nonexistent/a.jsonl", "/nonexistent/b.jsonl"], "is not a results file"),
-    (["compare", "a", "b", "--tolerance", "2"], "must be at most 1"),
-    (["report", "/nonexistent/results.jsonl"], "is not a results file"),
-    (["bench", "migration", "--intervals", "0.1,0.1"], "repeats a value"),
-    (["sweep", "--strategy", "weighted-random", "--weights", "-1,2"], "--weights must be a finite number 0 or more"),
-    # constraints across options, once pytest's own usage errors (with a second, misleading line)
-    (["sweep", "--fault", "forward-drop@1:7"], "--fault forward-drop@1:7 names path 7, but --paths 2"),
-    (["sweep", "--strategy", "fixed", "--fixed", "0:3"], "--fixed names path 3, but --paths 2"),
-    (["sweep", "--intervals", "0.1", "--jitter", "5"], "--jitter 5 s must stay below half the interval"),
-    (["sweep", "--intervals", "1", "--duration", "1"], "a migration needs at least 2"),
-    (["vm", "--accel", "fast", "--", "true"], "--accel"),
-])
+@pytest.mark.parametrize(
+    "argv, expected",
+    [
+        (["sweep", "--intervals", "0"], "--intervals must be a finite number above 0"),
+        (["sweep", "--intervals", "nan"], "--intervals must be a finite number above 0"),
+        (["sweep", "--intervals", "0.1,,1"], "--intervals '0.1,,1' has an empty item"),
+        (["sweep", "--intervals", "1e9"], "--intervals 1e9 is above the maximum"),
+        (["sweep", "--backend", "vmware"], "--backend 'vmware' is unknown"),
+        (["sweep", "--repeat", "0"], "--repeat 0 must be between 1 and 1000"),
+        (["sweep", "--paths", "abc"], "--paths 'abc' is not a whole number"),
+        (["sweep", "--switch-tolerance", "abc"], "--switch-tolerance 'abc' is not a number"),
+        (["sweep", "--weights", "0.7,0.3"], "--weights applies to --strategy weighted-random only"),
+        (["sweep", "--fixed", "0.5:2"], "--fixed applies to --strategy fixed only"),
+        (["sweep", "--switch-mechanism", "pigeon"], "choose netlink, script or both"),
+        (["sweep", "--download-sizes", "5000"], "--download-sizes 5000 is above the maximum"),
+        (["clean", "--run-id", ""], "--run-id '' may hold only letters, digits and dashes"),
+        (["compare", "/nonexistent/a.jsonl", "/nonexistent/b.jsonl"], "is not a results file"),
+        (["compare", "a", "b", "--tolerance", "2"], "must be at most 1"),
+        (["report", "/nonexistent/results.jsonl"], "is not a results file"),
+        (["bench", "migration", "--intervals", "0.1,0.1"], "repeats a value"),
+        (
+            ["sweep", "--strategy", "weighted-random", "--weights", "-1,2"],
+            "--weights must be a finite number 0 or more",
+        ),
+        # constraints across options, once pytest's own usage errors (with a second, misleading line)
+        (["sweep", "--fault", "forward-drop@1:7"], "--fault forward-drop@1:7 names path 7, but --paths 2"),
+        (["sweep", "--strategy", "fixed", "--fixed", "0:3"], "--fixed names path 3, but --paths 2"),
+        (["sweep", "--intervals", "0.1", "--jitter", "5"], "--jitter 5 s must stay below half the interval"),
+        (["sweep", "--intervals", "1", "--duration", "1"], "a migration needs at least 2"),
+        (["vm", "--accel", "fast", "--", "true"], "--accel"),
+    ],
+)
 def test_bad_input_is_one_clear_error(argv, expected, capsys, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     before = set(REPO_REPORTS.iterdir()) if REPO_REPORTS.is_dir() else set()
@@ -68,4 +74,5 @@ def test_a_sweep_into_a_non_empty_directory_is_refused(capsys, tmp_path):
 
 def test_intervals_take_units():
     from harness.model.settings import parse_intervals
+
     assert parse_intervals("10ms,0.1s,1") == (0.01, 0.1, 1.0)

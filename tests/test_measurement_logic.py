@@ -74,8 +74,9 @@ def test_ratio_verdicts_judge_the_interval():
     assert not ratio_verdict([1.0], [1.2], limit=1.15, higher_is_better=False)["ok"]
     unjudged = ratio_verdict([1.0], [5.0], limit=None, higher_is_better=False)
     assert unjudged["ok"] and not unjudged["judged"]
-    assert describe("tcp_up", worse).startswith("tcp_up: 0.7") and "significantly beyond the limit" in \
-        describe("tcp_up", worse)
+    assert describe("tcp_up", worse).startswith("tcp_up: 0.7") and "significantly beyond the limit" in describe(
+        "tcp_up", worse
+    )
     with pytest.raises(MeasurementError):
         ratio_verdict([], [1.0], limit=1.0, higher_is_better=True)
 
@@ -83,8 +84,10 @@ def test_ratio_verdicts_judge_the_interval():
 def test_throughput_verdicts_per_kind():
     def figures(up, down):
         return {"tcp_up": {"bits_per_second": up}, "tcp_down": {"bits_per_second": down}}
-    verdicts = throughput_verdicts([figures(100e6, 100e6)] * 3, [figures(95e6, 50e6), figures(97e6, 60e6),
-                                                                 figures(96e6, 55e6)], limit=0.9)
+
+    verdicts = throughput_verdicts(
+        [figures(100e6, 100e6)] * 3, [figures(95e6, 50e6), figures(97e6, 60e6), figures(96e6, 55e6)], limit=0.9
+    )
     assert set(verdicts) == {"tcp_up", "tcp_down"}
     assert verdicts["tcp_up"]["ok"] and not verdicts["tcp_down"]["ok"]
     assert verdicts["tcp_down"]["ratio"] == pytest.approx(0.55, abs=0.01)
@@ -93,8 +96,14 @@ def test_throughput_verdicts_per_kind():
 
 def test_loss_verdict():
     def loss(worst, switches=4):
-        return {"switches": switches, "lost_per_switch": {"max": worst} if switches else None, "lost": worst,
-                "sent": 1000, "lost_without_switch": 0}
+        return {
+            "switches": switches,
+            "lost_per_switch": {"max": worst} if switches else None,
+            "lost": worst,
+            "sent": 1000,
+            "lost_without_switch": 0,
+        }
+
     assert loss_verdict(loss(0), 0)["ok"]
     bad = loss_verdict(loss(3), 0)
     assert not bad["ok"] and "up to 3 probe packets" in bad["reason"]

@@ -34,8 +34,9 @@ def test_weighted_random_is_reproducible_with_a_seed():
 
 def test_weighted_random_time_shares_follow_the_weights():
     weights = (0.6, 0.3, 0.1)
-    plan = MigrationPlan(strategy="weighted-random", interval=0.001, duration=20, seed=3, paths=(1, 2, 3),
-                         weights=weights)
+    plan = MigrationPlan(
+        strategy="weighted-random", interval=0.001, duration=20, seed=3, paths=(1, 2, 3), weights=weights
+    )
     # time on each path: a tick keeps the current path unless a switch moves it
     ticks, current, share = plan.ticks, plan.start_path, Counter()
     switches = {round(s.at / plan.interval): s.path for s in plan.switches()}
@@ -62,16 +63,26 @@ def test_fixed_and_none():
     assert MigrationPlan(strategy="none").switches() == []
 
 
-@pytest.mark.parametrize("kwargs, message", [
-    ({"interval": 0}, "interval"), ({"interval": -1}, "interval"), ({"interval": float("nan")}, "interval"),
-    ({"interval": float("inf")}, "interval"), ({"duration": 0}, "duration"),
-    ({"strategy": "zigzag"}, "strategy .zigzag. is unknown"), ({"mechanism": "carrier-pigeon"}, "switch mechanism .carrier-pigeon. is unknown"),
-    ({"paths": (1,)}, "at least two"), ({"start_path": 5}, "start path"),
-    ({"strategy": "fixed", "fixed": ((1.0, 7),)}, "names path 7"), ({"strategy": "fixed"}, "needs --fixed"),
-    ({"jitter": 0.06, "interval": 0.1}, "jitter"), ({"strategy": "weighted-random", "weights": (1, 2, 3)}, "3 weights"),
-    ({"strategy": "weighted-random", "weights": (0, 0)}, "weights must be"),
-    ({"strategy": "weighted-random", "mechanism": "script"}, "only alternates"),
-])
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"interval": 0}, "interval"),
+        ({"interval": -1}, "interval"),
+        ({"interval": float("nan")}, "interval"),
+        ({"interval": float("inf")}, "interval"),
+        ({"duration": 0}, "duration"),
+        ({"strategy": "zigzag"}, "strategy .zigzag. is unknown"),
+        ({"mechanism": "carrier-pigeon"}, "switch mechanism .carrier-pigeon. is unknown"),
+        ({"paths": (1,)}, "at least two"),
+        ({"start_path": 5}, "start path"),
+        ({"strategy": "fixed", "fixed": ((1.0, 7),)}, "names path 7"),
+        ({"strategy": "fixed"}, "needs --fixed"),
+        ({"jitter": 0.06, "interval": 0.1}, "jitter"),
+        ({"strategy": "weighted-random", "weights": (1, 2, 3)}, "3 weights"),
+        ({"strategy": "weighted-random", "weights": (0, 0)}, "weights must be"),
+        ({"strategy": "weighted-random", "mechanism": "script"}, "only alternates"),
+    ],
+)
 def test_bad_plans_are_refused(kwargs, message):
     with pytest.raises(ConfigError, match=message):
         MigrationPlan(**kwargs)
@@ -86,11 +97,17 @@ def test_bad_fixed_and_weights_text():
 
 
 def evidence(**overrides) -> MigrationEvidence:
-    fields = dict(plan={}, duration_s=1.0, planned_switches=4, scheduled_paths=[1, 2],
-                  switches=[SwitchRecord(0.2 + 0.2 * i + 0.001, 1 + i % 2, 2 - i % 2, planned_s=0.2 + 0.2 * i)
-                            for i in range(4)],
-                  per_path={1: PathUse(1000, 10), 2: PathUse(3000, 30)}, endpoint_changes=4, endpoint_samples=100,
-                  endpoint_paths=[1, 2])
+    fields = dict(
+        plan={},
+        duration_s=1.0,
+        planned_switches=4,
+        scheduled_paths=[1, 2],
+        switches=[SwitchRecord(0.2 + 0.2 * i + 0.001, 1 + i % 2, 2 - i % 2, planned_s=0.2 + 0.2 * i) for i in range(4)],
+        per_path={1: PathUse(1000, 10), 2: PathUse(3000, 30)},
+        endpoint_changes=4,
+        endpoint_samples=100,
+        endpoint_paths=[1, 2],
+    )
     fields.update(overrides)
     return MigrationEvidence(**fields)
 
@@ -102,7 +119,10 @@ def test_evidence_figures():
     assert math.isclose(ev.timing_error_ms()["max"], 1.0, abs_tol=1e-6)
     assert ev.failures() == []
     data = ev.to_dict()
-    assert data["per_path"]["2"] == {"bytes": 3000, "packets": 30, "outer_bytes": 0, "outer_packets": 0} and data["split_ratio"]["1"] == 0.25
+    assert (
+        data["per_path"]["2"] == {"bytes": 3000, "packets": 30, "outer_bytes": 0, "outer_packets": 0}
+        and data["split_ratio"]["1"] == 0.25
+    )
 
 
 def test_evidence_failures_name_the_reason():

@@ -21,8 +21,7 @@ def wg(kind: int, receiver: int = 0, counter: int = 0, payload: int = 64) -> byt
 
 def frame(src: str, dst: str, sport: int, dport: int, message: bytes) -> bytes:
     total = 28 + len(message)
-    ip = struct.pack("!BBHHHBBH4s4s", 0x45, 0, total, 1, 0, 64, 17, 0, IPv4Address(src).packed,
-                     IPv4Address(dst).packed)
+    ip = struct.pack("!BBHHHBBH4s4s", 0x45, 0, total, 1, 0, 64, 17, 0, IPv4Address(src).packed, IPv4Address(dst).packed)
     return ip + struct.pack("!HHHH", sport, dport, 8 + len(message), 0) + message
 
 
@@ -30,8 +29,9 @@ def capture(path: int, counters: list[int], receiver: int, start: float = 0.0, h
     client = f"10.66.{path}.2"
     frames = [(start, frame(client, "172.30.0.2", 40000, SERVER, wg(1)))] if handshake else []
     frames += [(start + 0.001 * c, frame(client, "172.30.0.2", 40000, SERVER, wg(4, receiver, c))) for c in counters]
-    frames += [(start + 0.001 * c, frame("172.30.0.2", client, SERVER, 40000, wg(4, receiver + 1, c)))
-               for c in counters]
+    frames += [
+        (start + 0.001 * c, frame("172.30.0.2", client, SERVER, 40000, wg(4, receiver + 1, c))) for c in counters
+    ]
     return read_pcap(write_pcap(frames))
 
 
@@ -65,8 +65,14 @@ def test_marker_counting():
 
 
 def test_timeline_shares_per_bin():
-    view = analyse({1: capture(1, list(range(10)), receiver=7), 2: capture(2, list(range(100, 110)), receiver=7,
-                                                                            start=1.0)}, SERVER, origin=0.0,
-                   bin_s=0.05)
-    assert view.timeline[0][1] == {1: 1.0} and view.timeline[-1][1] == {2: 1.0} and all(sum(shares.values()) == pytest.approx(1.0)
-                                                   for _, shares in view.timeline)
+    view = analyse(
+        {1: capture(1, list(range(10)), receiver=7), 2: capture(2, list(range(100, 110)), receiver=7, start=1.0)},
+        SERVER,
+        origin=0.0,
+        bin_s=0.05,
+    )
+    assert (
+        view.timeline[0][1] == {1: 1.0}
+        and view.timeline[-1][1] == {2: 1.0}
+        and all(sum(shares.values()) == pytest.approx(1.0) for _, shares in view.timeline)
+    )

@@ -39,33 +39,54 @@ def test_pytest_registers_the_same_table():
     class Group:
         def addoption(self, *flags, **kwargs):
             registered.append((flags, kwargs["dest"], kwargs["default"]))
+
     options.add_to_pytest(Group())
     assert registered == [(option.flags, option.dest, option.default) for option in options.OPTIONS]
 
 
 def test_values_are_parsed_into_typed_settings():
-    settings = parsed(["--intervals", "10ms,1s", "--strategy", "alternate,weighted-random", "--weights", "0.7,0.3",
-                       "--backend", "all", "--repeat", "5", "--wireguard", "userspace",
-                       "--duration", "20", "--switch-tolerance", "0.2"])
+    settings = parsed(
+        [
+            "--intervals",
+            "10ms,1s",
+            "--strategy",
+            "alternate,weighted-random",
+            "--weights",
+            "0.7,0.3",
+            "--backend",
+            "all",
+            "--repeat",
+            "5",
+            "--wireguard",
+            "userspace",
+            "--duration",
+            "20",
+            "--switch-tolerance",
+            "0.2",
+        ]
+    )
     assert settings.plan.intervals == (0.01, 1.0)
     assert settings.plan.strategies == (Strategy.ALTERNATE, Strategy.WEIGHTED_RANDOM)
     assert parsed(["--switch-mechanism", "both"]).plan.mechanisms == (Mechanism.NETLINK, Mechanism.SCRIPT)
-    with pytest.raises(ConfigError, match="the script mechanism runs the demo's migrate.sh"):
+    with pytest.raises(ConfigError, match=r"the script mechanism runs the demo's migrate\.sh"):
         parsed(["--strategy", "weighted-random", "--switch-mechanism", "both"])  # a plan it cannot run
     assert settings.run.backends == ("netns", "docker") and settings.run.wireguard == "wireguard-go"
     assert settings.measure.repeat == 5 and settings.plan.duration == 20.0 and settings.tolerances.switches == 0.2
 
 
-@pytest.mark.parametrize("argv, message", [
-    (["--intervals", "0.1,,1"], "--intervals '0.1,,1' has an empty item"),
-    (["--intervals", "10m"], "--intervals '10m' is not a number"),
-    (["--paths", "9"], "--paths 9 must be between 2 and 8"),
-    (["--degrade-drop", "0"], "--degrade-drop must be a finite number above 0"),
-    (["--degrade-drop", "1"], "--degrade-drop 1 must be below 1"),
-    (["--udp-rate", "fast"], "--udp-rate 'fast' is not a rate"),
-    (["--run-id", "a b"], "--run-id 'a b' may hold only"),
-    (["--seed", "x"], "--seed 'x' is not a whole number"),
-])
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--intervals", "0.1,,1"], "--intervals '0.1,,1' has an empty item"),
+        (["--intervals", "10m"], "--intervals '10m' is not a number"),
+        (["--paths", "9"], "--paths 9 must be between 2 and 8"),
+        (["--degrade-drop", "0"], "--degrade-drop must be a finite number above 0"),
+        (["--degrade-drop", "1"], "--degrade-drop 1 must be below 1"),
+        (["--udp-rate", "fast"], "--udp-rate 'fast' is not a rate"),
+        (["--run-id", "a b"], "--run-id 'a b' may hold only"),
+        (["--seed", "x"], "--seed 'x' is not a whole number"),
+    ],
+)
 def test_bad_values_name_their_option(argv, message):
     with pytest.raises(ConfigError, match=message.replace("(", r"\(")):
         parsed(argv)
@@ -73,8 +94,12 @@ def test_bad_values_name_their_option(argv, message):
 
 def test_plans_and_their_baseline_live_beside_the_schedule():
     plans = build_plans(parsed(["--intervals", "0.1,1", "--switch-mechanism", "both"]).plan, (1, 2))
-    assert [plan.label for plan in plans] == ["alternate-i0.1s", "alternate-i0.1s-script", "alternate-i1s",
-                                              "alternate-i1s-script"]
+    assert [plan.label for plan in plans] == [
+        "alternate-i0.1s",
+        "alternate-i0.1s-script",
+        "alternate-i1s",
+        "alternate-i1s-script",
+    ]
     assert plans[0].duration == 2.0 and plans[2].duration == 10.0
     baseline = baseline_of(plans[1])
     assert baseline.strategy == Strategy.NONE and baseline.mechanism == Mechanism.NETLINK and not baseline.switches()
@@ -89,6 +114,7 @@ def test_a_one_interval_self_check_runs_at_the_longest_interval_only():
     from harness.model.schedule import build_plans
     from harness.model.settings import PlanOptions
     from harness.plugin import one_interval
+
     plans = build_plans(PlanOptions(intervals=(0.01, 1.0, 0.1)), (1, 2))
     assert [plan.interval for plan in one_interval(plans)] == [1.0]
 
@@ -97,8 +123,10 @@ def test_the_options_page_is_generated_from_the_table():
     from pathlib import Path
 
     from harness.options import OPTIONS, markdown
+
     page = Path(__file__).resolve().parent.parent / "docs" / "options.md"
     assert page.read_text() == markdown(), (
         "docs/options.md is out of date: .venv/bin/python -c 'from harness.options import markdown; "
-        "print(markdown(), end=\"\")' > docs/options.md")
+        'print(markdown(), end="")\' > docs/options.md'
+    )
     assert all(f"`{option.flag}`" in page.read_text() for option in OPTIONS)

@@ -41,7 +41,7 @@ def test_tc_arguments_use_tbf_for_a_rate_alone_and_netem_otherwise():
     assert args[:6] == ["netem", "delay", "30ms", "2ms", "distribution", "normal"]
     assert args[6:11] == ["loss", "random", "0.5%", "rate", "10mbit"] and args[-2] == "limit"
     ge = qdisc_args(Shape(delay_ms=1, loss_model="gilbert-elliott", ge_p=1, ge_r=30, ge_loss_bad=90))
-    assert ge[ge.index("gemodel") + 1:ge.index("gemodel") + 5] == ["1%", "30%", "90%", "0%"]
+    assert ge[ge.index("gemodel") + 1 : ge.index("gemodel") + 5] == ["1%", "30%", "90%", "0%"]
     # netem's limit holds the delay line and 100 ms of buffer at the rate: 1 Gbit/s for 200 ms ~ 16700 packets
     big = qdisc_args(Shape(delay_ms=100, rate_mbit=1000))
     assert 16000 < int(big[big.index("limit") + 1]) < 17000
@@ -49,17 +49,20 @@ def test_tc_arguments_use_tbf_for_a_rate_alone_and_netem_otherwise():
     assert slow[slow.index("limit") + 1] == "108"  # 0.83 packets/ms x 130 ms, not netem's 1000 (1.2 s of bloat)
 
 
-@pytest.mark.parametrize("body, message", [
-    ("[x.path]\ndelay_ms = -1", "a delay cannot be negative"),
-    ("[x.path]\nloss = 150", "between 0 and 100"),
-    ("[x.path]\nrate_mbit = 0", "a rate must be above 0"),
-    ("[x.path]\ndelay_ms = 5\njitter_ms = 9", "jitter_ms 9 exceeds delay_ms 5"),
-    ("[x.path]\ndelai_ms = 5", "unknown key 'delai_ms'"),
-    ("[x.path.0]\ndelay_ms = 5", "numbered from 1"),
-    ("[x.path]\nsteps = [{at_s = 0, rate_mbit = 2}]", "steps need a period_s"),
-    ("[x]\npaths = 1", "unknown key 'paths'"),
-    ("[x.path", "not valid TOML"),
-])
+@pytest.mark.parametrize(
+    "body, message",
+    [
+        ("[x.path]\ndelay_ms = -1", "a delay cannot be negative"),
+        ("[x.path]\nloss = 150", "between 0 and 100"),
+        ("[x.path]\nrate_mbit = 0", "a rate must be above 0"),
+        ("[x.path]\ndelay_ms = 5\njitter_ms = 9", "jitter_ms 9 exceeds delay_ms 5"),
+        ("[x.path]\ndelai_ms = 5", "unknown key 'delai_ms'"),
+        ("[x.path.0]\ndelay_ms = 5", "numbered from 1"),
+        ("[x.path]\nsteps = [{at_s = 0, rate_mbit = 2}]", "steps need a period_s"),
+        ("[x]\npaths = 1", "unknown key 'paths'"),
+        ("[x.path", "not valid TOML"),
+    ],
+)
 def test_a_bad_profile_is_one_line_naming_the_file_table_and_value(body, message):
     with pytest.raises(ConfigError, match=message) as caught:
         parse_profiles(body, "mine.toml")
@@ -67,8 +70,9 @@ def test_a_bad_profile_is_one_line_naming_the_file_table_and_value(body, message
 
 
 def test_per_path_and_per_direction_values_override_the_shared_ones():
-    (profile,) = parse_profiles("[p.path]\ndelay_ms = 10\nrate_mbit = 50\n[p.path.2]\nrate_mbit = 5\n"
-                                "[p.path.2.down]\ndelay_ms = 40\n", "t").values()
+    (profile,) = parse_profiles(
+        "[p.path]\ndelay_ms = 10\nrate_mbit = 50\n[p.path.2]\nrate_mbit = 5\n[p.path.2.down]\ndelay_ms = 40\n", "t"
+    ).values()
     assert profile.path(1).up == Shape(delay_ms=10, rate_mbit=50)
     assert profile.path(2).up == Shape(delay_ms=10, rate_mbit=5) and profile.path(2).down.delay_ms == 40
     assert profile.path(2).rtt_ms == 50 and profile.path(7) == profile.path(1)
@@ -82,7 +86,7 @@ def test_users_add_profiles_and_unknown_names_are_refused(tmp_path):
     assert not profiles["slow"].needs_netem((1, 2))  # a rate alone runs without netem
     with pytest.raises(ConfigError, match="--profile 'nope' is unknown"):
         choose_profiles("nope", profiles)
-    with pytest.raises(ConfigError, match="--profiles .*missing.toml: no such file"):
+    with pytest.raises(ConfigError, match=r"--profiles .*missing\.toml: no such file"):
         load_profiles(PROFILES_FILE, tmp_path / "missing.toml")
 
 
@@ -90,7 +94,7 @@ def test_the_verification_tolerances():
     assert within(21.0, 20, 1.0) and within(22.9, 20, 1.0) and not within(23.5, 20, 1.0)
     assert within(45.5, 50) and not within(44.0, 50)
     low, high = wilson_interval(1, 100)
-    assert low < 0.005 < high and high < 0.06
+    assert low < 0.005 < high < 0.06
     assert wilson_interval(0, 0) == (0.0, 1.0)
 
 

@@ -46,24 +46,34 @@ def test_delivery_names_the_hop_and_direction_that_lost_packets():
     no_nat = PathDelivery(1000, 1000, 0, 0, 0, 0).problems(2, 0.05, True)
     assert no_nat[0].startswith("path 2 delivered nothing up") and "delivered nothing down" in no_nat[1]
     return_drop = PathDelivery(1000, 1000, 1000, 1000, 300, 300).problems(2, 0.05, True)
-    assert return_drop == ["path 2 down: proxy received 300 of the 1000 packets the server passed on "
-                           "(70% lost, limit 5%)"]
+    assert return_drop == [
+        "path 2 down: proxy received 300 of the 1000 packets the server passed on (70% lost, limit 5%)"
+    ]
     assert PathDelivery().problems(2, 0.05, scheduled=False) == []  # an idle path that was not scheduled
 
 
 def test_the_session_end_to_end():
     assert SessionDelivery(1000, 990, 990, 990).problems(0.05) == []
     lost = SessionDelivery(1000, 500, 500, 500).problems(0.05)
-    assert lost == ["the session lost 500 of 1000 packets up (50%, limit 5%): the server's wg0 received 500 of "
-                    "what the client's sent"]
+    assert lost == [
+        "the session lost 500 of 1000 packets up (50%, limit 5%): the server's wg0 received 500 of "
+        "what the client's sent"
+    ]
 
 
 def evidence(**overrides) -> MigrationEvidence:
-    fields = dict(plan={"interval_s": 0.1}, duration_s=2.0, planned_switches=4, scheduled_paths=[1, 2],
-                  switches=[SwitchRecord(0.1 * (i + 1), 1 + i % 2, 2 - i % 2) for i in range(4)],
-                  per_path={1: PathUse(1000, 10), 2: PathUse(1000, 10)}, endpoint_changes=4, endpoint_paths=[1, 2],
-                  delivery={1: healthy(), 2: healthy()}, windows=[(1, 1.0, 100), (2, 0.95, 100), (1, 0.9, 100),
-                                                                  (2, 1.0, 100)])
+    fields = dict(
+        plan={"interval_s": 0.1},
+        duration_s=2.0,
+        planned_switches=4,
+        scheduled_paths=[1, 2],
+        switches=[SwitchRecord(0.1 * (i + 1), 1 + i % 2, 2 - i % 2) for i in range(4)],
+        per_path={1: PathUse(1000, 10), 2: PathUse(1000, 10)},
+        endpoint_changes=4,
+        endpoint_paths=[1, 2],
+        delivery={1: healthy(), 2: healthy()},
+        windows=[(1, 1.0, 100), (2, 0.95, 100), (1, 0.9, 100), (2, 1.0, 100)],
+    )
     fields.update(overrides)
     return MigrationEvidence(**fields)
 
@@ -72,8 +82,9 @@ def test_adherence_is_judged_per_path_from_the_verdict_interval():
     assert evidence().failures() == []
     assert evidence().adherence() == pytest.approx(0.9625) and evidence().adherence(2) == pytest.approx(0.975)
     pinned = evidence(windows=[(1, 1.0, 100), (2, 0.1, 100), (1, 1.0, 100), (2, 0.2, 100)])
-    assert pinned.failures() == ["path 2 carried only 15% of the session's packets in the windows the schedule "
-                                 "gave it (limit 60%)"]
+    assert pinned.failures() == [
+        "path 2 carried only 15% of the session's packets in the windows the schedule gave it (limit 60%)"
+    ]
     fast = evidence(plan={"interval_s": 0.01}, windows=pinned.windows)
     assert fast.failures() == []  # below --verdict-from-interval: recorded, not judged
 
@@ -91,8 +102,10 @@ def test_more_switches_than_planned_and_unseen_paths_and_faults_fail():
 
 
 def test_fault_options_and_vacuous_plans():
-    assert parse_faults("nat-removed@0.5:2,pinned@1") == (FaultSpec(Fault.NAT_REMOVED, 0.5, 2),
-                                                          FaultSpec(Fault.PINNED, 1.0, None))
+    assert parse_faults("nat-removed@0.5:2,pinned@1") == (
+        FaultSpec(Fault.NAT_REMOVED, 0.5, 2),
+        FaultSpec(Fault.PINNED, 1.0, None),
+    )
     for text, message in (("nat-removed", "NAME@SECONDS"), ("melt@1", "is unknown"), ("pinned@x", "not a number")):
         with pytest.raises(ConfigError, match=message):
             parse_faults(text)
@@ -107,19 +120,30 @@ def test_a_machine_too_slow_for_the_schedule_is_named_as_such():
     slow_switcher = evidence(switches=seen_two, applied_late_ms=[40.0, 60.0], endpoint_samples=100)
     assert slow_switcher.failures() == [
         "the machine could not follow a 0.1 s schedule (the switcher made 2 of 4 planned switches, 50 ms late at "
-        "the median): not a verdict on migration (2 of 4 planned switches seen, 4 endpoint moves)"]
+        "the median): not a verdict on migration (2 of 4 planned switches seen, 4 endpoint moves)"
+    ]
     slow_monitor = evidence(switches=seen_two, applied_late_ms=[1.0] * 4, endpoint_samples=100)
     assert "the route monitor, polling on the same machine, saw 2" in slow_monitor.failures()[0]
     slow_sampler = evidence(applied_late_ms=[1.0] * 4, endpoint_changes=1, endpoint_samples=7)
-    assert slow_sampler.failures()[0].startswith("the machine could not keep up with a 0.1 s schedule (the server's "
-                                                 "endpoint was sampled 7 times in 2 s, less than twice an interval)")
+    assert slow_sampler.failures()[0].startswith(
+        "the machine could not keep up with a 0.1 s schedule (the server's "
+        "endpoint was sampled 7 times in 2 s, less than twice an interval)"
+    )
     by_script = evidence(switches=seen_two)  # the demo's script switched: the switcher made none
     assert by_script.failures()[0] == "only 2 of 4 planned switches happened (tolerance 10%)"
-    refused = evidence(switches=seen_two, applied_late_ms=[1.0, 1.0], endpoint_samples=100,
-                       faults=["path 2: the switch at 0.2 s was refused by the client's kernel (Network is down)"])
+    refused = evidence(
+        switches=seen_two,
+        applied_late_ms=[1.0, 1.0],
+        endpoint_samples=100,
+        faults=["path 2: the switch at 0.2 s was refused by the client's kernel (Network is down)"],
+    )
     assert "could not follow" not in " ".join(refused.failures())  # a fault, not a slow machine
     assert evidence(applied_late_ms=[90.0] * 4, endpoint_samples=3).failures() == []  # nothing failed: no excuse
-    lossy = evidence(applied_late_ms=[90.0] * 4, endpoint_changes=0, endpoint_samples=3,
-                     delivery={1: healthy(), 2: PathDelivery(1000, 1000, 100, 100, 100, 100)})
+    lossy = evidence(
+        applied_late_ms=[90.0] * 4,
+        endpoint_changes=0,
+        endpoint_samples=3,
+        delivery={1: healthy(), 2: PathDelivery(1000, 1000, 100, 100, 100, 100)},
+    )
     assert lossy.failures()[0].startswith("path 2 up: server received 100")  # lost packets are judged as ever
     assert "could not follow" in lossy.failures()[-1]

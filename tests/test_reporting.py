@@ -13,13 +13,27 @@ from harness.reporting import report, svg
 
 
 def measurement(scenario, condition, interval, figures, *, backend="netns", mechanism="netlink", rep=0):
-    evidence = {"started_monotonic": 100.0, "switches": [{"actual_s": 0.5}, {"actual_s": 1.0}],
-                "split_ratio": {"1": 0.5, "2": 0.5}, "timing_error_ms": {"median": 0.5, "p99": 1.2}}
-    return {"kind": "measurement", "run_id": "ch-test", "scenario": scenario, "condition": condition,
-            "test": f"test_{scenario}[{backend}-alternate-i0.1s]",
-            "interval": interval, "backend": backend, "mechanism": mechanism, "repetition": rep,
-            "wireguard": "wireguard-go", "figures": figures, "evidence": evidence,
-            "environment": {"kernel": "6.x", "cores": 2, "versions": {"iperf3": "3.12"}}}
+    evidence = {
+        "started_monotonic": 100.0,
+        "switches": [{"actual_s": 0.5}, {"actual_s": 1.0}],
+        "split_ratio": {"1": 0.5, "2": 0.5},
+        "timing_error_ms": {"median": 0.5, "p99": 1.2},
+    }
+    return {
+        "kind": "measurement",
+        "run_id": "ch-test",
+        "scenario": scenario,
+        "condition": condition,
+        "test": f"test_{scenario}[{backend}-alternate-i0.1s]",
+        "interval": interval,
+        "backend": backend,
+        "mechanism": mechanism,
+        "repetition": rep,
+        "wireguard": "wireguard-go",
+        "figures": figures,
+        "evidence": evidence,
+        "environment": {"kernel": "6.x", "cores": 2, "versions": {"iperf3": "3.12"}},
+    }
 
 
 def throughput(bps):
@@ -41,13 +55,36 @@ def raw_records(scale=1.0, reps=3):
         out.append(measurement("pageload", "alternate-0.1s", 0.1, {"loads": loads}, rep=rep))
         loss = {"lost_per_switch_mean": 0.0, "lost_per_switch": {"max": 0}}
         out.append(measurement("switch_loss", "alternate-0.1s", 0.1, {"loss": loss}, rep=rep))
-    out.append({"kind": "migration", "run_id": "ch-test", "test": "test_migration_moves_the_traffic[netns-x]",
-                "backend": "netns", "plan": {"interval_s": 0.1}, "proof_failures": ["path 2 carried nothing"],
-                "evidence": {"switches": [{"actual_s": 0.1}], "planned_switches": 20, "split_ratio": {"1": 1.0},
-                             "releases": 17, "sticky_source": "client"}})
-    out.append({"kind": "test", "run_id": "ch-test", "test": "scenarios/test_throughput.py::t[netns-alternate-0.1s]",
-                "scenario": "test_throughput", "outcome": "failed", "reason": "AssertionError: tcp_up: 0.833 <x>",
-                "backend": "netns", "interval": 0.1, "mechanism": "netlink"})
+    out.append(
+        {
+            "kind": "migration",
+            "run_id": "ch-test",
+            "test": "test_migration_moves_the_traffic[netns-x]",
+            "backend": "netns",
+            "plan": {"interval_s": 0.1},
+            "proof_failures": ["path 2 carried nothing"],
+            "evidence": {
+                "switches": [{"actual_s": 0.1}],
+                "planned_switches": 20,
+                "split_ratio": {"1": 1.0},
+                "releases": 17,
+                "sticky_source": "client",
+            },
+        }
+    )
+    out.append(
+        {
+            "kind": "test",
+            "run_id": "ch-test",
+            "test": "scenarios/test_throughput.py::t[netns-alternate-0.1s]",
+            "scenario": "test_throughput",
+            "outcome": "failed",
+            "reason": "AssertionError: tcp_up: 0.833 <x>",
+            "backend": "netns",
+            "interval": 0.1,
+            "mechanism": "netlink",
+        }
+    )
     return out
 
 
@@ -56,8 +93,18 @@ def test_report_is_standalone_and_holds_every_section():
     assert page.startswith("<!doctype html>")
     assert "http://" not in page.replace("http://o/", "").replace("http://www.w3.org/2000/svg", "")
     assert "<script" not in page and "<link" not in page  # nothing to fetch: opens offline
-    for heading in ("Verdicts", "Proof of migration", "Throughput", "Throughput over time", "Page loads", "Loss around switches",
-                    "Bytes per path", "Switch timing", "Environment", "Reproduce"):
+    for heading in (
+        "Verdicts",
+        "Proof of migration",
+        "Throughput",
+        "Throughput over time",
+        "Page loads",
+        "Loss around switches",
+        "Bytes per path",
+        "Switch timing",
+        "Environment",
+        "Reproduce",
+    ):
         assert f">{heading}<" in page
     assert page.count("<svg") >= 6
     assert "AssertionError: tcp_up: 0.833 &lt;x&gt;" in page  # reasons are escaped
@@ -68,8 +115,9 @@ def test_report_is_standalone_and_holds_every_section():
 
 def test_verdict_rows_keep_the_worst_outcome_of_a_test():
     base = {"kind": "test", "test": "t", "scenario": "s", "reason": ""}
-    rows = report.verdict_rows([parse({**base, "outcome": "passed"}),
-                                parse({**base, "outcome": "failed", "reason": "teardown"})])
+    rows = report.verdict_rows(
+        [parse({**base, "outcome": "passed"}), parse({**base, "outcome": "failed", "reason": "teardown"})]
+    )
     assert [r.outcome for r in rows] == ["failed"]
 
 
@@ -99,8 +147,8 @@ def test_compare_flags_a_regression_and_not_noise():
     assert same and not any(row["regressed"] for row in same)
     worse = runcompare.compare(records(), records(scale=0.5))
     flagged = {(row["scenario"], row["metric"]) for row in worse if row["regressed"]}
-    assert ("throughput", "tcp_up bits/s") in flagged       # halved throughput
-    assert ("pageload", "heavy.html load ms") in flagged    # doubled load time
+    assert ("throughput", "tcp_up bits/s") in flagged  # halved throughput
+    assert ("pageload", "heavy.html load ms") in flagged  # doubled load time
     assert "REGRESSED" in runcompare.describe(next(r for r in worse if r["regressed"]))
 
 
@@ -125,24 +173,54 @@ def test_the_environment_says_whether_a_vm_ran_it_and_which_qdiscs_there_were():
     host = records()
     assert "the host itself (no VM)" in report.build(host) and "not probed" in report.build(host)
     guest = raw_records()
-    guest[0]["environment"] = {"kernel": "6.1.0-56-amd64", "qdiscs": ["netem", "tbf"],
-                               "vm": {"accel": "tcg", "kernel": "6.1.0-56-amd64",
-                                      "kernel_source": "6.1.0-56-amd64 (Debian package linux-image-6.1.0-56-amd64)"}}
+    guest[0]["environment"] = {
+        "kernel": "6.1.0-56-amd64",
+        "qdiscs": ["netem", "tbf"],
+        "vm": {
+            "accel": "tcg",
+            "kernel": "6.1.0-56-amd64",
+            "kernel_source": "6.1.0-56-amd64 (Debian package linux-image-6.1.0-56-amd64)",
+        },
+    }
     page = report.build([parse(data) for data in guest])
     assert "under TCG (software emulation: ~50x slower" in page and "netem, tbf" in page
 
 
 def test_path_profile_checks_get_their_own_table_and_stay_out_of_the_plots():
     data = raw_records()
-    check = {"profile": "wan", "failures": ["path 2 up: 30 Mbit/s, spec 50 Mbit/s (±10 %)"],
-             "paths": {"1": {"spec": {"rtt_ms": 20, "rate_mbit": 50, "rate_mbit_down": 50, "loss": 0.0},
-                             "rtt_ms": 20.4, "rate_mbit": 49.5, "rate_mbit_down": 49.0, "loss": 0.0,
-                             "loss_interval": [0.0, 0.037]},
-                       "2": {"spec": {"rtt_ms": 20, "rate_mbit": 50, "rate_mbit_down": 50, "loss": 0.0},
-                             "rtt_ms": 20.5, "rate_mbit": 30.0, "rate_mbit_down": 49.0, "loss": 0.0,
-                             "loss_interval": [0.0, 0.037]}}}
-    data.append({"kind": "measurement", "run_id": "ch-test", "scenario": "path_profile", "condition": "wan",
-                 "backend": "netns", "profile": "wan", "figures": check})
+    check = {
+        "profile": "wan",
+        "failures": ["path 2 up: 30 Mbit/s, spec 50 Mbit/s (±10 %)"],
+        "paths": {
+            "1": {
+                "spec": {"rtt_ms": 20, "rate_mbit": 50, "rate_mbit_down": 50, "loss": 0.0},
+                "rtt_ms": 20.4,
+                "rate_mbit": 49.5,
+                "rate_mbit_down": 49.0,
+                "loss": 0.0,
+                "loss_interval": [0.0, 0.037],
+            },
+            "2": {
+                "spec": {"rtt_ms": 20, "rate_mbit": 50, "rate_mbit_down": 50, "loss": 0.0},
+                "rtt_ms": 20.5,
+                "rate_mbit": 30.0,
+                "rate_mbit_down": 49.0,
+                "loss": 0.0,
+                "loss_interval": [0.0, 0.037],
+            },
+        },
+    }
+    data.append(
+        {
+            "kind": "measurement",
+            "run_id": "ch-test",
+            "scenario": "path_profile",
+            "condition": "wan",
+            "backend": "netns",
+            "profile": "wan",
+            "figures": check,
+        }
+    )
     page = report.build([parse(item) for item in data])
     assert ">Path profiles<" in page and "20.4 (spec 20) ms" in page and "30 (spec 50) Mbit/s" in page
     assert "within spec" in page and "path 2 up: 30 Mbit/s" in page

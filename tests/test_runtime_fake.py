@@ -62,8 +62,9 @@ def test_a_dead_path_fails_the_proof_even_with_a_fake_backend():
     builder = FakeBuilder()
     with fake_network(builder) as network:
         builder.world.dead.add(2)
-        evidence = run_plan(network, builder, MigrationPlan(interval=0.05, duration=0.5,
-                                                            paths=network.topology.path_ids))
+        evidence = run_plan(
+            network, builder, MigrationPlan(interval=0.05, duration=0.5, paths=network.topology.path_ids)
+        )
     failures = evidence.failures()
     assert "path 2 was scheduled but carried nothing" in failures
     assert any("never saw the client's endpoint move" in f for f in failures)
@@ -75,6 +76,7 @@ def test_a_signal_whose_interrupt_was_swallowed_is_raised_at_the_next_checkpoint
     import pytest
 
     from harness.system import signals
+
     signals.checkpoint()  # nothing pending: nothing happens
     try:  # where Python ignores exceptions (an at-fork hook, __del__), the handler's raise is lost
         signals._raise_interrupt(signal.SIGTERM, None)

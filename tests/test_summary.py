@@ -12,8 +12,11 @@ def outcome(test, result, check="proof", reason="", phase="call"):
 
 
 def test_research_verdicts_are_listed_and_fail_only_when_strict():
-    records = [outcome("a", "passed"), outcome("b", "failed", "research", "tcp_up: 0.72x [0.65, 0.80], n=5"),
-               outcome("c", "unjudged", "research")]
+    records = [
+        outcome("a", "passed"),
+        outcome("b", "failed", "research", "tcp_up: 0.72x [0.65, 0.80], n=5"),
+        outcome("c", "unjudged", "research"),
+    ]
     relaxed = sweep_verdict(records)
     assert relaxed.exit_status == 0 and "1 failed, 1 passed, 1 unjudged" in relaxed.lines[0]
     assert any("research verdicts beyond tolerance" in line for line in relaxed.lines)
@@ -29,5 +32,9 @@ def test_proofs_and_errors_fail_the_sweep_and_a_teardown_error_wins():
 
 
 def test_the_reproduce_command_makes_a_new_run():
-    assert without_run_naming(["-k", "x", "--run-id", "old", "--run-dir=/r/old", "--intervals", "1"]) == \
-        ["-k", "x", "--intervals", "1"]
+    assert without_run_naming(["-k", "x", "--run-id", "old", "--run-dir=/r/old", "--intervals", "1"]) == [
+        "-k",
+        "x",
+        "--intervals",
+        "1",
+    ]

@@ -23,8 +23,13 @@ from harness.wireguard.state import PeerTransfer, parse_endpoints, parse_transfe
 @pytest.mark.parametrize("paths", [2, 3, 4, 8])
 def test_addresses_are_unique_and_inside_the_plan(paths):
     topo = Topology(paths=paths)
-    addresses = [topo.client_tunnel_address(), topo.server_tunnel_address(), topo.origin_address(),
-                 topo.server_backbone_address(), topo.server_internet_address()]
+    addresses = [
+        topo.client_tunnel_address(),
+        topo.server_tunnel_address(),
+        topo.origin_address(),
+        topo.server_backbone_address(),
+        topo.server_internet_address(),
+    ]
     for k in topo.path_ids:
         addresses += [topo.client_path_address(k), topo.proxy_path_address(k), topo.proxy_backbone_address(k)]
     assert len({a.ip for a in addresses}) == len(addresses)
@@ -40,9 +45,17 @@ def test_path_count_is_validated(paths):
         Topology(paths=paths)
 
 
-@pytest.mark.parametrize("underlay, overlay", [("10.66.0.0/16", "10.66.0.0/16"), ("172.30.0.0/25", "10.66.0.0/16"),
-                                               ("127.0.0.0/16", "10.66.0.0/16"), ("fd00::/64", "10.66.0.0/16"),
-                                               ("172.30.0.1/16", "10.66.0.0/16"), ("banana", "10.66.0.0/16")])
+@pytest.mark.parametrize(
+    "underlay, overlay",
+    [
+        ("10.66.0.0/16", "10.66.0.0/16"),
+        ("172.30.0.0/25", "10.66.0.0/16"),
+        ("127.0.0.0/16", "10.66.0.0/16"),
+        ("fd00::/64", "10.66.0.0/16"),
+        ("172.30.0.1/16", "10.66.0.0/16"),
+        ("banana", "10.66.0.0/16"),
+    ],
+)
 def test_bad_address_plans_are_refused(underlay, overlay):
     with pytest.raises(ConfigError):
         Topology(plan=AddressPlan.parse(underlay, overlay))
@@ -121,11 +134,19 @@ def test_intervals_and_backends_parse():
     assert not math.isnan(parse_intervals("0.5")[0])
 
 
-@pytest.mark.parametrize("tool, package", [("iperf3", "iperf3"), ("chromium", "chromium"),
-                                           ("chromedriver", "chromium-driver"), ("wireguard-go", "wireguard-go")])
+@pytest.mark.parametrize(
+    "tool, package",
+    [
+        ("iperf3", "iperf3"),
+        ("chromium", "chromium"),
+        ("chromedriver", "chromium-driver"),
+        ("wireguard-go", "wireguard-go"),
+    ],
+)
 def test_a_missing_binary_is_named_with_its_package(monkeypatch, tmp_path, tool, package):
     from harness.errors import PrerequisiteError
     from harness.system.prereq import require_binaries
+
     monkeypatch.setenv("PATH", str(tmp_path))
     with pytest.raises(PrerequisiteError, match=rf"^{tool} not found on PATH: apt-get install {package}$"):
         require_binaries([tool])
@@ -134,6 +155,7 @@ def test_a_missing_binary_is_named_with_its_package(monkeypatch, tmp_path, tool,
 def test_kernel_wireguard_request_without_module(monkeypatch):
     from harness.errors import ConfigError, PrerequisiteError
     from harness.system import prereq
+
     monkeypatch.setattr(prereq, "kernel_wireguard_available", lambda: False)
     with pytest.raises(PrerequisiteError, match="no WireGuard module"):
         prereq.wireguard_implementation("kernel")
@@ -143,13 +165,16 @@ def test_kernel_wireguard_request_without_module(monkeypatch):
 
 def test_interface_counters_come_from_proc_net_dev():
     from harness.runtime.hosts import parse_net_dev
-    text = ("Inter-|   Receive                                                |  Transmit\n"
-            " face |bytes    packets errs drop fifo frame compressed multicast|bytes    packets errs drop fifo colls "
-            "carrier compressed\n"
-            "    lo:     100       2    0    0    0     0          0         0      100       2    0    0    0     0 "
-            "      0          0\n"
-            "wgnet1: 3000000   20000    0    0    0     0          0         0  4000000   30000    0    0    0     0 "
-            "      0          0\n")
+
+    text = (
+        "Inter-|   Receive                                                |  Transmit\n"
+        " face |bytes    packets errs drop fifo frame compressed multicast|bytes    packets errs drop fifo colls "
+        "carrier compressed\n"
+        "    lo:     100       2    0    0    0     0          0         0      100       2    0    0    0     0 "
+        "      0          0\n"
+        "wgnet1: 3000000   20000    0    0    0     0          0         0  4000000   30000    0    0    0     0 "
+        "      0          0\n"
+    )
     counters = parse_net_dev(text)
     assert counters["wgnet1"].rx_bytes == 3000000 and counters["wgnet1"].rx_packets == 20000
     assert counters["wgnet1"].tx_bytes == 4000000 and counters["wgnet1"].tx_packets == 30000

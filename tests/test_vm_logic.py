@@ -17,9 +17,9 @@ from harness.vm.command import (
     GuestSpec,
     choose_accel,
     guest_script,
-    passed_back,
     kvm_booted,
     outermost,
+    passed_back,
     probe_argv,
     qemu_wrapper_script,
     vng_argv,
@@ -36,12 +36,13 @@ def bzimage(version: str) -> bytes:
     data[0x202:0x206] = b"HdrS"
     data[0x20E:0x210] = (0x300 - 0x200).to_bytes(2, "little")
     text = f"{version} (debian-kernel@lists.debian.org) #1 SMP".encode()
-    data[0x300:0x300 + len(text)] = text
+    data[0x300 : 0x300 + len(text)] = text
     return bytes(data)
 
 
-def unpacked_kernel(root: Path, version: str, modules: tuple[str, ...] = kernel.REQUIRED_MODULES,
-                    complete: bool = True) -> Path:
+def unpacked_kernel(
+    root: Path, version: str, modules: tuple[str, ...] = kernel.REQUIRED_MODULES, complete: bool = True
+) -> Path:
     (root / "boot").mkdir(parents=True)
     (root / "boot" / f"vmlinuz-{version}").write_bytes(bzimage(version))
     moddir = root / "lib" / "modules" / version / "kernel"
@@ -65,7 +66,7 @@ def test_the_version_comes_from_the_name_or_the_bzimage_header(tmp_path):
     image.write_bytes(bzimage("6.1.0-9-amd64"))
     assert kernel.image_version(image) == "6.1.0-9-amd64"
     (tmp_path / "junk").write_bytes(b"\0" * 100)
-    with pytest.raises(ConfigError, match="--kernel .*junk: not an x86 kernel image"):
+    with pytest.raises(ConfigError, match=r"--kernel .*junk: not an x86 kernel image"):
         kernel.image_version(tmp_path / "junk")
 
 
@@ -99,20 +100,39 @@ def test_a_given_kernel_needs_its_modules(tmp_path):
 def test_builtin_modules_count_as_present(tmp_path):
     root = unpacked_kernel(tmp_path / "k", "6.9.3", modules=())
     (root / "lib/modules/6.9.3/modules.builtin").write_text(
-        "\n".join(f"kernel/x/{name}.ko" for name in kernel.REQUIRED_MODULES))
+        "\n".join(f"kernel/x/{name}.ko" for name in kernel.REQUIRED_MODULES)
+    )
     assert kernel.missing_modules(root / "lib/modules/6.9.3") == []
 
 
 def spec(tmp_path: Path, accel: Accel = Accel.TCG) -> GuestSpec:
-    return GuestSpec(image=Path("/cache/boot/vmlinuz-6.1"), accel=accel, cpus=2, memory="2G",
-                     rwdirs=(Path("/repo"), Path("/repo")), cwd=Path("/repo/sub dir"), state_dir=tmp_path,
-                     env=(("A", "x y"), ("PATH", "/venv/bin:/usr/bin")), command=("pytest", "-k", "i1s and x"))
+    return GuestSpec(
+        image=Path("/cache/boot/vmlinuz-6.1"),
+        accel=accel,
+        cpus=2,
+        memory="2G",
+        rwdirs=(Path("/repo"), Path("/repo")),
+        cwd=Path("/repo/sub dir"),
+        state_dir=tmp_path,
+        env=(("A", "x y"), ("PATH", "/venv/bin:/usr/bin")),
+        command=("pytest", "-k", "i1s and x"),
+    )
 
 
 def test_the_vng_command_line(tmp_path):
     argv = vng_argv(spec(tmp_path), "/venv/bin/vng")
-    assert argv[:10] == ["/venv/bin/vng", "--run", "/cache/boot/vmlinuz-6.1", "--qemu", str(tmp_path / "qemu"),
-                         "--cpus", "2", "--memory", "2G", "--disable-kvm"]
+    assert argv[:10] == [
+        "/venv/bin/vng",
+        "--run",
+        "/cache/boot/vmlinuz-6.1",
+        "--qemu",
+        str(tmp_path / "qemu"),
+        "--cpus",
+        "2",
+        "--memory",
+        "2G",
+        "--disable-kvm",
+    ]
     assert argv.count("--rwdir") == 2 and argv[argv.index("--rwdir") + 1] == "/repo"  # once per directory
     assert argv[argv.index("--cwd") + 1] == "/repo/sub dir"
     assert argv[-2] == "--"
@@ -140,8 +160,10 @@ def test_a_guest_that_cannot_pass_its_status_back_is_named():
 
 
 def test_writable_dirs_are_given_once_and_never_inside_another():
-    assert outermost([Path("/repo"), Path("/repo/reports/x"), Path("/tmp/s"), Path("/repo")]) == [Path("/repo"),
-                                                                                                Path("/tmp/s")]
+    assert outermost([Path("/repo"), Path("/repo/reports/x"), Path("/tmp/s"), Path("/repo")]) == [
+        Path("/repo"),
+        Path("/tmp/s"),
+    ]
     assert outermost([Path("/repo/reports"), Path("/repo")]) == [Path("/repo")]
 
 

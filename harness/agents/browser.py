@@ -57,13 +57,25 @@ def driver(timeout: float, remote: str | None = None, profile: Path | None = Non
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
     from selenium.webdriver.chromium.remote_connection import ChromiumRemoteConnection
+
     options = webdriver.ChromeOptions()
     local = next((found for name in BROWSERS if (found := shutil.which(name))), "chromium")
     options.binary_location = "/usr/bin/chromium" if remote else local
-    for flag in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu",
-                 "--no-first-run", "--disable-extensions", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--disable-crash-reporter", "--metrics-recording-only",
-                 "--disable-default-apps", "--no-proxy-server"):
+    for flag in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-dev-shm-usage",
+        "--disable-gpu",
+        "--no-first-run",
+        "--disable-extensions",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--disable-crash-reporter",
+        "--metrics-recording-only",
+        "--disable-default-apps",
+        "--no-proxy-server",
+    ):
         options.add_argument(flag)
     if profile is not None and not remote:
         profile.mkdir(parents=True, exist_ok=True)
@@ -73,8 +85,11 @@ def driver(timeout: float, remote: str | None = None, profile: Path | None = Non
         connection = ChromiumRemoteConnection(remote, vendor_prefix="goog", browser_name="chrome", ignore_proxy=True)
         browser = webdriver.Remote(command_executor=connection, options=options)
     else:
-        service = Service(shutil.which("chromedriver") or "chromedriver", env=dict(os.environ),
-                          popen_kw={"preexec_fn": _die_with_parent, "start_new_session": True})
+        service = Service(
+            shutil.which("chromedriver") or "chromedriver",
+            env=dict(os.environ),
+            popen_kw={"preexec_fn": _die_with_parent, "start_new_session": True},
+        )
         browser = webdriver.Chrome(options=options, service=service)
     browser.set_page_load_timeout(timeout)
     for cmd, params in (("Network.enable", {}), ("Network.setCacheDisabled", {"cacheDisabled": True})):
@@ -84,6 +99,7 @@ def driver(timeout: float, remote: str | None = None, profile: Path | None = Non
 
 def load(browser, url: str, screenshots: Path | None, index: int) -> dict:
     from selenium.common.exceptions import TimeoutException, WebDriverException
+
     started = time.monotonic()
     try:
         browser.get(url)
@@ -99,8 +115,13 @@ def load(browser, url: str, screenshots: Path | None, index: int) -> dict:
             except WebDriverException:
                 shot = None
         reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        return {"url": url, "ok": False, "started_at": started, "reason": f"{type(exc).__name__}: {reason}",
-                "screenshot": shot}
+        return {
+            "url": url,
+            "ok": False,
+            "started_at": started,
+            "reason": f"{type(exc).__name__}: {reason}",
+            "screenshot": shot,
+        }
 
 
 START_ATTEMPTS = 3
@@ -111,14 +132,18 @@ def start(timeout: float, remote: str | None, profile: Path | None):
     """The driven browser; Chromium that fails to start (it does, now and then, on a loaded machine) is
     tried again with a fresh profile. None after the last attempt, with one line on stderr saying why."""
     from selenium.common.exceptions import WebDriverException
+
     reason = ""
     for attempt in range(START_ATTEMPTS):
         try:
             return driver(timeout, remote, profile / f"attempt-{attempt}" if profile is not None else None)
         except WebDriverException as exc:
             reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-            print(f"browser agent: Chromium did not start (attempt {attempt + 1} of {START_ATTEMPTS}): {reason}",
-                  file=sys.stderr, flush=True)
+            print(
+                f"browser agent: Chromium did not start (attempt {attempt + 1} of {START_ATTEMPTS}): {reason}",
+                file=sys.stderr,
+                flush=True,
+            )
             time.sleep(1.0)
     print(f"browser agent: Chromium did not start: {reason}", file=sys.stderr, flush=True)
     return None

@@ -40,7 +40,7 @@ def send(to: str, port: int, rate: float, seconds: float, size: int, linger: flo
         try:
             if HEADER.unpack_from(sock.recv(65535))[0] == HELLO:
                 break
-        except (socket.timeout, ConnectionRefusedError):
+        except (TimeoutError, ConnectionRefusedError):
             pass
         if time.monotonic() > deadline:
             raise SystemExit(f"probe: no echo from {to}:{port} within 10 s")
@@ -52,7 +52,7 @@ def send(to: str, port: int, rate: float, seconds: float, size: int, linger: flo
         while not stop.is_set():
             try:
                 data = sock.recv(65535)
-            except socket.timeout:
+            except TimeoutError:
                 continue
             except ConnectionRefusedError:
                 continue

@@ -52,21 +52,27 @@ def service_name(host: str) -> str:
 
 def client_script(topology: Topology) -> str:
     """client.sh: wireguard-go devices, `wg setconf`, addresses, and the demo's tables and rules."""
-    lines = ["#!/bin/sh", "# Made by comps-harness render-demo: the CoMPS client's double tunnel and policy routing.",
-             "set -eu"]
+    lines = [
+        "#!/bin/sh",
+        "# Made by comps-harness render-demo: the CoMPS client's double tunnel and policy routing.",
+        "set -eu",
+    ]
     specs = [spec for spec in topology.wireguard if spec.host == CLIENT]
     for spec in specs:
-        lines += [f"wireguard-go {spec.ifname}",
-                  f"while [ ! -S /run/wireguard/{spec.ifname}.sock ]; do sleep 0.05; done",
-                  f"wg setconf {spec.ifname} /etc/wireguard/{spec.ifname}.conf",
-                  f"ip address add {spec.address} dev {spec.ifname}",
-                  f"ip link set {spec.ifname} mtu {spec.mtu} up"]
+        lines += [
+            f"wireguard-go {spec.ifname}",
+            f"while [ ! -S /run/wireguard/{spec.ifname}.sock ]; do sleep 0.05; done",
+            f"wg setconf {spec.ifname} /etc/wireguard/{spec.ifname}.conf",
+            f"ip address add {spec.address} dev {spec.ifname}",
+            f"ip link set {spec.ifname} mtu {spec.mtu} up",
+        ]
     for route in topology.client_routes(current_path=1):
         lines.append(f"ip route add default dev {route.dev} table {route.table}")
     for rule in topology.client_rules:
         table = "main" if rule.table == "main" else rule.table
-        lines.append(f"ip rule add priority {rule.priority} {'not ' if rule.invert else ''}fwmark {rule.fwmark} "
-                     f"lookup {table}")
+        lines.append(
+            f"ip rule add priority {rule.priority} {'not ' if rule.invert else ''}fwmark {rule.fwmark} lookup {table}"
+        )
     lines += ["echo 'wg_client ready'", "exec sleep infinity"]
     return "\n".join(lines) + "\n"
 
@@ -84,8 +90,9 @@ def render(out: Path, keys: Keyring | None = None, topology: Topology | None = N
         if spec.host == CLIENT:
             text = render_setconf(spec, keys)
         else:  # compose names interfaces in its own order: masquerade whatever leaves by another interface
-            text = render_wg_quick(spec, keys).replace(f"-o {spec.masquerade_out} -j MASQUERADE",
-                                                       f"! -o {spec.ifname} -j MASQUERADE")
+            text = render_wg_quick(spec, keys).replace(
+                f"-o {spec.masquerade_out} -j MASQUERADE", f"! -o {spec.ifname} -j MASQUERADE"
+            )
         path = directory / f"{spec.ifname}.conf"
         path.write_text(text)
         path.chmod(0o600)
@@ -124,13 +131,25 @@ class ComposeDemoBuilder(Builder):
         shutil.copy(DEMO_DIR / "docker-compose.yml", project)
         render(project / "config", keys=network.keys, topology=network.topology)
         prefix = ".".join(str(network.topology.plan.underlay.network_address).split(".")[:2])
-        env = proc.tagged_env(network.run_id, {"COMPS_NODE_IMAGE": self.images["node"],
-                                               "COMPS_ORIGIN_IMAGE": self.images["origin"],
-                                               "COMPS_DEMO_NET": prefix})
+        env = proc.tagged_env(
+            network.run_id,
+            {
+                "COMPS_NODE_IMAGE": self.images["node"],
+                "COMPS_ORIGIN_IMAGE": self.images["origin"],
+                "COMPS_DEMO_NET": prefix,
+            },
+        )
         name = project_name(network.run_id)
         compose = ["docker-compose", "--no-ansi", "-p", name, "-f", str(project / "docker-compose.yml")]
-        network.on_close(lambda: proc.run(compose + ["down", "--volumes", "--timeout", "1"], where="docker-compose",
-                                          env=env, timeout=120, check=False))
+        network.on_close(
+            lambda: proc.run(
+                compose + ["down", "--volumes", "--timeout", "1"],
+                where="docker-compose",
+                env=env,
+                timeout=120,
+                check=False,
+            )
+        )
         network.progress(f"{network.run_id}: docker-compose up")
         proc.run(compose + ["up", "-d"], where="docker-compose", env=env, timeout=180)
         engine = docker_client()
@@ -139,11 +158,16 @@ class ComposeDemoBuilder(Builder):
             labels = [f"com.docker.compose.project={name}", f"com.docker.compose.service={service_name(host)}"]
             (found,) = engine.containers.list(filters={"label": labels})
             return found
+
         for spec in network.topology.hosts:
             network.hosts[spec.name] = host = DockerHost(spec, network.run_id, network.workdir, container(spec.name))
             network.on_close(host.close_netlink)
-        wait_until(lambda: b"wg_client ready" in container(CLIENT).logs(), timeout=30, interval=0.1,
-                   what="wg_client's client.sh")
+        wait_until(
+            lambda: b"wg_client ready" in container(CLIENT).logs(),
+            timeout=30,
+            interval=0.1,
+            what="wg_client's client.sh",
+        )
         accounting.install(network)  # counting rules on the server: observation for the proof, no decision
 
 
@@ -152,8 +176,14 @@ def project_name(run_id: str) -> str:
     return re.sub(r"[^-_a-z0-9]", "", f"comps-{run_id}".lower())
 
 
-def compose_demo_network(*, run_id: str, images: dict[str, str], underlay: str = DEMO_UNDERLAY,
-                         progress=None) -> Network:
+def compose_demo_network(
+    *, run_id: str, images: dict[str, str], underlay: str = DEMO_UNDERLAY, progress=None
+) -> Network:
     """The compose demo as a Network (unbuilt: enter it to bring the demo up) on `underlay` (a /16)."""
-    return Network(demo_topology(underlay), run_id=run_id, wireguard=WireGuardImpl.WIREGUARD_GO,
-                   builder=ComposeDemoBuilder(images), progress=progress)
+    return Network(
+        demo_topology(underlay),
+        run_id=run_id,
+        wireguard=WireGuardImpl.WIREGUARD_GO,
+        builder=ComposeDemoBuilder(images),
+        progress=progress,
+    )

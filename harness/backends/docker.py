@@ -48,24 +48,30 @@ def docker_client():
     """The engine's client, or PrerequisiteError saying how to get one."""
     try:
         import docker
+
         importlib.import_module("testcontainers.core.container")  # the backend is built on it
     except ImportError as exc:
-        raise PrerequisiteError(f"the docker backend needs the Python packages docker and testcontainers ({exc}): "
-                                "pip install -e '.[docker]' (bootstrap.sh does)") from None
+        raise PrerequisiteError(
+            f"the docker backend needs the Python packages docker and testcontainers ({exc}): "
+            "pip install -e '.[docker]' (bootstrap.sh does)"
+        ) from None
     try:
         client = docker.from_env(timeout=120)
         client.ping()
     except Exception as exc:  # the SDK raises several kinds for "no engine"
-        raise PrerequisiteError(f"no Docker engine answers ({type(exc).__name__}): start dockerd "
-                                "(./bootstrap.sh starts one when none runs)") from None
+        raise PrerequisiteError(
+            f"no Docker engine answers ({type(exc).__name__}): start dockerd (./bootstrap.sh starts one when none runs)"
+        ) from None
     return client
 
 
 def sysctl_map(spec: HostSpec) -> dict[str, str]:
     """The topology's per-host sysctls in Docker's form (net.ipv4.ip_forward: 1)."""
     bridge_netfilter = os.path.exists(f"/proc/sys/{BRIDGE_NETFILTER}")
-    return {key.replace("/", "."): value
-            for key, value in (s.split("=", 1) for s in host_sysctls(spec, bridge_netfilter=bridge_netfilter))}
+    return {
+        key.replace("/", "."): value
+        for key, value in (s.split("=", 1) for s in host_sysctls(spec, bridge_netfilter=bridge_netfilter))
+    }
 
 
 # -- the registry's interface ---------------------------------------------------------------
@@ -81,6 +87,7 @@ def builder(prepared: Prepared) -> Builder:
 def docker_images(progress: Progress | None = None) -> dict[str, str]:
     """name -> tag of the Docker backend's images, built if missing; the engine must answer."""
     from harness.backends.images import Images
+
     prereq.require_binaries(["docker"])
     return Images(docker_client(), progress or (lambda message: None)).ensure()
 
@@ -94,6 +101,7 @@ def _engine():
         return None
     try:
         import docker
+
         client = docker.from_env(timeout=30)
         client.ping()
         return client
@@ -107,8 +115,11 @@ def labelled(run_id: str, client=None) -> list[tuple[str, object]]:
     if client is None:
         return []
     found = []
-    for kind, collection in (("container", client.containers), ("network", client.networks),
-                             ("volume", client.volumes)):
+    for kind, collection in (
+        ("container", client.containers),
+        ("network", client.networks),
+        ("volume", client.volumes),
+    ):
         kwargs = {"all": True} if kind == "container" else {}
         found += [(kind, item) for item in collection.list(filters={"label": f"{RUN_LABEL}={run_id}"}, **kwargs)]
     return found
@@ -156,19 +167,38 @@ class DockerProcess(proc.Process):
     (Signalling the docker CLI would leave the process running in the container.)
     """
 
-    def __init__(self, container_id: str, argv: list[str], *, name: str, env: dict[str, str],
-                 log_path: Path | None, stdout: int | None) -> None:
+    def __init__(
+        self,
+        container_id: str,
+        argv: list[str],
+        *,
+        name: str,
+        env: dict[str, str],
+        log_path: Path | None,
+        stdout: int | None,
+    ) -> None:
         self.container_id = container_id
         self.pidfile = f"/run/comps-harness-{name.replace('/', '-')}.pid"
-        wrapped = ["docker", "exec", "-i", container_id, "sh", "-c",
-                   'echo $$ > "$0"; exec "$@"', self.pidfile, *argv]
+        wrapped = ["docker", "exec", "-i", container_id, "sh", "-c", 'echo $$ > "$0"; exec "$@"', self.pidfile, *argv]
         super().__init__(wrapped, name=name, env=env, log_path=log_path, stdout=stdout)
 
     def stop(self, timeout: float = 2.0, sig: int = signal.SIGTERM) -> int | None:
         if self.running():
-            proc.run(["docker", "exec", self.container_id, "sh", "-c",
-                      f'[ -f "$0" ] && kill -{int(sig)} "$(cat "$0")"', self.pidfile],
-                     where=self.name, env=dict(os.environ), timeout=10, check=False)
+            proc.run(
+                [
+                    "docker",
+                    "exec",
+                    self.container_id,
+                    "sh",
+                    "-c",
+                    f'[ -f "$0" ] && kill -{int(sig)} "$(cat "$0")"',
+                    self.pidfile,
+                ],
+                where=self.name,
+                env=dict(os.environ),
+                timeout=10,
+                check=False,
+            )
         return super().stop(timeout, sig)
 
 
@@ -187,10 +217,17 @@ class DockerHost(Host):
     def python(self, script: str | None = None) -> list[str]:
         return ["python3"] + ([f"{HARNESS_IN_CONTAINER}/{script}"] if script else [])
 
-    def spawn(self, argv: list[str], *, name: str, env: dict[str, str] | None = None,
-              stdout: int | None = None) -> proc.Process:
-        process = DockerProcess(self.id, argv, name=f"{self.name}/{name}", env=self.env(env),
-                                log_path=self.log_dir / f"{self.name}-{name}.log", stdout=stdout)
+    def spawn(
+        self, argv: list[str], *, name: str, env: dict[str, str] | None = None, stdout: int | None = None
+    ) -> proc.Process:
+        process = DockerProcess(
+            self.id,
+            argv,
+            name=f"{self.name}/{name}",
+            env=self.env(env),
+            log_path=self.log_dir / f"{self.name}-{name}.log",
+            stdout=stdout,
+        )
         self._processes.append(process)
         return process
 
@@ -286,8 +323,10 @@ class DockerBuilder(Builder):
                 plan = AddressPlan(underlay=candidate, overlay=network.topology.plan.overlay)
                 network.topology = Topology(paths=network.topology.paths, plan=plan, mtus=network.topology.mtus)
                 return
-        raise BackendError("no free /16 left among the Docker backend's candidates "
-                           f"({UNDERLAY_CANDIDATES[0]} ... {UNDERLAY_CANDIDATES[-1]}): `comps-harness clean`")
+        raise BackendError(
+            "no free /16 left among the Docker backend's candidates "
+            f"({UNDERLAY_CANDIDATES[0]} ... {UNDERLAY_CANDIDATES[-1]}): `comps-harness clean`"
+        )
 
     def _create_networks(self, network: Network) -> None:
         """One internal network per underlay subnet; on an overlap (another run was quicker), the next /16."""
@@ -308,12 +347,18 @@ class DockerBuilder(Builder):
     def _create_subnets(self, network: Network, subnets: set[IPv4Network]) -> None:
         from docker.types import IPAMConfig, IPAMPool
         from testcontainers.core.network import Network as TcNetwork
+
         for subnet in sorted(subnets):
             gateway = str(next(subnet.hosts()))
-            net = TcNetwork(docker_network_kw={
-                "driver": "bridge", "internal": True, "labels": self._labels(network),
-                "ipam": IPAMConfig(pool_configs=[IPAMPool(subnet=str(subnet), gateway=gateway)]),
-                "options": {"com.docker.network.driver.mtu": str(network.topology.mtus.underlay)}})
+            net = TcNetwork(
+                docker_network_kw={
+                    "driver": "bridge",
+                    "internal": True,
+                    "labels": self._labels(network),
+                    "ipam": IPAMConfig(pool_configs=[IPAMPool(subnet=str(subnet), gateway=gateway)]),
+                    "options": {"com.docker.network.driver.mtu": str(network.topology.mtus.underlay)},
+                }
+            )
             net.name = f"comps-{network.run_id}-{subnet.network_address}"
             try:
                 net.create()
@@ -332,6 +377,7 @@ class DockerBuilder(Builder):
     def _start_container(self, network: Network, spec: HostSpec, addresses: dict[IPv4Interface, str]) -> DockerHost:
         from docker.types import EndpointConfig
         from testcontainers.core.container import DockerContainer
+
         first, *others = sorted(addresses, key=lambda a: a.network)
         net = self._networks[first.network]
         image = self.images["origin" if spec.name == ORIGIN else "node"]
@@ -340,9 +386,15 @@ class DockerBuilder(Builder):
         if spec.name == ORIGIN:  # it serves the pages the harness generates in the work directory
             container.with_volume_mapping(str(network.workdir), str(network.workdir), "ro")
         container.with_kwargs(
-            hostname=spec.name, cap_add=["NET_ADMIN"], devices=["/dev/net/tun:/dev/net/tun"], init=True,
-            sysctls=sysctl_map(spec), labels=self._labels(network), network=net.name,
-            networking_config={net.name: EndpointConfig("1.41", ipv4_address=str(first.ip))})
+            hostname=spec.name,
+            cap_add=["NET_ADMIN"],
+            devices=["/dev/net/tun:/dev/net/tun"],
+            init=True,
+            sysctls=sysctl_map(spec),
+            labels=self._labels(network),
+            network=net.name,
+            networking_config={net.name: EndpointConfig("1.41", ipv4_address=str(first.ip))},
+        )
         container.start()
         network.on_close(container.stop)
         wrapped = container.get_wrapped_container()
@@ -355,8 +407,9 @@ class DockerBuilder(Builder):
         self._create_networks(network)
         attachments = self._attachments(network)
         network.on_close(self._stop_host_processes, network)
-        hosts = parallel(lambda spec: self._start_container(network, spec, attachments[spec.name]),
-                         network.topology.hosts)
+        hosts = parallel(
+            lambda spec: self._start_container(network, spec, attachments[spec.name]), network.topology.hosts
+        )
         for host in hosts:
             network.hosts[host.name] = host
             network.on_close(host.close_netlink)
@@ -370,12 +423,14 @@ class DockerBuilder(Builder):
 
     def _start_browser(self, network: Network) -> None:
         from testcontainers.core.container import DockerContainer
+
         client = network.hosts[CLIENT]
         if not isinstance(client, DockerHost):
             raise BackendError("the browser container needs the client as a container")
         browser = DockerContainer(self.images["browser"]).with_name(f"comps-{network.run_id}-browser")
-        browser.with_kwargs(network_mode=f"container:{client.id}", labels=self._labels(network), shm_size="256m",
-                            init=True)
+        browser.with_kwargs(
+            network_mode=f"container:{client.id}", labels=self._labels(network), shm_size="256m", init=True
+        )
         browser.start()
         network.on_close(browser.stop)
 
@@ -388,6 +443,7 @@ class DockerBuilder(Builder):
     def browser_url(self, network: Network) -> str:
         """The browser container's chromedriver (in the client's network namespace), once it answers."""
         import urllib.request
+
         url = f"http://{self.management_address(network)}:{CHROMEDRIVER_PORT}"
 
         def answers() -> bool:
@@ -396,5 +452,6 @@ class DockerBuilder(Builder):
                     return response.status == 200
             except OSError:
                 return False
+
         wait_until(answers, timeout=READY_TIMEOUT, interval=0.1, what=f"the browser container's chromedriver at {url}")
         return url

@@ -61,8 +61,12 @@ def debootstrap_minbase(root: Path, progress: Callable[[str], None]) -> None:
         raise PrerequisiteError("debootstrap not found: apt-get install debootstrap")
     mirror = debian_mirror()
     progress(f"debootstrap --variant=minbase bookworm from {mirror} (about 25 s)")
-    result = subprocess.run(["debootstrap", "--variant=minbase", "bookworm", str(root), mirror],
-                            capture_output=True, text=True, timeout=DEBOOTSTRAP_TIMEOUT_S)
+    result = subprocess.run(
+        ["debootstrap", "--variant=minbase", "bookworm", str(root), mirror],
+        capture_output=True,
+        text=True,
+        timeout=DEBOOTSTRAP_TIMEOUT_S,
+    )
     if result.returncode != 0:
         raise PrerequisiteError(f"debootstrap failed: {result.stderr.strip()[-400:]}")
 
@@ -76,6 +80,7 @@ class Images:
 
     def _exists(self, tag: str) -> bool:
         import docker.errors
+
         try:
             self.client.images.get(tag)
             return True
@@ -84,6 +89,7 @@ class Images:
 
     def ensure_base(self) -> None:
         import docker.errors
+
         if self._exists(BASE_IMAGE):
             return
         self.progress(f"images: pulling {BASE_IMAGE}")
@@ -91,20 +97,29 @@ class Images:
             self.client.images.pull(BASE_IMAGE)
             return
         except docker.errors.APIError as exc:
-            self.progress(f"images: cannot pull {BASE_IMAGE} ({str(exc).splitlines()[0][:120]}); "
-                          "making it offline with debootstrap")
+            self.progress(
+                f"images: cannot pull {BASE_IMAGE} ({str(exc).splitlines()[0][:120]}); "
+                "making it offline with debootstrap"
+            )
         self.bootstrap_base()
 
     def bootstrap_base(self) -> None:
         if shutil.which("debootstrap") is None:
-            raise PrerequisiteError(f"{BASE_IMAGE} cannot be pulled and debootstrap is missing "
-                                    "(apt-get install debootstrap) to make it offline")
+            raise PrerequisiteError(
+                f"{BASE_IMAGE} cannot be pulled and debootstrap is missing "
+                "(apt-get install debootstrap) to make it offline"
+            )
         with tempfile.TemporaryDirectory(prefix="comps-harness-rootfs-") as root:
             debootstrap_minbase(Path(root), lambda line: self.progress(f"images: {line}"))
             self.progress(f"images: docker import as {BASE_IMAGE}")
             tar = subprocess.Popen(["tar", "-C", root, "-c", "."], stdout=subprocess.PIPE)
-            imported = subprocess.run(["docker", "import", "-", BASE_IMAGE], stdin=tar.stdout,
-                                      capture_output=True, text=True, timeout=DEBOOTSTRAP_TIMEOUT_S)
+            imported = subprocess.run(
+                ["docker", "import", "-", BASE_IMAGE],
+                stdin=tar.stdout,
+                capture_output=True,
+                text=True,
+                timeout=DEBOOTSTRAP_TIMEOUT_S,
+            )
             tar.stdout.close()
             tar.wait(60)
             if imported.returncode != 0 or tar.returncode != 0:
@@ -122,8 +137,14 @@ class Images:
 
     def build(self, name: str, tag: str) -> None:
         self.progress(f"images: building {tag}")
-        stream = self.client.api.build(path=str(DOCKER_DIR / name), tag=tag, rm=True, forcerm=True, decode=True,
-                                       labels={"org.comps-harness.context": context_hash(name)})
+        stream = self.client.api.build(
+            path=str(DOCKER_DIR / name),
+            tag=tag,
+            rm=True,
+            forcerm=True,
+            decode=True,
+            labels={"org.comps-harness.context": context_hash(name)},
+        )
         for chunk in stream:
             if "error" in chunk:
                 raise PrerequisiteError(f"building {tag} failed: {chunk['error'].strip()}")

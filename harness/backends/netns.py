@@ -66,10 +66,24 @@ class NetnsHost(Host):
     def __init__(self, spec: HostSpec, run_id: str, log_dir: Path) -> None:
         bridge_netfilter = os.path.exists(f"/proc/sys/{BRIDGE_NETFILTER}")
         keeper = proc.Process(
-            ["unshare", "--net", "--mount", "--propagation", "private", "--", "bash", "-c", KEEPER_SCRIPT,
-             "keeper", *host_sysctls(spec, bridge_netfilter=bridge_netfilter)],
-            name=f"{spec.name}/keeper", env=proc.tagged_env(run_id, {"COMPS_HARNESS_KEEPER": keeper_name(run_id, spec.name)}),
-            log_path=log_dir / f"{spec.name}-keeper.log", stdout=subprocess.PIPE)
+            [
+                "unshare",
+                "--net",
+                "--mount",
+                "--propagation",
+                "private",
+                "--",
+                "bash",
+                "-c",
+                KEEPER_SCRIPT,
+                "keeper",
+                *host_sysctls(spec, bridge_netfilter=bridge_netfilter),
+            ],
+            name=f"{spec.name}/keeper",
+            env=proc.tagged_env(run_id, {"COMPS_HARNESS_KEEPER": keeper_name(run_id, spec.name)}),
+            log_path=log_dir / f"{spec.name}-keeper.log",
+            stdout=subprocess.PIPE,
+        )
         super().__init__(spec.name, run_id, log_dir, keeper.pid)
         self.spec = spec
         self.keeper = keeper
@@ -82,8 +96,10 @@ class NetnsHost(Host):
         line = stream.readline().decode(errors="replace").strip() if readable else ""
         if line != "ready":
             self.keeper.stop()
-            raise BackendError(f"{self.name}: namespace keeper did not start "
-                               f"({self.keeper.log_tail() or 'no output'}); is this root with CAP_SYS_ADMIN?")
+            raise BackendError(
+                f"{self.name}: namespace keeper did not start "
+                f"({self.keeper.log_tail() or 'no output'}); is this root with CAP_SYS_ADMIN?"
+            )
 
     def command_prefix(self) -> list[str]:
         return ["nsenter", "-t", str(self.pid), "-n", "-m", "--"]
@@ -129,8 +145,13 @@ class NetnsBuilder(Builder):
         """
         a, b = network.hosts[link.a_host], network.hosts[link.b_host]
         mtu = network.topology.mtus.underlay
-        a.netlink.link("add", ifname=link.a_ifname, kind="veth", index=index_a,
-                       peer={"ifname": link.b_ifname, "net_ns_pid": b.pid, "index": index_a + 1})
+        a.netlink.link(
+            "add",
+            ifname=link.a_ifname,
+            kind="veth",
+            index=index_a,
+            peer={"ifname": link.b_ifname, "net_ns_pid": b.pid, "index": index_a + 1},
+        )
         for host, ifname, address in ((a, link.a_ifname, link.a_address), (b, link.b_ifname, link.b_address)):
             index = host.link_index(ifname)
             if address is not None:

@@ -76,13 +76,25 @@ def check_backend(name: str, settings: RunSettings, progress: Progress | None = 
     return backend(name).check(settings, progress or _quiet)
 
 
-def network_for(name: str, settings: RunSettings, *, topology: Topology | None = None, run_id: str | None = None,
-                progress: Progress | None = None, prepared: Prepared | None = None) -> Network:
+def network_for(
+    name: str,
+    settings: RunSettings,
+    *,
+    topology: Topology | None = None,
+    run_id: str | None = None,
+    progress: Progress | None = None,
+    prepared: Prepared | None = None,
+) -> Network:
     """An unbuilt Network of backend `name` (a context manager), after every prerequisite check."""
     chosen = backend(name)
     prepared = prepared or chosen.check(settings, progress or _quiet)
-    return Network(topology or Topology(paths=settings.paths), run_id=run_id or settings.run_id,
-                   wireguard=prepared.wireguard, builder=chosen.builder(prepared), progress=progress)
+    return Network(
+        topology or Topology(paths=settings.paths),
+        run_id=run_id or settings.run_id,
+        wireguard=prepared.wireguard,
+        builder=chosen.builder(prepared),
+        progress=progress,
+    )
 
 
 def runs_on_machine(backends: tuple[str, ...] = tuple(REGISTRY)) -> dict[str, bool]:

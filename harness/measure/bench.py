@@ -39,46 +39,77 @@ def _geometric_mean(values: list[float]) -> float:
 
 
 class MigrationBench:
-    def __init__(self, network: Network, services: OriginServices, intervals: tuple[float, ...],
-                 options: MeasureSettings, record: Recorder, progress: Callable[[str], None]) -> None:
+    def __init__(
+        self,
+        network: Network,
+        services: OriginServices,
+        intervals: tuple[float, ...],
+        options: MeasureSettings,
+        record: Recorder,
+        progress: Callable[[str], None],
+    ) -> None:
         self.network, self.services, self.intervals, self.options = network, services, intervals, options
         self.record, self.progress = record, progress
         self.paths = network.topology.path_ids
 
     def _plan(self, interval: float, mechanism: str = "netlink") -> MigrationPlan:
-        return MigrationPlan(interval=interval, paths=self.paths, duration=max(2.0, 10 * interval),
-                             mechanism=mechanism)
+        return MigrationPlan(interval=interval, paths=self.paths, duration=max(2.0, 10 * interval), mechanism=mechanism)
 
     def _recorder(self, scenario: str) -> Callable[[str, int, ConditionResult], None]:
         def record(condition: str, rep: int, result: ConditionResult) -> None:
             self.record(scenario, condition, rep, result)
             self.progress(f"bench migration: {scenario} {condition} rep {rep + 1}/{self.options.repeat} done")
+
         return record
 
     def throughput_ratio(self, interval: float) -> float:
         seconds = self.options.iperf_seconds
         measure = functools.partial(self.services.throughput, seconds, ("tcp_up",))
-        baseline, migrating = interleave(self.network, for_measurement(self._plan(interval), seconds),
-                                         self.options.repeat, measure, self._recorder("throughput"))
-        return throughput_verdicts([r.figures for r in baseline], [r.figures for r in migrating],
-                                   limit=None)["tcp_up"]["ratio"]
+        baseline, migrating = interleave(
+            self.network,
+            for_measurement(self._plan(interval), seconds),
+            self.options.repeat,
+            measure,
+            self._recorder("throughput"),
+        )
+        return throughput_verdicts([r.figures for r in baseline], [r.figures for r in migrating], limit=None)["tcp_up"][
+            "ratio"
+        ]
 
     def pageload_ratios(self, interval: float) -> dict[str, float]:
         pages = [f"{name}.html" for name in PAGES]
-        measure = functools.partial(self.services.page_set, pages, timeout=self.options.page_timeout,
-                                    screenshots=self.network.workdir / "screenshots")
-        baseline, migrating = interleave(self.network, for_measurement(self._plan(interval), 10), self.options.repeat,
-                                         measure, self._recorder("pageload"))
-        return {page: ratio_verdict(page_load_ms(baseline, page), page_load_ms(migrating, page), limit=None,
-                                    higher_is_better=False)["ratio"] for page in pages}
+        measure = functools.partial(
+            self.services.page_set,
+            pages,
+            timeout=self.options.page_timeout,
+            screenshots=self.network.workdir / "screenshots",
+        )
+        baseline, migrating = interleave(
+            self.network,
+            for_measurement(self._plan(interval), 10),
+            self.options.repeat,
+            measure,
+            self._recorder("pageload"),
+        )
+        return {
+            page: ratio_verdict(
+                page_load_ms(baseline, page), page_load_ms(migrating, page), limit=None, higher_is_better=False
+            )["ratio"]
+            for page in pages
+        }
 
     def lost_per_switch(self, mechanism: str, interval: float) -> tuple[int, int]:
         """(packets lost near a switch, switches) over the repetitions."""
         lost = switches = 0
         record = self._recorder("switch_loss")
         for rep in range(self.options.repeat):
-            result = measure_loss(self.network, self.services, self._plan(interval, mechanism),
-                                  seconds=PROBE_SECONDS, rate=self.options.probe_rate)
+            result = measure_loss(
+                self.network,
+                self.services,
+                self._plan(interval, mechanism),
+                seconds=PROBE_SECONDS,
+                rate=self.options.probe_rate,
+            )
             record(result.plan.label, rep, result)
             loss = result.figures["loss"]
             lost += loss["lost"] - loss["lost_without_switch"]
@@ -95,17 +126,25 @@ class MigrationBench:
         for rep in range(self.options.repeat):
             out = subprocess.run(argv, capture_output=True, text=True, timeout=seconds + 30)
             by_hand.append(iperf.parse(out.stdout).bits_per_second)
-            result = measure_condition(self.network, baseline_plan,
-                                       functools.partial(self.services.throughput, seconds, ("tcp_up",)))
+            result = measure_condition(
+                self.network, baseline_plan, functools.partial(self.services.throughput, seconds, ("tcp_up",))
+            )
             record("baseline", rep, result)
             harness.append(result.figures["tcp_up"]["bits_per_second"])
         return ratio_verdict(by_hand, harness, limit=None, higher_is_better=True)["ratio"]
 
     def run(self) -> dict:
-        out: dict = {"backend": self.network.backend, "wireguard": self.network.wireguard_impl,
-                     "reps": self.options.repeat, "intervals": list(self.intervals),
-                     "throughput_ratio": {}, "pageload_ratio": {}, "pageload_ratio_by_page": {},
-                     "lost_per_switch": {}, "lost_per_switch_by_interval": {}}
+        out: dict = {
+            "backend": self.network.backend,
+            "wireguard": self.network.wireguard_impl,
+            "reps": self.options.repeat,
+            "intervals": list(self.intervals),
+            "throughput_ratio": {},
+            "pageload_ratio": {},
+            "pageload_ratio_by_page": {},
+            "lost_per_switch": {},
+            "lost_per_switch_by_interval": {},
+        }
         for interval in self.intervals:
             key = f"{interval:g}"
             self.progress(f"bench migration: throughput at {key} s")
@@ -120,11 +159,11 @@ class MigrationBench:
             for interval in self.intervals:
                 self.progress(f"bench migration: probe loss, {mechanism} at {interval:g} s")
                 lost, switches = self.lost_per_switch(mechanism, interval)
-                out["lost_per_switch_by_interval"][mechanism][f"{interval:g}"] = \
+                out["lost_per_switch_by_interval"][mechanism][f"{interval:g}"] = (
                     round(lost / switches, 4) if switches else None
+                )
                 total_lost, total_switches = total_lost + lost, total_switches + switches
             out["lost_per_switch"][mechanism] = round(total_lost / total_switches, 4) if total_switches else None
         self.progress("bench migration: harness overhead")
         out["harness_overhead_ratio"] = self.overhead_ratio()
         return out
-

@@ -21,14 +21,20 @@ from harness.system.wait import wait_until
 if TYPE_CHECKING:
     from harness.runtime.hosts import Host
 
-PCAP_MAGIC = {b"\xd4\xc3\xb2\xa1": "<", b"\xa1\xb2\xc3\xd4": ">",  # microseconds
-              b"\x4d\x3c\xb2\xa1": "<", b"\xa1\xb2\x3c\x4d": ">"}  # nanoseconds
+PCAP_MAGIC = {
+    # microseconds
+    b"\xd4\xc3\xb2\xa1": "<",
+    b"\xa1\xb2\xc3\xd4": ">",
+    # nanoseconds
+    b"\x4d\x3c\xb2\xa1": "<",
+    b"\xa1\xb2\x3c\x4d": ">",
+}
 LINKTYPE_ETHERNET, LINKTYPE_LINUX_SLL, LINKTYPE_RAW = 1, 113, 101
 WG_DATA = 4
 WG_DATA_OVERHEAD = 32  # type(1) reserved(3) receiver(4) counter(8) + the 16-byte tag
-SNAPLEN = 128
+SNAPLEN = 128  # enough for outer headers and the WireGuard data header, never the payload
 DRAIN_S, DRAIN_STEP_S = 3.0, 0.15
-BUFFER_KIB = 32768  # a kernel buffer that holds a burst of whole packets while tcpdump catches up  # enough for outer headers and the WireGuard data header, never the payload
+BUFFER_KIB = 32768  # a kernel buffer that holds a burst of whole packets while tcpdump catches up
 
 
 @dataclass(frozen=True)
@@ -69,10 +75,10 @@ def _packet(at: float, frame: bytes, linktype: int) -> Packet | None:
     if offset is None or len(frame) < offset + 28 or frame[offset] >> 4 != 4 or frame[offset + 9] != 17:
         return None  # not IPv4 UDP (ARP, ICMP...)
     header = (frame[offset] & 0x0F) * 4
-    src, dst = IPv4Address(frame[offset + 12:offset + 16]), IPv4Address(frame[offset + 16:offset + 20])
+    src, dst = IPv4Address(frame[offset + 12 : offset + 16]), IPv4Address(frame[offset + 16 : offset + 20])
     udp = offset + header
     sport, dport, length = struct.unpack_from("!HHH", frame, udp)
-    payload = frame[udp + 8:]
+    payload = frame[udp + 8 :]
     wg_type = receiver = counter = None
     if len(payload) >= 4 and payload[0] in (1, 2, 3, 4) and payload[1:4] == b"\0\0\0":
         wg_type = payload[0]
@@ -96,7 +102,7 @@ def read_pcap(data: bytes) -> list[Packet]:
     packets, position = [], 24
     while position + 16 <= len(data):
         seconds, fraction, captured, _ = struct.unpack_from(order + "IIII", data, position)
-        frame = data[position + 16:position + 16 + captured]
+        frame = data[position + 16 : position + 16 + captured]
         if len(frame) < captured:
             break
         position += 16 + captured
@@ -122,13 +128,29 @@ class Capture:
 
     def __enter__(self) -> Capture:
         self._file = open(self.out, "wb")
-        argv = ["tcpdump", "-i", self.interface, "-n", "-U", "--immediate-mode", "-B", str(BUFFER_KIB),
-                "-s", str(self.snaplen), "-w", "-",
-                *self.bpf.split()]
+        argv = [
+            "tcpdump",
+            "-i",
+            self.interface,
+            "-n",
+            "-U",
+            "--immediate-mode",
+            "-B",
+            str(BUFFER_KIB),
+            "-s",
+            str(self.snaplen),
+            "-w",
+            "-",
+            *self.bpf.split(),
+        ]
         self.process = self.host.spawn(argv, name=f"tcpdump-{self.interface}", stdout=self._file.fileno())
         # tcpdump prints "listening on ..." to stderr (its log) once the capture runs
-        wait_until(lambda: "listening on" in self.process.log_tail(3) or not self.process.running(), timeout=10,
-                   interval=0.01, what=f"tcpdump on {self.host.name} {self.interface}")
+        wait_until(
+            lambda: "listening on" in self.process.log_tail(3) or not self.process.running(),
+            timeout=10,
+            interval=0.01,
+            what=f"tcpdump on {self.host.name} {self.interface}",
+        )
         if not self.process.running():
             raise MeasurementError(f"tcpdump on {self.host.name} {self.interface} failed: {self.process.log_tail()}")
         return self

@@ -40,8 +40,9 @@ class PathCheck:
         return abs(self.capture_packets - self.harness_packets) / self.harness_packets if self.harness_packets else 1.0
 
 
-def captured_migration(network: Network, plan: MigrationPlan, seconds: float = 2.0
-                       ) -> tuple[MigrationEvidence, list[PathCheck]]:
+def captured_migration(
+    network: Network, plan: MigrationPlan, seconds: float = 2.0
+) -> tuple[MigrationEvidence, list[PathCheck]]:
     """Run `plan` with a UDP stream for `seconds` inside the window, capturing on every proxy."""
     captures = {}
     with ExitStack() as stack:
@@ -57,9 +58,13 @@ def captured_migration(network: Network, plan: MigrationPlan, seconds: float = 2
     for k, capture in captures.items():
         packets = capture.packets()
         use = evidence.per_path.get(k)
-        checks.append(PathCheck(
-            k, harness_bytes=use.outer_bytes if use else 0,
-            capture_bytes=sum(ETHERNET_HEADER + p.ip_length for p in packets),
-            harness_packets=use.packets if use else 0,
-            capture_packets=sum(1 for p in packets if p.is_data and p.inner_length > 0)))
+        checks.append(
+            PathCheck(
+                k,
+                harness_bytes=use.outer_bytes if use else 0,
+                capture_bytes=sum(ETHERNET_HEADER + p.ip_length for p in packets),
+                harness_packets=use.packets if use else 0,
+                capture_packets=sum(1 for p in packets if p.is_data and p.inner_length > 0),
+            )
+        )
     return evidence, checks

@@ -34,16 +34,31 @@ def intervals_for(accel: str) -> tuple[float, ...]:
     return (0.1, 1.0) if accel == "kvm" else (1.0,)
 
 
-def measure_run(network: Network, services: OriginServices, intervals: tuple[float, ...], sticky: StickySource,
-                *, throughput_reps: int, iperf_seconds: float, progress: Callable[[str], None],
-                record: Callable[[str, str, int, object], None]) -> dict:
+def measure_run(
+    network: Network,
+    services: OriginServices,
+    intervals: tuple[float, ...],
+    sticky: StickySource,
+    *,
+    throughput_reps: int,
+    iperf_seconds: float,
+    progress: Callable[[str], None],
+    record: Callable[[str, str, int, object], None],
+) -> dict:
     """One implementation and mode over `intervals`; throughput_reps 0 skips the throughput ratio."""
-    out: dict = {"adherence": {}, "endpoint_moves_per_switch": {}, "lost_per_switch": {}, "switches": {},
-                 "proof_failures": {}, "throughput_ratio": {} if throughput_reps else NOT_UNDER_TCG}
+    out: dict = {
+        "adherence": {},
+        "endpoint_moves_per_switch": {},
+        "lost_per_switch": {},
+        "switches": {},
+        "proof_failures": {},
+        "throughput_ratio": {} if throughput_reps else NOT_UNDER_TCG,
+    }
     for interval in intervals:
         key = f"{interval:g}"
-        plan = MigrationPlan(interval=interval, paths=network.topology.path_ids, duration=max(2.0, 10 * interval),
-                             sticky_source=sticky)
+        plan = MigrationPlan(
+            interval=interval, paths=network.topology.path_ids, duration=max(2.0, 10 * interval), sticky_source=sticky
+        )
         result = measure_loss(network, services, plan, seconds=plan.duration, rate=PROBE_RATE)
         record("fidelity", f"{sticky}-{plan.label}", 0, result)
         evidence, loss = result.evidence, result.figures["loss"]
@@ -52,19 +67,30 @@ def measure_run(network: Network, services: OriginServices, intervals: tuple[flo
         out["endpoint_moves_per_switch"][key] = round(evidence.endpoint_changes / evidence.planned_switches, 4)
         lost = loss["lost"] - loss["lost_without_switch"]
         out["lost_per_switch"][key] = round(lost / loss["switches"], 4) if loss["switches"] else None
-        out["switches"][key] = {"planned": evidence.planned_switches, "seen": len(evidence.switches),
-                                "made": len(evidence.applied_late_ms)}
+        out["switches"][key] = {
+            "planned": evidence.planned_switches,
+            "seen": len(evidence.switches),
+            "made": len(evidence.applied_late_ms),
+        }
         out["proof_failures"][key] = evidence.failures()
-        progress(f"bench fidelity: {network.wireguard_impl}/{sticky} at {key} s: adherence "
-                 f"{out['adherence'][key]}, moves/switch {out['endpoint_moves_per_switch'][key]}, "
-                 f"lost/switch {out['lost_per_switch'][key]}")
+        progress(
+            f"bench fidelity: {network.wireguard_impl}/{sticky} at {key} s: adherence "
+            f"{out['adherence'][key]}, moves/switch {out['endpoint_moves_per_switch'][key]}, "
+            f"lost/switch {out['lost_per_switch'][key]}"
+        )
         if throughput_reps:
             measure = functools.partial(services.throughput, iperf_seconds, ("tcp_up",))
-            baseline, migrating = interleave(network, for_measurement(plan, iperf_seconds), throughput_reps, measure,
-                                             lambda condition, rep, res: record("fidelity-throughput", condition,
-                                                                                rep, res))
-            verdict = throughput_verdicts([r.figures for r in baseline], [r.figures for r in migrating],
-                                          limit=None)["tcp_up"]
-            out["throughput_ratio"][key] = {name: None if verdict[name] is None else round(verdict[name], 4)
-                                            for name in ("ratio", "low", "high")} | {"n": verdict["n"]}
+            baseline, migrating = interleave(
+                network,
+                for_measurement(plan, iperf_seconds),
+                throughput_reps,
+                measure,
+                lambda condition, rep, res: record("fidelity-throughput", condition, rep, res),
+            )
+            verdict = throughput_verdicts([r.figures for r in baseline], [r.figures for r in migrating], limit=None)[
+                "tcp_up"
+            ]
+            out["throughput_ratio"][key] = {
+                name: None if verdict[name] is None else round(verdict[name], 4) for name in ("ratio", "low", "high")
+            } | {"n": verdict["n"]}
     return out

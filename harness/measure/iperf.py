@@ -11,13 +11,25 @@ IPERF_PORT = 5201
 # iperf3's own words for "the server cannot take this test now" (not a measurement failure)
 # The server refused or dropped the test (busy, restarting, its control connection reset): the
 # retry is counted in the result; anything else is a measurement error.
-RETRYABLE = ("the server is busy", "unable to connect to server", "Connection refused", "Connection reset by peer",
-             "unable to receive control message")
+RETRYABLE = (
+    "the server is busy",
+    "unable to connect to server",
+    "Connection refused",
+    "Connection reset by peer",
+    "unable to receive control message",
+)
 SERIES_INTERVAL_S = 0.1
 
 
-def client_argv(server: str, *, seconds: float, reverse: bool = False, udp_rate: str | None = None,
-                interval: float = SERIES_INTERVAL_S, port: int = IPERF_PORT) -> list[str]:
+def client_argv(
+    server: str,
+    *,
+    seconds: float,
+    reverse: bool = False,
+    udp_rate: str | None = None,
+    interval: float = SERIES_INTERVAL_S,
+    port: int = IPERF_PORT,
+) -> list[str]:
     argv = ["iperf3", "-c", server, "-p", str(port), "-J", "-t", f"{seconds:g}", "-i", f"{interval:g}"]
     if reverse:
         argv.append("-R")
@@ -31,14 +43,19 @@ class IperfResult:
     bits_per_second: float
     series: list[tuple[float, float]] = field(default_factory=list)  # (end of interval s, bits/s)
     lost_percent: float | None = None  # UDP only
-    retransmits: int | None = None     # TCP sender only
+    retransmits: int | None = None  # TCP sender only
     started_monotonic: float | None = None  # CLOCK_MONOTONIC when the client started (set by the caller)
     retries: int = 0  # runs the server refused before this one (busy, or restarted)
 
     def to_dict(self) -> dict:
-        return {"bits_per_second": round(self.bits_per_second), "lost_percent": self.lost_percent,
-                "retransmits": self.retransmits, "started_monotonic": self.started_monotonic, "retries": self.retries,
-                "series": [[round(t, 3), round(bps)] for t, bps in self.series]}
+        return {
+            "bits_per_second": round(self.bits_per_second),
+            "lost_percent": self.lost_percent,
+            "retransmits": self.retransmits,
+            "started_monotonic": self.started_monotonic,
+            "retries": self.retries,
+            "series": [[round(t, 3), round(bps)] for t, bps in self.series],
+        }
 
 
 def parse(text: str) -> IperfResult:
@@ -54,9 +71,11 @@ def parse(text: str) -> IperfResult:
         series = [(float(iv["sum"]["end"]), float(iv["sum"]["bits_per_second"])) for iv in data["intervals"]]
         received = end["sum_received"]
         if data["start"]["test_start"]["protocol"] == "UDP":
-            return IperfResult(float(received["bits_per_second"]), series,
-                               lost_percent=float(received.get("lost_percent", 0)))
-        return IperfResult(float(received["bits_per_second"]), series,
-                           retransmits=end.get("sum_sent", {}).get("retransmits"))
+            return IperfResult(
+                float(received["bits_per_second"]), series, lost_percent=float(received.get("lost_percent", 0))
+            )
+        return IperfResult(
+            float(received["bits_per_second"]), series, retransmits=end.get("sum_sent", {}).get("retransmits")
+        )
     except (KeyError, TypeError, ValueError) as exc:
         raise MeasurementError(f"iperf3 JSON without the expected fields ({exc})") from None

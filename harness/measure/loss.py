@@ -22,11 +22,19 @@ class LossReport:
     lost_without_switch: int
 
     def to_dict(self) -> dict:
-        return {"sent": self.sent, "received": self.received, "lost": self.lost, "duplicated": self.duplicated,
-                "reordered": self.reordered, "reorder_depth_max": self.reorder_depth_max, "switches": self.switches,
-                "lost_per_switch": summary(self.lost_per_switch) if self.switches else None,
-                "lost_per_switch_mean": round(sum(self.lost_per_switch) / self.switches, 4) if self.switches else None,
-                "loss_window_ms": summary(self.loss_window_ms), "lost_without_switch": self.lost_without_switch}
+        return {
+            "sent": self.sent,
+            "received": self.received,
+            "lost": self.lost,
+            "duplicated": self.duplicated,
+            "reordered": self.reordered,
+            "reorder_depth_max": self.reorder_depth_max,
+            "switches": self.switches,
+            "lost_per_switch": summary(self.lost_per_switch) if self.switches else None,
+            "lost_per_switch_mean": round(sum(self.lost_per_switch) / self.switches, 4) if self.switches else None,
+            "loss_window_ms": summary(self.loss_window_ms),
+            "lost_without_switch": self.lost_without_switch,
+        }
 
 
 def analyze(probe: dict, switch_times: list[float], *, attribution_s: float = 0.5) -> LossReport:
@@ -42,8 +50,8 @@ def analyze(probe: dict, switch_times: list[float], *, attribution_s: float = 0.
     seen = Counter(int(e[0]) for e in echoes)
     lost_seqs = [seq for seq in range(sent) if seq not in seen]
     reordered, depth, highest = 0, 0, -1
-    for seq, _, _ in sorted(echoes, key=lambda e: e[2]):
-        seq = int(seq)
+    for raw_seq, _, _ in sorted(echoes, key=lambda e: e[2]):
+        seq = int(raw_seq)
         if seq < highest:
             reordered += 1
             depth = max(depth, highest - seq)
@@ -59,8 +67,15 @@ def analyze(probe: dict, switch_times: list[float], *, attribution_s: float = 0.
                 continue
         unattributed += 1
     windows = [round((max(t) - min(t) + period) * 1000, 3) for t in per_switch if t]
-    return LossReport(sent=sent, received=len(seen), lost=len(lost_seqs),
-                      duplicated=sum(n - 1 for n in seen.values() if n > 1), reordered=reordered,
-                      reorder_depth_max=depth, switches=len(switch_times),
-                      lost_per_switch=[len(t) for t in per_switch], loss_window_ms=windows,
-                      lost_without_switch=unattributed)
+    return LossReport(
+        sent=sent,
+        received=len(seen),
+        lost=len(lost_seqs),
+        duplicated=sum(n - 1 for n in seen.values() if n > 1),
+        reordered=reordered,
+        reorder_depth_max=depth,
+        switches=len(switch_times),
+        lost_per_switch=[len(t) for t in per_switch],
+        loss_window_ms=windows,
+        lost_without_switch=unattributed,
+    )

@@ -43,11 +43,21 @@ class ProxyCaptures:
 
     def __enter__(self) -> ProxyCaptures:
         try:
-            self.captures = {k: self._stack.enter_context(Capture(self.network.proxy(k), proxy_name(k), self.files[k],
-                                                                   f"udp port {SERVER_PORT}", snaplen=FULL_PACKETS))
-                             for k in self.network.topology.path_ids}
-            self._stack.enter_context(Capture(self.network.server, "wg0", self.server_file, "tcp",
-                                              snaplen=FULL_PACKETS))
+            self.captures = {
+                k: self._stack.enter_context(
+                    Capture(
+                        self.network.proxy(k),
+                        proxy_name(k),
+                        self.files[k],
+                        f"udp port {SERVER_PORT}",
+                        snaplen=FULL_PACKETS,
+                    )
+                )
+                for k in self.network.topology.path_ids
+            }
+            self._stack.enter_context(
+                Capture(self.network.server, "wg0", self.server_file, "tcp", snaplen=FULL_PACKETS)
+            )
         except BaseException:
             self._stack.close()
             raise
@@ -61,9 +71,13 @@ class ProxyCaptures:
         """The observer view (after the block), the timeline counted from `started_monotonic`."""
         marker = MARKER.encode()
         windows = [(start + self.offset, end + self.offset) for start, end in page_windows]
-        return analyse({k: capture.packets() for k, capture in self.captures.items()}, SERVER_PORT, windows,
-                       {k: count_marker(self.files[k].read_bytes(), marker) for k in self.files},
-                       origin=started_monotonic + self.offset)
+        return analyse(
+            {k: capture.packets() for k, capture in self.captures.items()},
+            SERVER_PORT,
+            windows,
+            {k: count_marker(self.files[k].read_bytes(), marker) for k in self.files},
+            origin=started_monotonic + self.offset,
+        )
 
     def server_hits(self) -> int:
         return count_marker(self.server_file.read_bytes(), MARKER.encode())
@@ -82,8 +96,13 @@ def observed_migration(services: OriginServices, plan: MigrationPlan, page_sets:
             for _ in range(page_sets):
                 loads += services.page_set(pages, timeout=30, screenshots=network.workdir / "screenshots")["loads"]
     windows = [(load["started_at"], load["started_at"] + load["load_ms"] / 1000) for load in loads]
-    return Observation(controller.result(), captures.view(controller.start, windows), captures.server_hits(),
-                       len(loads), captures.dropped())
+    return Observation(
+        controller.result(),
+        captures.view(controller.start, windows),
+        captures.server_hits(),
+        len(loads),
+        captures.dropped(),
+    )
 
 
 BENCH_INTERVALS = (0.1, 1.0)
@@ -93,24 +112,47 @@ BENCH_STRATEGIES = ("alternate", "weighted-random")
 def bench(services: OriginServices, progress, page_sets: int = 2) -> dict:
     """`comps-harness bench observer`: the observer view for each strategy and interval, one topology."""
     paths = services.network.topology.path_ids
-    out: dict = {"backend": services.network.backend, "wireguard": services.network.wireguard_impl,
-                 "proxies": {}, "linkable": False, "max_page_share": {}, "runs": {}}
+    out: dict = {
+        "backend": services.network.backend,
+        "wireguard": services.network.wireguard_impl,
+        "proxies": {},
+        "linkable": False,
+        "max_page_share": {},
+        "runs": {},
+    }
     for interval in BENCH_INTERVALS:
         for strategy in BENCH_STRATEGIES:
             plan = MigrationPlan(strategy=strategy, interval=interval, duration=600.0, paths=paths, seed=1)
             seen = observed_migration(services, plan, page_sets=page_sets)
             view = seen.view.to_dict()
-            out["max_page_share"].setdefault(f"{interval:g}", {})[strategy] = \
+            out["max_page_share"].setdefault(f"{interval:g}", {})[strategy] = (
                 None if seen.view.max_page_share is None else round(seen.view.max_page_share, 4)
+            )
             out["linkable"] = out["linkable"] or seen.view.any_linkable
             out["runs"][f"{strategy}-{interval:g}s"] = {
-                "proxies": {path: {key: view["proxies"][path][key] for key in
-                                   ("share_packets", "share_bytes", "plaintext_hits", "receiver_indices",
-                                    "total_estimate_error", "longest_stretch")} for path in view["proxies"]},
-                "server_plaintext_hits": seen.server_hits, "loads": seen.loads,
-                "capture_dropped": seen.capture_dropped, "proof_failures": seen.evidence.failures()}
+                "proxies": {
+                    path: {
+                        key: view["proxies"][path][key]
+                        for key in (
+                            "share_packets",
+                            "share_bytes",
+                            "plaintext_hits",
+                            "receiver_indices",
+                            "total_estimate_error",
+                            "longest_stretch",
+                        )
+                    }
+                    for path in view["proxies"]
+                },
+                "server_plaintext_hits": seen.server_hits,
+                "loads": seen.loads,
+                "capture_dropped": seen.capture_dropped,
+                "proof_failures": seen.evidence.failures(),
+            }
             if strategy == "alternate" and interval == BENCH_INTERVALS[0]:
                 out["proxies"] = out["runs"][f"{strategy}-{interval:g}s"]["proxies"]
-            progress(f"bench observer: {strategy} at {interval:g} s: largest page share "
-                     f"{out['max_page_share'][f'{interval:g}'][strategy]}, linkable {seen.view.any_linkable}")
+            progress(
+                f"bench observer: {strategy} at {interval:g} s: largest page share "
+                f"{out['max_page_share'][f'{interval:g}'][strategy]}, linkable {seen.view.any_linkable}"
+            )
     return out

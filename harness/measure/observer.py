@@ -36,10 +36,16 @@ class ProxyView:
     plaintext_hits: int = 0
 
     def to_dict(self) -> dict:
-        return {"share_packets": self.share_packets, "share_bytes": self.share_bytes,
-                "longest_stretch": self.longest_stretch, "receiver_indices": len(self.receiver_indices),
-                "total_estimate": self.total_estimate, "total_estimate_error": self.total_estimate_error,
-                "handshakes": len(self.handshakes), "plaintext_hits": self.plaintext_hits}
+        return {
+            "share_packets": self.share_packets,
+            "share_bytes": self.share_bytes,
+            "longest_stretch": self.longest_stretch,
+            "receiver_indices": len(self.receiver_indices),
+            "total_estimate": self.total_estimate,
+            "total_estimate_error": self.total_estimate_error,
+            "handshakes": len(self.handshakes),
+            "plaintext_hits": self.plaintext_hits,
+        }
 
 
 @dataclass(frozen=True)
@@ -59,12 +65,16 @@ class ObserverView:
         return max(shares) if shares else None
 
     def to_dict(self) -> dict:
-        return {"proxies": {str(k): v.to_dict() for k, v in sorted(self.proxies.items())},
-                "linkable": self.linkable, "any_linkable": self.any_linkable,
-                "max_page_share": self.max_page_share, "page_shares": [
-                    {str(k): round(v, 4) for k, v in load.items()} for load in self.page_shares],
-                "timeline": [[round(t, 3), {str(k): round(v, 3) for k, v in shares.items()}]
-                             for t, shares in self.timeline]}
+        return {
+            "proxies": {str(k): v.to_dict() for k, v in sorted(self.proxies.items())},
+            "linkable": self.linkable,
+            "any_linkable": self.any_linkable,
+            "max_page_share": self.max_page_share,
+            "page_shares": [{str(k): round(v, 4) for k, v in load.items()} for load in self.page_shares],
+            "timeline": [
+                [round(t, 3), {str(k): round(v, 3) for k, v in shares.items()}] for t, shares in self.timeline
+            ],
+        }
 
 
 def _longest_runs(ordered: list[int]) -> dict[int, int]:
@@ -78,21 +88,37 @@ def _longest_runs(ordered: list[int]) -> dict[int, int]:
     return best
 
 
-def analyse(captures: dict[int, list[Packet]], server_port: int,
-            page_windows: Iterable[tuple[float, float]] = (), plaintext_hits: dict[int, int] | None = None,
-            origin: float | None = None, bin_s: float = 0.1) -> ObserverView:
+def analyse(
+    captures: dict[int, list[Packet]],
+    server_port: int,
+    page_windows: Iterable[tuple[float, float]] = (),
+    plaintext_hits: dict[int, int] | None = None,
+    origin: float | None = None,
+    bin_s: float = 0.1,
+) -> ObserverView:
     """The observer view from each proxy's captured tunnel packets (times on the capture's clock).
 
     `origin`: the capture-clock time the timeline counts from (the migration's start); `bin_s` its step.
     """
-    data = {path: [(p, d) for p in packets if p.is_data and (d := direction_of(p, server_port))]
-            for path, packets in captures.items()}
+    data = {
+        path: [(p, d) for p in packets if p.is_data and (d := direction_of(p, server_port))]
+        for path, packets in captures.items()
+    }
     totals = {d: sum(1 for items in data.values() for _, dd in items if dd == d) for d in DIRECTIONS}
     total_bytes = {d: sum(p.udp_length for items in data.values() for p, dd in items if dd == d) for d in DIRECTIONS}
     # the session's counters in order, each with the proxy that carried it (per direction)
-    by_counter = {d: [path for _, path in sorted((p.counter, path) for path, items in data.items()
-                                                 for p, dd in items if dd == d and p.counter is not None)]
-                  for d in DIRECTIONS}
+    by_counter = {
+        d: [
+            path
+            for _, path in sorted(
+                (p.counter, path)
+                for path, items in data.items()
+                for p, dd in items
+                if dd == d and p.counter is not None
+            )
+        ]
+        for d in DIRECTIONS
+    }
     runs = {d: _longest_runs(by_counter[d]) for d in DIRECTIONS}
     views = {}
     for path, items in data.items():
@@ -105,12 +131,22 @@ def analyse(captures: dict[int, list[Packet]], server_port: int,
             estimate[d] = (max(counters) - min(counters) + 1) if counters else 0
             error[d] = round(abs(estimate[d] - totals[d]) / totals[d], 4) if totals[d] else 0.0
         views[path] = ProxyView(
-            path, share_packets, share_bytes, {d: runs[d].get(path, 0) for d in DIRECTIONS},
-            sorted({p.receiver for p, _ in items if p.receiver is not None}), estimate, error,
-            [p.time for p in captures[path] if p.wg_type in (1, 2)], (plaintext_hits or {}).get(path, 0))
+            path,
+            share_packets,
+            share_bytes,
+            {d: runs[d].get(path, 0) for d in DIRECTIONS},
+            sorted({p.receiver for p, _ in items if p.receiver is not None}),
+            estimate,
+            error,
+            [p.time for p in captures[path] if p.wg_type in (1, 2)],
+            (plaintext_hits or {}).get(path, 0),
+        )
     paths = sorted(views)
-    linkable = {f"{a}-{b}": bool(set(views[a].receiver_indices) & set(views[b].receiver_indices))
-                for i, a in enumerate(paths) for b in paths[i + 1:]}
+    linkable = {
+        f"{a}-{b}": bool(set(views[a].receiver_indices) & set(views[b].receiver_indices))
+        for i, a in enumerate(paths)
+        for b in paths[i + 1 :]
+    }
     page_shares = []
     for start, end in page_windows:
         seen = {path: sum(p.udp_length for p, _ in items if start <= p.time <= end) for path, items in data.items()}
@@ -120,8 +156,9 @@ def analyse(captures: dict[int, list[Packet]], server_port: int,
     return ObserverView(views, linkable, page_shares, _timeline(data, origin, bin_s))
 
 
-def _timeline(data: dict[int, list[tuple[Packet, str]]], origin: float | None, bin_s: float
-              ) -> list[tuple[float, dict[int, float]]]:
+def _timeline(
+    data: dict[int, list[tuple[Packet, str]]], origin: float | None, bin_s: float
+) -> list[tuple[float, dict[int, float]]]:
     """Per time bin: each proxy's share of the session's data messages (both directions)."""
     times = [p.time for items in data.values() for p, _ in items]
     if not times:
@@ -132,8 +169,10 @@ def _timeline(data: dict[int, list[tuple[Packet, str]]], origin: float | None, b
         for p, _ in items:
             bucket = counts.setdefault(int((p.time - start) // bin_s), {})
             bucket[path] = bucket.get(path, 0) + 1
-    return [(round(b * bin_s, 6), {path: n / sum(bucket.values()) for path, n in sorted(bucket.items())})
-            for b, bucket in sorted(counts.items())]
+    return [
+        (round(b * bin_s, 6), {path: n / sum(bucket.values()) for path, n in sorted(bucket.items())})
+        for b, bucket in sorted(counts.items())
+    ]
 
 
 def count_marker(data: bytes, marker: bytes) -> int:

@@ -28,8 +28,9 @@ NetworkFactory = Callable[[str], AbstractContextManager[Network]]
 
 
 def _run(network: Network, interval: float, faults: tuple[FaultSpec, ...] = ()) -> MigrationEvidence:
-    plan = MigrationPlan(interval=interval, duration=max(DURATION_S, 10 * interval), paths=network.topology.path_ids,
-                         faults=faults)
+    plan = MigrationPlan(
+        interval=interval, duration=max(DURATION_S, 10 * interval), paths=network.topology.path_ids, faults=faults
+    )
     with udp_stream(network):
         return run_migration(network, plan)
 
@@ -48,8 +49,11 @@ def run(new_network: NetworkFactory, tolerances: Tolerances, progress: Callable[
         with new_network(str(fault)) as network:
             evidence = _run(network, INTERVAL_S, (FaultSpec(fault, FAULT_AT_S),))
         failures = evidence.failures(tolerances)
-        faults[str(fault)] = {"caught": bool(failures), "message": "; ".join(failures) or "passed the proof",
-                              "injected": evidence.injected}
+        faults[str(fault)] = {
+            "caught": bool(failures),
+            "message": "; ".join(failures) or "passed the proof",
+            "injected": evidence.injected,
+        }
         progress(f"bench proof: {fault}: {'caught' if failures else 'NOT caught'}")
     out["faults_total"] = len(faults)
     out["faults_caught"] = sum(entry["caught"] for entry in faults.values())

@@ -59,13 +59,23 @@ class BrowserSession:
     def __init__(self, network: Network, *, timeout: float, screenshots: Path, profile: Path) -> None:
         args = ["--serve", "--timeout", f"{timeout:g}", "--screenshots", str(screenshots), "--profile", str(profile)]
         remote = network.browser_url()
-        argv = (network.client.command_prefix() + network.client.python() + ["-m", BROWSER_MODULE, *args]
-                if remote is None else [sys.executable, "-m", BROWSER_MODULE, "--remote", remote, *args])
+        argv = (
+            network.client.command_prefix() + network.client.python() + ["-m", BROWSER_MODULE, *args]
+            if remote is None
+            else [sys.executable, "-m", BROWSER_MODULE, "--remote", remote, *args]
+        )
         self.log_path = network.workdir / "browser-agent.log"
         with open(self.log_path, "ab") as log:
-            self.process = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log, text=True,
-                                            env=proc.tagged_env(network.run_id), start_new_session=True,
-                                            preexec_fn=proc.die_with_parent)
+            self.process = subprocess.Popen(
+                argv,
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=log,
+                text=True,
+                env=proc.tagged_env(network.run_id),
+                start_new_session=True,
+                preexec_fn=proc.die_with_parent,
+            )
         try:
             self._answer(self.START_TIMEOUT_S)
         except MeasurementError:
@@ -129,8 +139,10 @@ class OriginServices:
         origin = self.network.origin
         www = self.network.workdir / "www"
         self.paths = content.generate(www, self.file_sizes)
-        origin.spawn(origin.python() + ["-m", "http.server", "--bind", self.address, "--directory", str(www),
-                                        str(HTTP_PORT)], name="http")
+        origin.spawn(
+            origin.python() + ["-m", "http.server", "--bind", self.address, "--directory", str(www), str(HTTP_PORT)],
+            name="http",
+        )
         self._iperf_server = self._start_iperf_server()
         origin.spawn(origin.python(PROBE_SCRIPT) + ["echo", "--port", str(PROBE_PORT)], name="probe-echo")
         wait_until(lambda: self._listening(), timeout=10, interval=0.05, what="origin services listening")
@@ -176,15 +188,39 @@ class OriginServices:
         return {kind: self.iperf3(seconds, **options[kind]).to_dict() for kind in kinds}
 
     def probe(self, seconds: float, rate: float) -> dict:
-        out = self.network.client.exec(self.network.client.python(PROBE_SCRIPT) + ["send", "--to", self.address,
-                                        "--port", str(PROBE_PORT), "--rate", f"{rate:g}",
-                                        "--seconds", f"{seconds:g}"], timeout=seconds + 30)
+        out = self.network.client.exec(
+            self.network.client.python(PROBE_SCRIPT)
+            + [
+                "send",
+                "--to",
+                self.address,
+                "--port",
+                str(PROBE_PORT),
+                "--rate",
+                f"{rate:g}",
+                "--seconds",
+                f"{seconds:g}",
+            ],
+            timeout=seconds + 30,
+        )
         return json.loads(out.stdout)
 
     def download(self, path: str) -> dict:
-        out = self.network.client.exec(["curl", "-sS", "-o", "/dev/null", "-H", "Cache-Control: no-cache",
-                                        "-w", "%{http_code} %{size_download} %{time_total}", self.url(path)],
-                                       check=False, timeout=300)
+        out = self.network.client.exec(
+            [
+                "curl",
+                "-sS",
+                "-o",
+                "/dev/null",
+                "-H",
+                "Cache-Control: no-cache",
+                "-w",
+                "%{http_code} %{size_download} %{time_total}",
+                self.url(path),
+            ],
+            check=False,
+            timeout=300,
+        )
         try:
             code, size, seconds = out.stdout.split()
         except ValueError:
@@ -196,8 +232,9 @@ class OriginServices:
     def page_loads(self, pages: list[str], *, timeout: float, screenshots: Path) -> list[dict]:
         """One load of each page in the test's browser (started on first use, kept until the services end)."""
         if self._browser is None or not self._browser.running():
-            self._browser = BrowserSession(self.network, timeout=timeout, screenshots=screenshots,
-                                           profile=self.network.workdir / "browser")
+            self._browser = BrowserSession(
+                self.network, timeout=timeout, screenshots=screenshots, profile=self.network.workdir / "browser"
+            )
             self._browser.loads([self.url(pages[0])], timeout * 2 + 60)  # warm-up, not measured: every
             # measured condition then meets a browser in the same state
         return self._browser.loads([self.url(p) for p in pages], timeout * len(pages) + 60)
@@ -207,8 +244,9 @@ class OriginServices:
         loads = self.page_loads(pages, timeout=timeout, screenshots=screenshots)
         failed = [load for load in loads if not load["ok"]]
         if failed:
-            raise MeasurementError(f"page load failed: {failed[0]['url']}: {failed[0]['reason']} "
-                                   f"(screenshot {failed[0]['screenshot']})")
+            raise MeasurementError(
+                f"page load failed: {failed[0]['url']}: {failed[0]['reason']} (screenshot {failed[0]['screenshot']})"
+            )
         return {"loads": loads}
 
 
@@ -231,8 +269,9 @@ def loss_figures(probe: dict, evidence: MigrationEvidence, interval: float | Non
     return analyze(probe, evidence.switch_times_monotonic(), attribution_s=attribution).to_dict()
 
 
-def measure_loss(network: Network, services: OriginServices, plan: MigrationPlan, *, seconds: float,
-                 rate: float) -> ConditionResult:
+def measure_loss(
+    network: Network, services: OriginServices, plan: MigrationPlan, *, seconds: float, rate: float
+) -> ConditionResult:
     """The UDP probe for `seconds` at `rate` packets/s under `plan`; figures = the loss attributed to switches."""
     plan = for_measurement(plan, seconds)
     result = measure_condition(network, plan, lambda: services.probe(seconds, rate))
@@ -245,8 +284,13 @@ def page_load_ms(results: list[ConditionResult], page: str) -> list[float]:
     return [load["load_ms"] for r in results for load in r.figures["loads"] if load["url"].endswith(page)]
 
 
-def interleave(network: Network, plan: MigrationPlan, repeat: int, measure: Callable[[], dict],
-               on_result: Callable[[str, int, ConditionResult], None]) -> tuple[list[ConditionResult], ...]:
+def interleave(
+    network: Network,
+    plan: MigrationPlan,
+    repeat: int,
+    measure: Callable[[], dict],
+    on_result: Callable[[str, int, ConditionResult], None],
+) -> tuple[list[ConditionResult], ...]:
     """Baseline and `plan` measured alternately `repeat` times; every result is handed to `on_result` at once."""
     baseline, migrating = [], []
     for rep in range(repeat):

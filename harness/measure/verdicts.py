@@ -9,8 +9,15 @@ from harness.errors import MeasurementError
 from harness.model.stats import RatioEstimate, paired_ratio
 
 
-def ratio_verdict(baseline: Sequence[float], condition: Sequence[float], *, limit: float | None,
-                  higher_is_better: bool, unit: str = "", scale: float = 1.0) -> dict:
+def ratio_verdict(
+    baseline: Sequence[float],
+    condition: Sequence[float],
+    *,
+    limit: float | None,
+    higher_is_better: bool,
+    unit: str = "",
+    scale: float = 1.0,
+) -> dict:
     """The paired ratio condition/baseline (repetition i of each measured back to back) with its 95 %
     interval, judged against `limit` (None: measured, not judged).
 
@@ -30,10 +37,23 @@ def ratio_verdict(baseline: Sequence[float], condition: Sequence[float], *, limi
         judged, ok, rule = True, not worse_bound < limit, f">= {limit:g}x baseline"
     else:
         judged, ok, rule = True, not worse_bound > limit, f"<= {limit:g}x baseline"
-    return {"ratio": estimate.ratio, "low": estimate.low, "high": estimate.high, "n": estimate.n,
-            "baseline_median": base, "median": value, "limit": limit, "rule": rule, "judged": judged, "ok": ok,
-            "unit": unit, "scale": scale, "higher_is_better": higher_is_better,
-            "baseline": list(baseline), "values": list(condition)}
+    return {
+        "ratio": estimate.ratio,
+        "low": estimate.low,
+        "high": estimate.high,
+        "n": estimate.n,
+        "baseline_median": base,
+        "median": value,
+        "limit": limit,
+        "rule": rule,
+        "judged": judged,
+        "ok": ok,
+        "unit": unit,
+        "scale": scale,
+        "higher_is_better": higher_is_better,
+        "baseline": list(baseline),
+        "values": list(condition),
+    }
 
 
 def describe(name: str, verdict: dict) -> str:
@@ -46,8 +66,10 @@ def describe(name: str, verdict: dict) -> str:
         outcome = "within" if point_within(verdict) else "beyond the limit, but not significantly"
     else:
         outcome = "significantly beyond the limit"
-    return (f"{name}: {estimate.describe()} ({verdict['median'] / scale:.4g} vs {verdict['baseline_median'] / scale:.4g}"
-            f"{' ' + unit if unit else ''}; rule {verdict['rule']}: {outcome})")
+    return (
+        f"{name}: {estimate.describe()} ({verdict['median'] / scale:.4g} vs {verdict['baseline_median'] / scale:.4g}"
+        f"{' ' + unit if unit else ''}; rule {verdict['rule']}: {outcome})"
+    )
 
 
 def point_within(verdict: dict) -> bool:
@@ -61,10 +83,18 @@ THROUGHPUT_KINDS = ("tcp_up", "tcp_down", "udp")
 
 def throughput_verdicts(baseline: Sequence[dict], condition: Sequence[dict], *, limit: float | None) -> dict:
     """Per iperf3 kind (tcp_up, tcp_down, udp): the ratio verdict of bits/s; `*` are measure() figures."""
-    return {kind: ratio_verdict([f[kind]["bits_per_second"] for f in baseline],
-                                [f[kind]["bits_per_second"] for f in condition], limit=limit, higher_is_better=True,
-                                unit="Mbit/s", scale=1e6)
-            for kind in THROUGHPUT_KINDS if baseline and kind in baseline[0]}
+    return {
+        kind: ratio_verdict(
+            [f[kind]["bits_per_second"] for f in baseline],
+            [f[kind]["bits_per_second"] for f in condition],
+            limit=limit,
+            higher_is_better=True,
+            unit="Mbit/s",
+            scale=1e6,
+        )
+        for kind in THROUGHPUT_KINDS
+        if baseline and kind in baseline[0]
+    }
 
 
 def loss_verdict(loss: dict, max_lost_per_switch: float) -> dict:
@@ -73,6 +103,8 @@ def loss_verdict(loss: dict, max_lost_per_switch: float) -> dict:
         return {"ok": False, "reason": "no switch happened while the probe ran", "worst": None}
     worst = loss["lost_per_switch"]["max"]
     ok = worst <= max_lost_per_switch
-    reason = (f"up to {worst} probe packets lost per switch (limit {max_lost_per_switch:g}); "
-              f"{loss['lost']} of {loss['sent']} lost in all, {loss['lost_without_switch']} away from any switch")
+    reason = (
+        f"up to {worst} probe packets lost per switch (limit {max_lost_per_switch:g}); "
+        f"{loss['lost']} of {loss['sent']} lost in all, {loss['lost_without_switch']} away from any switch"
+    )
     return {"ok": ok, "reason": reason, "worst": worst}

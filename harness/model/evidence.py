@@ -11,14 +11,17 @@ from __future__ import annotations
 
 import statistics
 from dataclasses import asdict, dataclass, field
+from typing import Any
 
 from harness.model.settings import Tolerances
 from harness.model.stats import summary
 
 # Packets that may be in flight between two hops when the counters are read (per hop and direction).
 IN_FLIGHT_SLACK = 50
-HOPS = {"up": (("client", "sent"), ("proxy", "entered"), ("server", "delivered")),
-        "down": (("server", "sent"), ("proxy", "entered"), ("client", "delivered"))}
+HOPS = {
+    "up": (("client", "sent"), ("proxy", "entered"), ("server", "delivered")),
+    "down": (("server", "sent"), ("proxy", "entered"), ("client", "delivered")),
+}
 
 
 @dataclass(frozen=True)
@@ -64,8 +67,11 @@ class PathDelivery:
     down_delivered: int = 0
 
     def counts(self, direction: str) -> tuple[int, int, int]:
-        return (self.up_sent, self.up_entered, self.up_delivered) if direction == "up" else \
-            (self.down_sent, self.down_entered, self.down_delivered)
+        return (
+            (self.up_sent, self.up_entered, self.up_delivered)
+            if direction == "up"
+            else (self.down_sent, self.down_entered, self.down_delivered)
+        )
 
     def problems(self, path: int, max_loss: float, scheduled: bool) -> list[str]:
         """Why this path's delivery fails (empty when it holds), naming the hop and direction."""
@@ -73,14 +79,18 @@ class PathDelivery:
         for direction, hops in HOPS.items():
             counts = self.counts(direction)
             if scheduled and counts[-1] == 0:
-                reasons.append(f"path {path} delivered nothing {direction} "
-                               f"({hops[0][0]} sent {counts[0]}, {hops[2][0]} received 0)")
+                reasons.append(
+                    f"path {path} delivered nothing {direction} "
+                    f"({hops[0][0]} sent {counts[0]}, {hops[2][0]} received 0)"
+                )
                 continue
             for (giver, _), (taker, _), before, after in zip(hops, hops[1:], counts, counts[1:]):
                 lost = before - after
                 if lost > max_loss * before + IN_FLIGHT_SLACK:
-                    reasons.append(f"path {path} {direction}: {taker} received {after} of the {before} packets "
-                                   f"the {giver} passed on ({lost / before:.0%} lost, limit {max_loss:.0%})")
+                    reasons.append(
+                        f"path {path} {direction}: {taker} received {after} of the {before} packets "
+                        f"the {giver} passed on ({lost / before:.0%} lost, limit {max_loss:.0%})"
+                    )
         return reasons
 
 
@@ -96,18 +106,21 @@ class SessionDelivery:
     def problems(self, max_loss: float) -> list[str]:
         reasons = []
         for direction, sent, delivered, giver, taker in (
-                ("up", self.up_sent, self.up_delivered, "client", "server"),
-                ("down", self.down_sent, self.down_delivered, "server", "client")):
+            ("up", self.up_sent, self.up_delivered, "client", "server"),
+            ("down", self.down_sent, self.down_delivered, "server", "client"),
+        ):
             lost = sent - delivered
             if lost > max_loss * sent + IN_FLIGHT_SLACK:
-                reasons.append(f"the session lost {lost} of {sent} packets {direction} ({lost / sent:.0%}, limit "
-                               f"{max_loss:.0%}): the {taker}'s wg0 received {delivered} of what the {giver}'s sent")
+                reasons.append(
+                    f"the session lost {lost} of {sent} packets {direction} ({lost / sent:.0%}, limit "
+                    f"{max_loss:.0%}): the {taker}'s wg0 received {delivered} of what the {giver}'s sent"
+                )
         return reasons
 
 
 @dataclass
 class MigrationEvidence:
-    plan: dict
+    plan: dict[str, Any]
     duration_s: float
     planned_switches: int
     scheduled_paths: list[int]
@@ -140,10 +153,10 @@ class MigrationEvidence:
         times = [0.0, *(s.actual_s for s in self.switches), self.duration_s]
         return max(b - a for a, b in zip(times, times[1:]))
 
-    def timing_error_ms(self) -> dict:
+    def timing_error_ms(self) -> dict[str, Any]:
         return summary([e for s in self.switches if (e := s.error_ms) is not None])
 
-    def no_route_ms(self) -> dict:
+    def no_route_ms(self) -> dict[str, Any]:
         return summary([s.no_route_ms for s in self.switches if s.no_route_ms is not None])
 
     def adherence(self, path: int | None = None) -> float | None:
@@ -169,14 +182,20 @@ class MigrationEvidence:
             return None
         median = statistics.median(self.applied_late_ms)
         if made < planned * (1 - tolerance) or median > interval_s * 1000 / 4:
-            return (f"the machine could not follow a {interval_s:g} s schedule (the switcher made {made} of "
-                    f"{planned} planned switches, {median:.0f} ms late at the median)")
+            return (
+                f"the machine could not follow a {interval_s:g} s schedule (the switcher made {made} of "
+                f"{planned} planned switches, {median:.0f} ms late at the median)"
+            )
         if seen < made * (1 - tolerance):
-            return (f"the machine could not keep up with a {interval_s:g} s schedule (the switcher made {made} "
-                    f"switches; the route monitor, polling on the same machine, saw {seen})")
+            return (
+                f"the machine could not keep up with a {interval_s:g} s schedule (the switcher made {made} "
+                f"switches; the route monitor, polling on the same machine, saw {seen})"
+            )
         if self.duration_s and self.endpoint_samples < 2 * self.duration_s / interval_s:
-            return (f"the machine could not keep up with a {interval_s:g} s schedule (the server's endpoint was "
-                    f"sampled {self.endpoint_samples} times in {self.duration_s:g} s, less than twice an interval)")
+            return (
+                f"the machine could not keep up with a {interval_s:g} s schedule (the server's endpoint was "
+                f"sampled {self.endpoint_samples} times in {self.duration_s:g} s, less than twice an interval)"
+            )
         return None
 
     def failures(self, tolerances: Tolerances | None = None) -> list[str]:
@@ -192,8 +211,10 @@ class MigrationEvidence:
         if done < planned * (1 - rules.switches):
             timing.append(f"only {done} of {planned} planned switches happened (tolerance {rules.switches:.0%})")
         elif done > planned * (1 + rules.switches) + 1:
-            reasons.append(f"{done} switches happened where {planned} were planned: something else rewrote the "
-                           f"client's path table (tolerance {rules.switches:.0%})")
+            reasons.append(
+                f"{done} switches happened where {planned} were planned: something else rewrote the "
+                f"client's path table (tolerance {rules.switches:.0%})"
+            )
         for path in self.scheduled_paths:
             use = self.per_path.get(path)
             if use is None or use.bytes == 0 or use.packets == 0:
@@ -208,26 +229,36 @@ class MigrationEvidence:
         for path in self.scheduled_paths if planned and strict else ():
             adherence = self.adherence(path)
             if adherence is not None and adherence < rules.min_adherence:
-                timing.append(f"path {path} carried only {adherence:.0%} of the session's packets in the windows "
-                              f"the schedule gave it (limit {rules.min_adherence:.0%})")
+                timing.append(
+                    f"path {path} carried only {adherence:.0%} of the session's packets in the windows "
+                    f"the schedule gave it (limit {rules.min_adherence:.0%})"
+                )
         if planned:
             unseen = sorted(set(self.scheduled_paths) - set(self.endpoint_paths))
             if self.endpoint_changes == 0:
-                timing.append(f"the server never saw the client's endpoint move ({self.endpoint_samples} samples, "
-                              f"paths seen: {self.endpoint_paths or 'none'})")
+                timing.append(
+                    f"the server never saw the client's endpoint move ({self.endpoint_samples} samples, "
+                    f"paths seen: {self.endpoint_paths or 'none'})"
+                )
             elif unseen:
-                timing.append(f"the server never saw the client on path {', '.join(map(str, unseen))} "
-                              f"(paths seen: {self.endpoint_paths})")
+                timing.append(
+                    f"the server never saw the client on path {', '.join(map(str, unseen))} "
+                    f"(paths seen: {self.endpoint_paths})"
+                )
             elif strict and self.endpoint_changes < rules.min_endpoint_moves * planned:
-                timing.append(f"the server saw the client's endpoint move {self.endpoint_changes} times for "
-                              f"{planned} planned switches (limit {rules.min_endpoint_moves:.0%} of them)")
+                timing.append(
+                    f"the server saw the client's endpoint move {self.endpoint_changes} times for "
+                    f"{planned} planned switches (limit {rules.min_endpoint_moves:.0%} of them)"
+                )
         behind = self.behind_schedule(rules.switches) if timing else None
         if behind:
-            return reasons + [f"{behind}: not a verdict on migration ({done} of {planned} planned switches seen, "
-                              f"{self.endpoint_changes} endpoint moves)"]
+            return reasons + [
+                f"{behind}: not a verdict on migration ({done} of {planned} planned switches seen, "
+                f"{self.endpoint_changes} endpoint moves)"
+            ]
         return reasons + timing
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
         data["per_path"] = {str(k): asdict(v) for k, v in sorted(self.per_path.items())}
         data["split_ratio"] = {str(k): round(v, 4) for k, v in self.split_ratio().items()}
@@ -235,8 +266,9 @@ class MigrationEvidence:
         data["timing_error_ms"] = self.timing_error_ms()
         data["no_route_ms"] = self.no_route_ms()
         data["delivery"] = {str(k): asdict(v) for k, v in sorted(self.delivery.items())}
-        data["adherence_by_path"] = {str(k): None if (a := self.adherence(k)) is None else round(a, 4)
-                                     for k in self.scheduled_paths}
+        data["adherence_by_path"] = {
+            str(k): None if (a := self.adherence(k)) is None else round(a, 4) for k in self.scheduled_paths
+        }
         adherence = self.adherence()
         data["adherence"] = None if adherence is None else round(adherence, 4)
         return data

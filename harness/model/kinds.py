@@ -46,23 +46,23 @@ class StickySource(StrEnum):
 class Fault(StrEnum):
     """Ways to break a path on purpose (harness.runtime.faults): each must turn the proof red."""
 
-    NAT_REMOVED = "nat-removed"            # the proxy's MASQUERADE rules are gone
-    FORWARD_DROP = "forward-drop"          # the proxy forwards nothing
-    RETURN_DROP = "return-drop"            # the proxy drops only what returns towards the client
+    NAT_REMOVED = "nat-removed"  # the proxy's MASQUERADE rules are gone
+    FORWARD_DROP = "forward-drop"  # the proxy forwards nothing
+    RETURN_DROP = "return-drop"  # the proxy drops only what returns towards the client
     WIREGUARD_KILLED = "wireguard-killed"  # the proxy's WireGuard dies
-    PROXY_DOWN_UP = "proxy-down-up"        # the proxy's tunnel goes down for a while, then comes back
-    ROUTE_REFUSED = "route-refused"        # the client's tunnel to the path is down: switches to it fail
-    PINNED = "pinned"                      # a policy rule pins the client's session to one path
-    FOREIGN_WRITER = "foreign-writer"      # another process rewrites the client's table 51821
+    PROXY_DOWN_UP = "proxy-down-up"  # the proxy's tunnel goes down for a while, then comes back
+    ROUTE_REFUSED = "route-refused"  # the client's tunnel to the path is down: switches to it fail
+    PINNED = "pinned"  # a policy rule pins the client's session to one path
+    FOREIGN_WRITER = "foreign-writer"  # another process rewrites the client's table 51821
 
 
 class Outcome(StrEnum):
     """What became of a test: a verdict (passed/failed), an infrastructure error, or not run."""
 
     PASSED = "passed"
-    FAILED = "failed"          # a verdict: the check ran and said no
-    ERROR = "error"            # infrastructure: a tool crashed or is missing; no verdict
-    UNJUDGED = "unjudged"      # measured and recorded, no verdict at this interval
+    FAILED = "failed"  # a verdict: the check ran and said no
+    ERROR = "error"  # infrastructure: a tool crashed or is missing; no verdict
+    UNJUDGED = "unjudged"  # measured and recorded, no verdict at this interval
     SKIPPED = "skipped"
 
 
@@ -91,7 +91,7 @@ E = TypeVar("E", bound=StrEnum)
 def choose(enum: type[E], value: object, what: str) -> E:
     """`value` as a member of `enum`, or a ConfigError naming `what` and the choices."""
     try:
-        return enum(value)
+        return enum(value)  # type: ignore[arg-type]  # any value: a wrong one is the ValueError below
     except ValueError:
         choices = ", ".join(member.value for member in enum)
         raise ConfigError(f"{what} {value!r} is unknown; choose one of {choices}") from None

@@ -14,13 +14,25 @@ import re
 import tomllib
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 from harness.errors import ConfigError
 
 DISTRIBUTIONS = ("normal", "pareto", "paretonormal", "uniform")
 LOSS_MODELS = ("random", "gilbert-elliott")
-SHAPE_KEYS = {"delay_ms", "jitter_ms", "distribution", "loss", "loss_model", "ge_p", "ge_r", "ge_loss_bad",
-              "ge_loss_good", "rate_mbit", "limit"}
+SHAPE_KEYS = {
+    "delay_ms",
+    "jitter_ms",
+    "distribution",
+    "loss",
+    "loss_model",
+    "ge_p",
+    "ge_r",
+    "ge_loss_bad",
+    "ge_loss_good",
+    "rate_mbit",
+    "limit",
+}
 PATH_KEYS = SHAPE_KEYS | {"up", "down", "steps", "period_s"}
 TBF_LATENCY_MS = 50  # the most a tbf-only rate limit may queue
 
@@ -57,8 +69,10 @@ class Shape:
         if self.loss_model not in LOSS_MODELS:
             raise ConfigError(f"loss_model {self.loss_model!r}: choose one of {', '.join(LOSS_MODELS)}")
         if self.jitter_ms > self.delay_ms:
-            raise ConfigError(f"jitter_ms {self.jitter_ms} exceeds delay_ms {self.delay_ms}: packets would leave "
-                              "before they were sent")
+            raise ConfigError(
+                f"jitter_ms {self.jitter_ms} exceeds delay_ms {self.delay_ms}: packets would leave "
+                "before they were sent"
+            )
 
     @property
     def lossy(self) -> bool:
@@ -96,7 +110,10 @@ RATE_UNITS_MBIT = {"bit": 1e-6, "kbit": 1e-3, "mbit": 1.0, "gbit": 1e3}
 
 def rate_mbit(rate: str) -> float:
     """A tc rate as settings.parse_rate gives it (20mbit, 500kbit) in Mbit/s."""
-    number, unit = re.fullmatch(r"([\d.]+)(bit|kbit|mbit|gbit)", rate).groups()
+    match = re.fullmatch(r"([\d.]+)(bit|kbit|mbit|gbit)", rate)
+    if match is None:
+        raise ConfigError(f"{rate!r} is not a rate such as 20mbit or 500kbit")
+    number, unit = match.groups()
     return float(number) * RATE_UNITS_MBIT[unit]
 
 
@@ -109,10 +126,17 @@ def qdisc_args(shape: Shape) -> list[str] | None:
     """The tc arguments after `root`, or None for an unshaped direction."""
     if not shape.shaped:
         return None
-    if not shape.needs_netem:  # a rate alone: tbf, which every kernel of ours has
+    if not shape.needs_netem and shape.rate_mbit is not None:  # a rate alone: tbf, which every kernel of ours has
         burst_kbit = max(32, int(shape.rate_mbit * 1000 * 0.004))  # ~4 ms of the rate, at least 32 kbit
-        return ["tbf", "rate", f"{shape.rate_mbit:g}mbit", "burst", f"{burst_kbit}kbit", "latency",
-                f"{TBF_LATENCY_MS}ms"]
+        return [
+            "tbf",
+            "rate",
+            f"{shape.rate_mbit:g}mbit",
+            "burst",
+            f"{burst_kbit}kbit",
+            "latency",
+            f"{TBF_LATENCY_MS}ms",
+        ]
     args = ["netem", "delay", f"{shape.delay_ms:g}ms"]
     if shape.jitter_ms:
         args += [f"{shape.jitter_ms:g}ms", "distribution", shape.distribution]
@@ -120,8 +144,14 @@ def qdisc_args(shape: Shape) -> list[str] | None:
         args += ["loss", "random", f"{shape.loss:g}%"]
     elif shape.loss_model == "gilbert-elliott" and shape.ge_p:
         # netem: gemodel p r 1-h 1-k, where 1-h is the loss in the bad state and 1-k in the good one
-        args += ["loss", "gemodel", f"{shape.ge_p:g}%", f"{shape.ge_r:g}%", f"{shape.ge_loss_bad:g}%",
-                 f"{shape.ge_loss_good:g}%"]
+        args += [
+            "loss",
+            "gemodel",
+            f"{shape.ge_p:g}%",
+            f"{shape.ge_r:g}%",
+            f"{shape.ge_loss_bad:g}%",
+            f"{shape.ge_loss_good:g}%",
+        ]
     if shape.rate_mbit is not None:
         args += ["rate", f"{shape.rate_mbit:g}mbit"]
     limit = shape.limit or _default_limit(shape)
@@ -161,8 +191,10 @@ class PathProfile:
 
     @property
     def needs_netem(self) -> bool:
-        return any(shape.needs_netem for shape in (self.up, self.down, *(s.up for s in self.steps),
-                                                   *(s.down for s in self.steps)))
+        return any(
+            shape.needs_netem
+            for shape in (self.up, self.down, *(s.up for s in self.steps), *(s.down for s in self.steps))
+        )
 
     @property
     def rtt_ms(self) -> float:
@@ -193,7 +225,7 @@ class Profile:
         return self.origin.shaped or any(self.path(k).shaped for k in path_ids)
 
 
-def _shape(values: dict, where: str, base: Shape | None = None) -> Shape:
+def _shape(values: dict[str, Any], where: str, base: Shape | None = None) -> Shape:
     unknown = set(values) - SHAPE_KEYS
     if unknown:
         raise ConfigError(f"{where}: unknown key {sorted(unknown)[0]!r} (known: {', '.join(sorted(SHAPE_KEYS))})")
@@ -205,7 +237,7 @@ def _shape(values: dict, where: str, base: Shape | None = None) -> Shape:
         raise ConfigError(f"{where}: {exc}") from None
 
 
-def _path(values: dict, where: str, base: PathProfile | None = None) -> PathProfile:
+def _path(values: dict[str, Any], where: str, base: PathProfile | None = None) -> PathProfile:
     unknown = set(values) - PATH_KEYS
     if unknown:
         raise ConfigError(f"{where}: unknown key {sorted(unknown)[0]!r}")
@@ -218,15 +250,16 @@ def _path(values: dict, where: str, base: PathProfile | None = None) -> PathProf
         period = values.get("period_s")
         if not isinstance(period, (int, float)) or period <= 0:
             raise ConfigError(f"{where}: steps need a period_s above 0")
-        steps = []
+        listed: list[Step] = []
         for i, step in enumerate(values["steps"]):
             at = step.get("at_s") if isinstance(step, dict) else None
             if not isinstance(at, (int, float)) or not 0 <= at < period:
                 raise ConfigError(f"{where}.steps[{i}]: at_s must be in [0, period_s)")
             change = {k: v for k, v in step.items() if k != "at_s"}
-            steps.append(Step(float(at), _shape(change, f"{where}.steps[{i}]", up),
-                              _shape(change, f"{where}.steps[{i}]", down)))
-        steps = tuple(sorted(steps, key=lambda s: s.at_s))
+            listed.append(
+                Step(float(at), _shape(change, f"{where}.steps[{i}]", up), _shape(change, f"{where}.steps[{i}]", down))
+            )
+        steps = tuple(sorted(listed, key=lambda s: s.at_s))
     return PathProfile(up, down, steps, period)
 
 

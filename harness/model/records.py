@@ -28,7 +28,7 @@ class Record:
         return json.dumps(data, sort_keys=True, default=str)
 
     @classmethod
-    def from_dict(cls, data: dict) -> Record:
+    def from_dict(cls, data: dict[str, Any]) -> Record:
         names = {f.name for f in fields(cls)}
         return cls(**{key: value for key, value in data.items() if key in names})
 
@@ -53,9 +53,9 @@ class RunRecord(Record):
     kind: ClassVar[str] = "run"
     argv: list[str] = field(default_factory=list)
     cwd: str = ""
-    options: dict = field(default_factory=dict)
+    options: dict[str, Any] = field(default_factory=dict)
     backends: list[str] = field(default_factory=list)
-    environment: dict = field(default_factory=dict)
+    environment: dict[str, Any] = field(default_factory=dict)
     reproduce: list[str] = field(default_factory=list)  # a command that makes a new run like this one
 
 
@@ -93,13 +93,13 @@ class MeasurementRecord(Placed, Record):
     backend: str = ""
     profile: str = "lan"  # the path profile the network ran with (harness/data/profiles)
     wireguard: str = ""
-    topology: dict = field(default_factory=dict)
+    topology: dict[str, Any] = field(default_factory=dict)
     strategy: str = "none"
     interval: float | None = None
     mechanism: str = "netlink"
     seed: int = 0
-    figures: dict = field(default_factory=dict)
-    evidence: dict = field(default_factory=dict)
+    figures: dict[str, Any] = field(default_factory=dict)
+    evidence: dict[str, Any] = field(default_factory=dict)
 
     @property
     def migrating(self) -> bool:
@@ -109,7 +109,7 @@ class MeasurementRecord(Placed, Record):
         run = self.figures.get(kind)
         return None if run is None else float(run["bits_per_second"])
 
-    def loads(self) -> list[dict]:
+    def loads(self) -> list[dict[str, Any]]:
         """The page loads that succeeded."""
         return [load for load in self.figures.get("loads", []) if load.get("ok")]
 
@@ -126,9 +126,9 @@ class MigrationRecord(Placed, Record):
     backend: str = ""
     profile: str = "lan"  # the path profile the network ran with (harness/data/profiles)
     wireguard: str = ""
-    topology: dict = field(default_factory=dict)
-    plan: dict = field(default_factory=dict)
-    evidence: dict = field(default_factory=dict)
+    topology: dict[str, Any] = field(default_factory=dict)
+    plan: dict[str, Any] = field(default_factory=dict)
+    evidence: dict[str, Any] = field(default_factory=dict)
     proof_failures: list[str] = field(default_factory=list)
 
     @property
@@ -136,11 +136,10 @@ class MigrationRecord(Placed, Record):
         return self.plan.get("interval_s")
 
 
-KINDS: dict[str, type[Record]] = {cls.kind: cls for cls in (RunRecord, TestRecord, MeasurementRecord,
-                                                           MigrationRecord)}
+KINDS: dict[str, type[Record]] = {cls.kind: cls for cls in (RunRecord, TestRecord, MeasurementRecord, MigrationRecord)}
 
 
-def parse(data: dict) -> Record | None:
+def parse(data: dict[str, Any]) -> Record | None:
     """A record from one decoded line; None for a kind or version this harness does not know."""
     version = data.get("schema_version", 1)
     if not isinstance(version, int) or version > SCHEMA_VERSION:

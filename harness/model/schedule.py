@@ -16,6 +16,7 @@ from __future__ import annotations
 import math
 import random
 from dataclasses import dataclass, field, replace
+from typing import Any
 
 from harness.errors import ConfigError
 from harness.model.kinds import Mechanism, StickySource, Strategy, choose
@@ -70,23 +71,30 @@ class MigrationPlan:
         object.__setattr__(self, "duration", parse_number(self.duration, "duration"))
         object.__setattr__(self, "jitter", parse_number(self.jitter, "jitter", allow_zero=True))
         if self.jitter >= self.interval / 2:
-            raise ConfigError(f"--jitter {self.jitter:g} s must stay below half the interval: --intervals "
-                              f"{self.interval:g} allows less than {self.interval / 2:g} s")
+            raise ConfigError(
+                f"--jitter {self.jitter:g} s must stay below half the interval: --intervals "
+                f"{self.interval:g} allows less than {self.interval / 2:g} s"
+            )
         if self.start_path not in self.paths:
             raise ConfigError(f"start path {self.start_path} is not one of the paths {self.paths}")
         for fault in self.faults:
             if fault.path is not None and fault.path not in self.paths:
-                raise ConfigError(f"--fault {fault.describe()} names path {fault.path}, but --paths "
-                                  f"{len(self.paths)} gives paths {_listed(self.paths)}")
+                raise ConfigError(
+                    f"--fault {fault.describe()} names path {fault.path}, but --paths "
+                    f"{len(self.paths)} gives paths {_listed(self.paths)}"
+                )
         for _, path in self.fixed:
             if path not in self.paths:
-                raise ConfigError(f"--fixed names path {path}, but --paths {len(self.paths)} gives paths "
-                                  f"{_listed(self.paths)}")
+                raise ConfigError(
+                    f"--fixed names path {path}, but --paths {len(self.paths)} gives paths {_listed(self.paths)}"
+                )
         if self.strategy == "fixed" and not self.fixed:
             raise ConfigError("the fixed strategy needs --fixed TIME:PATH,...")
         if self.mechanism == "script" and (self.strategy != "alternate" or self.jitter):
-            raise ConfigError("the script mechanism runs the demo's migrate.sh, which only alternates "
-                              "without jitter; use --switch-mechanism netlink for other schedules")
+            raise ConfigError(
+                "the script mechanism runs the demo's migrate.sh, which only alternates "
+                "without jitter; use --switch-mechanism netlink for other schedules"
+            )
         weights = self.weights
         if self.strategy == Strategy.WEIGHTED_RANDOM:
             if weights is None:
@@ -107,7 +115,7 @@ class MigrationPlan:
     @property
     def ticks(self) -> int:
         """How many interval boundaries fall inside the duration."""
-        return int(math.floor(self.duration / self.interval + 1e-9))
+        return math.floor(self.duration / self.interval + 1e-9)
 
     def switches(self) -> list[PlannedSwitch]:
         """The planned switches (each one changes the path), in time order, within the duration."""
@@ -134,12 +142,20 @@ class MigrationPlan:
                 current = target
         return planned
 
-    def describe(self) -> dict:
-        return {"strategy": self.strategy, "interval_s": self.interval, "duration_s": self.duration,
-                "jitter_s": self.jitter, "seed": self.seed, "paths": list(self.paths),
-                "weights": list(self.path_weights) or None, "mechanism": self.mechanism,
-                "sticky_source": self.sticky_source, "faults": [fault.describe() for fault in self.faults],
-                "planned_switches": len(self.switches())}
+    def describe(self) -> dict[str, Any]:
+        return {
+            "strategy": self.strategy,
+            "interval_s": self.interval,
+            "duration_s": self.duration,
+            "jitter_s": self.jitter,
+            "seed": self.seed,
+            "paths": list(self.paths),
+            "weights": list(self.path_weights) or None,
+            "mechanism": self.mechanism,
+            "sticky_source": self.sticky_source,
+            "faults": [fault.describe() for fault in self.faults],
+            "planned_switches": len(self.switches()),
+        }
 
     @property
     def label(self) -> str:
@@ -160,14 +176,27 @@ def build_plans(options: PlanOptions, paths: tuple[int, ...]) -> list[MigrationP
         for interval in options.intervals:
             duration = options.duration or max(MIN_DURATION_S, SWITCHES_PER_RUN * interval)
             for mechanism in options.mechanisms:
-                plans.append(MigrationPlan(strategy=strategy, interval=interval, paths=paths, duration=duration,
-                                           jitter=options.jitter, seed=options.seed, weights=options.weights,
-                                           fixed=options.fixed, mechanism=mechanism,
-                                           sticky_source=options.sticky_source, faults=options.faults))
+                plans.append(
+                    MigrationPlan(
+                        strategy=strategy,
+                        interval=interval,
+                        paths=paths,
+                        duration=duration,
+                        jitter=options.jitter,
+                        seed=options.seed,
+                        weights=options.weights,
+                        fixed=options.fixed,
+                        mechanism=mechanism,
+                        sticky_source=options.sticky_source,
+                        faults=options.faults,
+                    )
+                )
     for plan in plans:
         if plan.strategy not in (Strategy.NONE, Strategy.FIXED) and len(plan.switches()) < MIN_SWITCHES:
-            raise ConfigError(f"--duration {plan.duration:g} s at an interval of {plan.interval:g} s gives "
-                              f"{len(plan.switches())} switches; a migration needs at least {MIN_SWITCHES}")
+            raise ConfigError(
+                f"--duration {plan.duration:g} s at an interval of {plan.interval:g} s gives "
+                f"{len(plan.switches())} switches; a migration needs at least {MIN_SWITCHES}"
+            )
     return plans
 
 

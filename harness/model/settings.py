@@ -100,7 +100,7 @@ def parse_backends(value: str) -> tuple[str, ...]:
     for name in split_list(value, "--backend"):
         if name not in BACKEND_CHOICES:
             raise ConfigError(f"--backend {name!r} is unknown; choose one of {', '.join(BACKEND_CHOICES)}")
-        for backend in (BACKENDS if name == "all" else (name,)):
+        for backend in BACKENDS if name == "all" else (name,):
             if backend not in result:
                 result.append(backend)
     return tuple(result)
@@ -193,8 +193,13 @@ def parse_faults(text: str, what: str = "--fault") -> tuple[FaultSpec, ...]:
         if not sep:
             raise ConfigError(f"{what} {part!r} is not NAME@SECONDS[:PATH] (e.g. nat-removed@0.5:2)")
         at, _, path = rest.partition(":")
-        specs.append(FaultSpec(choose(Fault, name, what), parse_number(at, f"{what} time", allow_zero=True),
-                               parse_count(path, f"{what} path") if path else None))
+        specs.append(
+            FaultSpec(
+                choose(Fault, name, what),
+                parse_number(at, f"{what} time", allow_zero=True),
+                parse_count(path, f"{what} path") if path else None,
+            )
+        )
     return tuple(specs)
 
 
@@ -269,7 +274,7 @@ def parse_memory(text: str, what: str) -> str:
     """A guest memory size such as 2G or 1536M (at least 512M), else a ConfigError naming the option."""
     match = MEMORY_PATTERN.fullmatch(str(text).strip().upper())
     megabytes = int(match.group(1)) * (1024 if match.group(2) == "G" else 1) if match else 0
-    if megabytes < MIN_VM_MEMORY_MB:
+    if match is None or megabytes < MIN_VM_MEMORY_MB:
         raise ConfigError(f"{what} {text!r}: give a size such as 2G or 1536M, at least {MIN_VM_MEMORY_MB}M")
     return f"{match.group(1)}{match.group(2)}"
 

@@ -26,15 +26,48 @@ def summary(values: Sequence[float], digits: int = 3) -> dict[str, float | int |
     """count, median, p99, max (None when there are no values)."""
     if not values:
         return {"count": 0, "median": None, "p99": None, "max": None}
-    return {"count": len(values), "median": round(statistics.median(values), digits),
-            "p99": round(percentile(values, 99), digits), "max": round(max(values), digits)}
+    return {
+        "count": len(values),
+        "median": round(statistics.median(values), digits),
+        "p99": round(percentile(values, 99), digits),
+        "max": round(max(values), digits),
+    }
 
 
 # Two-sided 95 % quantiles of Student's t for 1..30 degrees of freedom (above 30: the normal's 1.96 is
 # within 4 %, and 2.042 keeps the interval on the safe, wider side).
-T_975 = (12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.160, 2.145,
-         2.131, 2.120, 2.110, 2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064, 2.060, 2.056, 2.052, 2.048,
-         2.045, 2.042)
+T_975 = (
+    12.706,
+    4.303,
+    3.182,
+    2.776,
+    2.571,
+    2.447,
+    2.365,
+    2.306,
+    2.262,
+    2.228,
+    2.201,
+    2.179,
+    2.160,
+    2.145,
+    2.131,
+    2.120,
+    2.110,
+    2.101,
+    2.093,
+    2.086,
+    2.080,
+    2.074,
+    2.069,
+    2.064,
+    2.060,
+    2.056,
+    2.052,
+    2.048,
+    2.045,
+    2.042,
+)
 
 
 def t_975(df: float) -> float:
@@ -71,8 +104,9 @@ def paired_ratio(baseline: Sequence[float], condition: Sequence[float]) -> Ratio
     if len(logs) == 1:
         return RatioEstimate(round(math.exp(mean), 4), None, None, 1)
     half = t_975(len(logs) - 1) * statistics.stdev(logs) / math.sqrt(len(logs))
-    return RatioEstimate(round(math.exp(mean), 4), round(math.exp(mean - half), 4), round(math.exp(mean + half), 4),
-                         len(logs))
+    return RatioEstimate(
+        round(math.exp(mean), 4), round(math.exp(mean - half), 4), round(math.exp(mean + half), 4), len(logs)
+    )
 
 
 def wilson_interval(successes: int, n: int, z: float = 1.96) -> tuple[float, float]:

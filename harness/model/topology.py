@@ -9,6 +9,7 @@ import ipaddress
 from dataclasses import dataclass, field
 from functools import cached_property
 from ipaddress import IPv4Address, IPv4Interface, IPv4Network
+from typing import Any
 
 from harness.errors import ConfigError
 
@@ -61,8 +62,10 @@ class Mtus:
         wgnet = tunnel_mtu(underlay)
         mtus = cls(underlay=underlay, wgnet=wgnet, wg0=tunnel_mtu(wgnet))
         if mtus.wg0 < MIN_INNER_MTU:
-            raise ConfigError(f"underlay MTU {underlay} leaves wg0 only {mtus.wg0} bytes; "
-                              f"use an underlay MTU of at least {MIN_INNER_MTU + 2 * WIREGUARD_OVERHEAD_IPV4}")
+            raise ConfigError(
+                f"underlay MTU {underlay} leaves wg0 only {mtus.wg0} bytes; "
+                f"use an underlay MTU of at least {MIN_INNER_MTU + 2 * WIREGUARD_OVERHEAD_IPV4}"
+            )
         return mtus
 
 
@@ -101,8 +104,10 @@ class AddressPlan:
             raise ConfigError(f"underlay {self.underlay} and overlay {self.overlay} overlap; give them disjoint ranges")
         for net, needed, what in ((self.underlay, paths + 2, "underlay"), (self.overlay, paths + 1, "overlay")):
             if net.prefixlen > 24 or 2 ** (24 - net.prefixlen) < needed:
-                raise ConfigError(f"{what} {net} holds fewer than the {needed} /24 subnets that {paths} paths need; "
-                                  "use a /16 or a larger prefix length budget")
+                raise ConfigError(
+                    f"{what} {net} holds fewer than the {needed} /24 subnets that {paths} paths need; "
+                    "use a /16 or a larger prefix length budget"
+                )
 
     def _slash24(self, supernet: IPv4Network, index: int) -> IPv4Network:
         return IPv4Network((int(supernet.network_address) + (index << 8), 24))
@@ -206,11 +211,15 @@ def host_sysctls(spec: HostSpec, *, bridge_netfilter: bool = False) -> tuple[str
     `bridge_netfilter`: br_netfilter is loaded (dockerd loads it); the server's bridged frames
     must then not pass through iptables.
     """
-    settings = ["net/ipv4/conf/all/rp_filter=2", "net/ipv4/conf/default/rp_filter=2",
-                # no random bind (a wireguard-go starting, a resolver) may take a port peers must reach
-                f"net/ipv4/ip_local_reserved_ports={RESERVED_PORTS}",
-                # the topology is IPv4; no IPv6 chatter (router solicitations, MLD) in counters or tunnels
-                "net/ipv6/conf/all/disable_ipv6=1", "net/ipv6/conf/default/disable_ipv6=1"]
+    settings = [
+        "net/ipv4/conf/all/rp_filter=2",
+        "net/ipv4/conf/default/rp_filter=2",
+        # no random bind (a wireguard-go starting, a resolver) may take a port peers must reach
+        f"net/ipv4/ip_local_reserved_ports={RESERVED_PORTS}",
+        # the topology is IPv4; no IPv6 chatter (router solicitations, MLD) in counters or tunnels
+        "net/ipv6/conf/all/disable_ipv6=1",
+        "net/ipv6/conf/default/disable_ipv6=1",
+    ]
     if spec.role == "client":
         # wg-quick's setting: the fwmark counts in the reverse-path check of tunnelled packets.
         settings.append("net/ipv4/conf/all/src_valid_mark=1")
@@ -247,10 +256,12 @@ class Topology:
 
     @cached_property
     def hosts(self) -> tuple[HostSpec, ...]:
-        return (HostSpec(CLIENT, "client"),
-                *(HostSpec(name, "proxy", forwarding=True) for name in self.proxies),
-                HostSpec(SERVER, "server", forwarding=True),
-                HostSpec(ORIGIN, "origin"))
+        return (
+            HostSpec(CLIENT, "client"),
+            *(HostSpec(name, "proxy", forwarding=True) for name in self.proxies),
+            HostSpec(SERVER, "server", forwarding=True),
+            HostSpec(ORIGIN, "origin"),
+        )
 
     def path_device(self, path: int) -> str:
         """The client's tunnel interface that carries path `path`."""
@@ -298,10 +309,14 @@ class Topology:
     def links(self) -> tuple[LinkSpec, ...]:
         links = []
         for k in self.path_ids:
-            links.append(LinkSpec(CLIENT, f"eth{k}", self.client_path_address(k),
-                                  proxy_name(k), "eth1", self.proxy_path_address(k)))
-            links.append(LinkSpec(proxy_name(k), "eth0", self.proxy_backbone_address(k),
-                                  SERVER, f"bb{k}", None, b_bridge="br0"))
+            links.append(
+                LinkSpec(
+                    CLIENT, f"eth{k}", self.client_path_address(k), proxy_name(k), "eth1", self.proxy_path_address(k)
+                )
+            )
+            links.append(
+                LinkSpec(proxy_name(k), "eth0", self.proxy_backbone_address(k), SERVER, f"bb{k}", None, b_bridge="br0")
+            )
         links.append(LinkSpec(ORIGIN, "eth0", self.origin_address(), SERVER, "eth0", self.server_internet_address()))
         return tuple(links)
 
@@ -309,25 +324,53 @@ class Topology:
     @cached_property
     def wireguard(self) -> tuple[WireGuardSpec, ...]:
         everything = (DEFAULT_ROUTE,)
-        specs = [WireGuardSpec(
-            CLIENT, "wg0", self.client_tunnel_address(), None, self.mtus.wg0,
-            (PeerSpec(SERVER, "wg0", everything, (self.server_backbone_address().ip, SERVER_PORT)),),
-            fwmark=WG0_FWMARK)]
+        specs = [
+            WireGuardSpec(
+                CLIENT,
+                "wg0",
+                self.client_tunnel_address(),
+                None,
+                self.mtus.wg0,
+                (PeerSpec(SERVER, "wg0", everything, (self.server_backbone_address().ip, SERVER_PORT)),),
+                fwmark=WG0_FWMARK,
+            )
+        ]
         for k in self.path_ids:
             name = proxy_name(k)
             tunnel = self.plan.wgnet_tunnel(k)
-            specs.append(WireGuardSpec(
-                CLIENT, name, host_address(tunnel, 2), None, self.mtus.wgnet,
-                (PeerSpec(name, name, everything, (self.proxy_path_address(k).ip, PROXY_PORT)),),
-                fwmark=WGNET_FWMARK))
-            specs.append(WireGuardSpec(
-                name, name, host_address(tunnel, 1), PROXY_PORT, self.mtus.wgnet,
-                (PeerSpec(CLIENT, name, (IPv4Network(f"{host_address(tunnel, 2).ip}/32"),)),),
-                masquerade_out="eth0"))
-        specs.append(WireGuardSpec(
-            SERVER, "wg0", self.server_tunnel_address(), SERVER_PORT, self.mtus.wg0,
-            (PeerSpec(CLIENT, "wg0", (IPv4Network(f"{self.client_tunnel_address().ip}/32"),)),),
-            masquerade_out="eth0"))
+            specs.append(
+                WireGuardSpec(
+                    CLIENT,
+                    name,
+                    host_address(tunnel, 2),
+                    None,
+                    self.mtus.wgnet,
+                    (PeerSpec(name, name, everything, (self.proxy_path_address(k).ip, PROXY_PORT)),),
+                    fwmark=WGNET_FWMARK,
+                )
+            )
+            specs.append(
+                WireGuardSpec(
+                    name,
+                    name,
+                    host_address(tunnel, 1),
+                    PROXY_PORT,
+                    self.mtus.wgnet,
+                    (PeerSpec(CLIENT, name, (IPv4Network(f"{host_address(tunnel, 2).ip}/32"),)),),
+                    masquerade_out="eth0",
+                )
+            )
+        specs.append(
+            WireGuardSpec(
+                SERVER,
+                "wg0",
+                self.server_tunnel_address(),
+                SERVER_PORT,
+                self.mtus.wg0,
+                (PeerSpec(CLIENT, "wg0", (IPv4Network(f"{self.client_tunnel_address().ip}/32"),)),),
+                masquerade_out="eth0",
+            )
+        )
         return tuple(specs)
 
     def wireguard_of(self, host: str, ifname: str) -> WireGuardSpec:
@@ -365,27 +408,34 @@ class Topology:
 
     def underlay_devices(self, host: str) -> tuple[str, ...]:
         """The names of `host`'s ends of its underlay links."""
-        return tuple(link.a_ifname if link.a_host == host else link.b_ifname
-                     for link in self.links if host in (link.a_host, link.b_host))
+        return tuple(
+            link.a_ifname if link.a_host == host else link.b_ifname
+            for link in self.links
+            if host in (link.a_host, link.b_host)
+        )
 
     # -- the client's routing, as the demo does it ------------------------------------------
     def client_routes(self, current_path: int = 1) -> tuple[RouteSpec, ...]:
-        return (RouteSpec(CLIENT, DEFAULT_ROUTE, dev="wg0", table=WG0_TABLE),
-                RouteSpec(CLIENT, DEFAULT_ROUTE, dev=self.path_device(current_path), table=PATH_TABLE))
+        return (
+            RouteSpec(CLIENT, DEFAULT_ROUTE, dev="wg0", table=WG0_TABLE),
+            RouteSpec(CLIENT, DEFAULT_ROUTE, dev=self.path_device(current_path), table=PATH_TABLE),
+        )
 
     @cached_property
     def client_rules(self) -> tuple[RuleSpec, ...]:
         # Checked in priority order: the wgnet packets first (they must leave by the underlay),
         # then wg0's packets (they ride the current path), then everything else (into wg0).
-        return (RuleSpec(CLIENT, 100, WGNET_FWMARK, "main"),
-                RuleSpec(CLIENT, 200, WG0_FWMARK, PATH_TABLE),
-                RuleSpec(CLIENT, 300, WG0_FWMARK, WG0_TABLE, invert=True))
+        return (
+            RuleSpec(CLIENT, 100, WGNET_FWMARK, "main"),
+            RuleSpec(CLIENT, 200, WG0_FWMARK, PATH_TABLE),
+            RuleSpec(CLIENT, 300, WG0_FWMARK, WG0_TABLE, invert=True),
+        )
 
     @cached_property
     def origin_routes(self) -> tuple[RouteSpec, ...]:
         return (RouteSpec(ORIGIN, DEFAULT_ROUTE, gateway=self.server_internet_address().ip),)
 
-    def describe(self) -> dict:
+    def describe(self) -> dict[str, Any]:
         """A JSON-ready summary (no keys) for results and reports."""
         return {
             "paths": self.paths,

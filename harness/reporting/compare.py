@@ -66,7 +66,7 @@ def ratio_interval(old: list[float], new: list[float]) -> tuple[float, float, fl
     se = math.sqrt(va + vb)
     if se == 0:
         return math.exp(diff), math.exp(diff), math.exp(diff)
-    df = (va + vb) ** 2 / ((va ** 2 / (len(a) - 1) if va else 0) + (vb ** 2 / (len(b) - 1) if vb else 0))
+    df = (va + vb) ** 2 / ((va**2 / (len(a) - 1) if va else 0) + (vb**2 / (len(b) - 1) if vb else 0))
     t = t_975(df)
     return math.exp(diff), math.exp(diff - t * se), math.exp(diff + t * se)
 
@@ -78,16 +78,30 @@ def compare(old_records: list[Record], new_records: list[Record], *, tolerance: 
     the worse side of 1; with fewer than MIN_N values a side, or a zero median, there is no verdict.
     """
     if not 0 < tolerance <= 1:
-        raise ConfigError(f"--tolerance {tolerance} must be in (0, 1]: the worst acceptable ratio for a "
-                          "better-is-higher metric")
+        raise ConfigError(
+            f"--tolerance {tolerance} must be in (0, 1]: the worst acceptable ratio for a better-is-higher metric"
+        )
     old, new = metrics(old_records), metrics(new_records)
     rows = []
     for key in sorted(old.keys() & new.keys(), key=str):
         a, b = old[key]["values"], new[key]["values"]
         higher = new[key]["higher_is_better"]
-        row = {"scenario": key[0], "backend": key[1], "condition": key[2], "mechanism": key[3], "metric": key[4],
-               "old_median": statistics.median(a), "new_median": statistics.median(b), "higher_is_better": higher,
-               "n_old": len(a), "n_new": len(b), "ratio": None, "ci": None, "regressed": False, "note": ""}
+        row = {
+            "scenario": key[0],
+            "backend": key[1],
+            "condition": key[2],
+            "mechanism": key[3],
+            "metric": key[4],
+            "old_median": statistics.median(a),
+            "new_median": statistics.median(b),
+            "higher_is_better": higher,
+            "n_old": len(a),
+            "n_new": len(b),
+            "ratio": None,
+            "ci": None,
+            "regressed": False,
+            "note": "",
+        }
         if len(a) < MIN_N or len(b) < MIN_N:
             row["note"] = f"not enough data (n={len(a)}/{len(b)}; a verdict needs {MIN_N} a side)"
         elif min(a) <= 0 or min(b) <= 0:
@@ -105,9 +119,13 @@ def describe(row: dict) -> str:
     better = "higher" if row["higher_is_better"] else "lower"
     where = f"{row['scenario']}/{row['backend']}/{row['condition']}/{row['mechanism']} {row['metric']}"
     if row["ratio"] is None:
-        return (f"{'no verdict':9} {where}: {row['note']} ({row['old_median']:.4g} -> {row['new_median']:.4g}, "
-                f"{better} is better)")
+        return (
+            f"{'no verdict':9} {where}: {row['note']} ({row['old_median']:.4g} -> {row['new_median']:.4g}, "
+            f"{better} is better)"
+        )
     low, high = row["ci"]
     flag = "REGRESSED" if row["regressed"] else "ok"
-    return (f"{flag:9} {where}: x{row['ratio']:.3f} [{low:.3f}, {high:.3f}] ({row['old_median']:.4g} -> "
-            f"{row['new_median']:.4g}, {better} is better, n={row['n_old']}/{row['n_new']})")
+    return (
+        f"{flag:9} {where}: x{row['ratio']:.3f} [{low:.3f}, {high:.3f}] ({row['old_median']:.4g} -> "
+        f"{row['new_median']:.4g}, {better} is better, n={row['n_old']}/{row['n_new']})"
+    )

@@ -28,10 +28,12 @@ from harness.reporting import svg
 
 CSS = """
 body { font: 14px/1.4 system-ui, sans-serif; margin: 2em auto; max-width: 1000px; color: #222; }
-table { border-collapse: collapse; margin: 1em 0; } td, th { border: 1px solid #ccc; padding: 3px 8px; text-align: left; }
+table { border-collapse: collapse; margin: 1em 0; }
+td, th { border: 1px solid #ccc; padding: 3px 8px; text-align: left; }
 th { background: #f4f4f4; } .passed { color: #080; font-weight: bold; } .failed { color: #c00; font-weight: bold; }
 .skipped { color: #a60; font-weight: bold; } .error { color: #808; font-weight: bold; }
-.unjudged { color: #666; font-weight: bold; } .unclear { color: #a60; font-weight: bold; } code, pre { background: #f6f6f6; padding: 2px 4px; }
+.unjudged { color: #666; font-weight: bold; } .unclear { color: #a60; font-weight: bold; }
+code, pre { background: #f6f6f6; padding: 2px 4px; }
 pre { white-space: pre-wrap; } svg text { font: 11px sans-serif; } .empty { color: #888; }
 """
 THROUGHPUT_KINDS = (("tcp_up", "TCP up"), ("tcp_down", "TCP down"), ("udp", "UDP"))
@@ -41,8 +43,11 @@ PROFILE_CHECK = "path_profile"  # a profile's verification, not a measurement of
 
 
 def _measured(records: list[Record], scenario: str | None = None) -> list[MeasurementRecord]:
-    return [r for r in of_kind(records, MeasurementRecord)
-            if r.scenario == scenario or (scenario is None and r.scenario != PROFILE_CHECK)]
+    return [
+        r
+        for r in of_kind(records, MeasurementRecord)
+        if r.scenario == scenario or (scenario is None and r.scenario != PROFILE_CHECK)
+    ]
 
 
 def _profile_table(records: list[Record]) -> str:
@@ -54,6 +59,7 @@ def _profile_table(records: list[Record]) -> str:
         if spec is None:
             return "<td>unshaped</td>"
         return f"<td>{'—' if measured is None else f'{measured:g}'} (spec {spec:g}) {unit}</td>"
+
     body = []
     for check in checks:
         figures = check.figures
@@ -61,15 +67,20 @@ def _profile_table(records: list[Record]) -> str:
             spec = entry["spec"]
             low, high = entry.get("loss_interval", [None, None])
             bad = [f for f in figures.get("failures", []) if f.startswith(f"path {path}")]
-            body.append(f"<tr><td>{escape(check.where)}</td><td>{escape(check.profile)}</td><td>{escape(path)}</td>"
-                        + cell(entry["rtt_ms"], spec["rtt_ms"], "ms") + cell(entry["rate_mbit"], spec["rate_mbit"], "Mbit/s")
-                        + cell(entry["rate_mbit_down"], spec["rate_mbit_down"], "Mbit/s")
-                        + f"<td>{entry['loss']:.2%} [{low:.2%}, {high:.2%}] (spec {spec['loss']:.2%})</td>"
-                        + f"<td class='{'failed' if bad else 'passed'}'>{escape('; '.join(bad)) or 'within spec'}</td></tr>")
-    return ("<p>Each profile is measured on its first network of the run: RTT by ping over the path's link, the "
-            "rate each way by a UDP stream offered above it, loss with a 95 % interval. Off by more than 10 % "
-            "(+1 ms) fails the set-up.</p><table><tr><th>backend</th><th>profile</th><th>path</th><th>RTT</th>"
-            f"<th>rate up</th><th>rate down</th><th>loss</th><th>check</th></tr>{''.join(body)}</table>")
+            body.append(
+                f"<tr><td>{escape(check.where)}</td><td>{escape(check.profile)}</td><td>{escape(path)}</td>"
+                + cell(entry["rtt_ms"], spec["rtt_ms"], "ms")
+                + cell(entry["rate_mbit"], spec["rate_mbit"], "Mbit/s")
+                + cell(entry["rate_mbit_down"], spec["rate_mbit_down"], "Mbit/s")
+                + f"<td>{entry['loss']:.2%} [{low:.2%}, {high:.2%}] (spec {spec['loss']:.2%})</td>"
+                + f"<td class='{'failed' if bad else 'passed'}'>{escape('; '.join(bad)) or 'within spec'}</td></tr>"
+            )
+    return (
+        "<p>Each profile is measured on its first network of the run: RTT by ping over the path's link, the "
+        "rate each way by a UDP stream offered above it, loss with a 95 % interval. Off by more than 10 % "
+        "(+1 ms) fails the set-up.</p><table><tr><th>backend</th><th>profile</th><th>path</th><th>RTT</th>"
+        f"<th>rate up</th><th>rate down</th><th>loss</th><th>check</th></tr>{''.join(body)}</table>"
+    )
 
 
 def _migrating(record: MeasurementRecord) -> bool:
@@ -85,13 +96,14 @@ def _median_by(rows: list[tuple[tuple, float]]) -> dict[tuple, float]:
 
 def _series_by_interval(medians: dict[tuple, float], label) -> list[svg.Series]:
     """Medians keyed (a, b, interval) -> one series over the intervals per (a, b), named label((a, b))."""
-    return [svg.Series(label(group), [(k[2], v) for k, v in medians.items() if k[:2] == group])
-            for group in sorted({k[:2] for k in medians}, key=str)]
+    return [
+        svg.Series(label(group), [(k[2], v) for k, v in medians.items() if k[:2] == group])
+        for group in sorted({k[:2] for k in medians}, key=str)
+    ]
 
 
 # -- paired figures ------------------------------------------------------------------------
-METRIC_UNITS = {"throughput": ("Mbit/s", 1e6, True), "pageload": ("ms", 1.0, False),
-                "download": ("s", 1.0, False)}
+METRIC_UNITS = {"throughput": ("Mbit/s", 1e6, True), "pageload": ("ms", 1.0, False), "download": ("s", 1.0, False)}
 
 
 def _metrics_of(record: MeasurementRecord) -> dict[str, float]:
@@ -131,23 +143,35 @@ def _limits(records: list[Record]) -> dict[str, float]:
     """The tolerances the run judged with (its options), by scenario."""
     options = next((r.options for r in of_kind(records, RunRecord) if r.options), {})
     defaults = Tolerances()
-    return {"throughput": float(options.get("throughput_tolerance") or defaults.throughput),
-            "pageload": float(options.get("pageload_tolerance") or defaults.pageload),
-            "download": float(options.get("pageload_tolerance") or defaults.pageload),
-            "verdict_from_interval": float(options.get("verdict_from_interval") or defaults.verdict_from_interval)}
+    return {
+        "throughput": float(options.get("throughput_tolerance") or defaults.throughput),
+        "pageload": float(options.get("pageload_tolerance") or defaults.pageload),
+        "download": float(options.get("pageload_tolerance") or defaults.pageload),
+        "verdict_from_interval": float(options.get("verdict_from_interval") or defaults.verdict_from_interval),
+    }
 
 
 def cost_rows(records: list[Record]) -> list[dict]:
     """What migration costs at each interval: one row per scenario, backend, interval and metric."""
     limits, rows = _limits(records), []
     for scenario, (unit, scale, higher) in METRIC_UNITS.items():
-        for (backend, interval, condition, metric), (base, value) in sorted(paired(records, scenario).items(),
-                                                                             key=lambda kv: str(kv[0])):
+        for (backend, interval, condition, metric), (base, value) in sorted(
+            paired(records, scenario).items(), key=lambda kv: str(kv[0])
+        ):
             judged = scenario != "throughput" or (interval or 0) >= limits["verdict_from_interval"]
-            verdict = ratio_verdict(base, value, limit=limits[scenario] if judged else None, higher_is_better=higher,
-                                    unit=unit, scale=scale)
-            rows.append({"scenario": scenario, "backend": backend, "interval": interval, "condition": condition,
-                         "metric": metric, "verdict": verdict})
+            verdict = ratio_verdict(
+                base, value, limit=limits[scenario] if judged else None, higher_is_better=higher, unit=unit, scale=scale
+            )
+            rows.append(
+                {
+                    "scenario": scenario,
+                    "backend": backend,
+                    "interval": interval,
+                    "condition": condition,
+                    "metric": metric,
+                    "verdict": verdict,
+                }
+            )
     return rows
 
 
@@ -155,15 +179,26 @@ def cost_rows(records: list[Record]) -> list[dict]:
 def cost_vs_interval(records: list[Record]) -> list[svg.Chart]:
     """Per scenario and backend: the paired ratio to baseline against the interval, with 95 % intervals."""
     rows, charts, limits = cost_rows(records), [], _limits(records)
-    for scenario, (unit, _, higher) in METRIC_UNITS.items():
+    for scenario, (_, _, higher) in METRIC_UNITS.items():
         for backend in sorted({row["backend"] for row in rows if row["scenario"] == scenario}):
-            mine = [row for row in rows if row["scenario"] == scenario and row["backend"] == backend
-                    and row["interval"] is not None and "-degraded" not in row["condition"]]
+            mine = [
+                row
+                for row in rows
+                if row["scenario"] == scenario
+                and row["backend"] == backend
+                and row["interval"] is not None
+                and "-degraded" not in row["condition"]
+            ]
             limit = limits[scenario]
             band = (limit, 1.0) if higher else (1.0, limit)
-            chart = svg.Chart(f"{scenario}: with migration / without, by interval ({backend})",
-                              "migration interval (s, log)", "ratio to baseline (1 = no cost)", log_x=True,
-                              band=band, band_label=f"within tolerance ({band[0]:g}..{band[1]:g}x)")
+            chart = svg.Chart(
+                f"{scenario}: with migration / without, by interval ({backend})",
+                "migration interval (s, log)",
+                "ratio to baseline (1 = no cost)",
+                log_x=True,
+                band=band,
+                band_label=f"within tolerance ({band[0]:g}..{band[1]:g}x)",
+            )
             for metric in sorted({row["metric"] for row in mine}):
                 series = svg.Series(metric, [])
                 for row in (r for r in mine if r["metric"] == metric):
@@ -182,14 +217,29 @@ def throughput_vs_interval(records: list[Record]) -> list[svg.Chart]:
     charts = []
     for backend in sorted({r.where for r in measured}):
         mine = [r for r in measured if r.where == backend]
-        baseline = [r.figures[k]["bits_per_second"] / 1e6 for r in mine if not _migrating(r)
-                    for k in ("tcp_up", "tcp_down") if k in r.figures]
-        chart = svg.Chart(f"Throughput vs migration interval ({backend})", "interval (s, log)", "Mbit/s", log_x=True,
-                          band=(min(baseline), max(baseline)) if baseline else None,
-                          band_label="baseline (no migration), min..max")
+        baseline = [
+            r.figures[k]["bits_per_second"] / 1e6
+            for r in mine
+            if not _migrating(r)
+            for k in ("tcp_up", "tcp_down")
+            if k in r.figures
+        ]
+        chart = svg.Chart(
+            f"Throughput vs migration interval ({backend})",
+            "interval (s, log)",
+            "Mbit/s",
+            log_x=True,
+            band=(min(baseline), max(baseline)) if baseline else None,
+            band_label="baseline (no migration), min..max",
+        )
         for kind, name in THROUGHPUT_KINDS:
-            medians = _median_by([((r.interval,), r.figures[kind]["bits_per_second"] / 1e6)
-                                  for r in mine if _migrating(r) and kind in r.figures])
+            medians = _median_by(
+                [
+                    ((r.interval,), r.figures[kind]["bits_per_second"] / 1e6)
+                    for r in mine
+                    if _migrating(r) and kind in r.figures
+                ]
+            )
             chart.series.append(svg.Series(f"{name} median", [(k[0], v) for k, v in medians.items()]))
         charts.append(chart)
     return charts
@@ -200,18 +250,25 @@ def throughput_time_series(records: list[Record]) -> list[svg.Chart]:
     charts = []
     measured = [r for r in _measured(records, "throughput") if _migrating(r) and "tcp_up" in r.figures]
     for backend in sorted({r.where for r in measured}):
-        mine = sorted((r for r in measured if r.where == backend),
-                      key=lambda r: (abs(r.interval - 0.1), r.repetition))
+        mine = sorted((r for r in measured if r.where == backend), key=lambda r: (abs(r.interval - 0.1), r.repetition))
         record = mine[0]
         run = record.figures["tcp_up"]
-        offset = (record.evidence["started_monotonic"] - run["started_monotonic"]
-                  if run.get("started_monotonic") is not None else 0.0)
+        offset = (
+            record.evidence["started_monotonic"] - run["started_monotonic"]
+            if run.get("started_monotonic") is not None
+            else 0.0
+        )
         markers = [at + offset for at in record.switch_times_s()]
         span = max((t for t, _ in run["series"]), default=0.0)
-        charts.append(svg.Chart(f"TCP upload over time, {record.condition} ({backend}); dashed: path switches",
-                                "seconds since iperf3 started", "Mbit/s",
-                                series=[svg.Series("TCP up", [(t, bps / 1e6) for t, bps in run["series"]])],
-                                markers=[m for m in markers if 0 <= m <= span]))
+        charts.append(
+            svg.Chart(
+                f"TCP upload over time, {record.condition} ({backend}); dashed: path switches",
+                "seconds since iperf3 started",
+                "Mbit/s",
+                series=[svg.Series("TCP up", [(t, bps / 1e6) for t, bps in run["series"]])],
+                markers=[m for m in markers if 0 <= m <= span],
+            )
+        )
     return charts
 
 
@@ -223,14 +280,19 @@ def pageload_distributions(records: list[Record]) -> list[svg.Chart]:
         intervals = sorted({r.interval for r in mine if _migrating(r)})
         categories = ["baseline"] + [f"{i:g} s" for i in intervals]
         pages = sorted({load["url"].rsplit("/", 1)[-1] for r in mine for load in r.loads()})
-        chart = svg.Chart(f"Page-load time per condition ({backend}); every load is a point", "condition",
-                          "load event (ms)", x_categories=categories)
+        chart = svg.Chart(
+            f"Page-load time per condition ({backend}); every load is a point",
+            "condition",
+            "load event (ms)",
+            x_categories=categories,
+        )
         for p, page in enumerate(pages):
             points = []
             for r in mine:
                 x = 0 if not _migrating(r) else 1 + intervals.index(r.interval)
-                points += [(x + (p - 1) * 0.15, load["load_ms"]) for load in r.loads()
-                           if load["url"].endswith("/" + page)]
+                points += [
+                    (x + (p - 1) * 0.15, load["load_ms"]) for load in r.loads() if load["url"].endswith("/" + page)
+                ]
             chart.series.append(svg.Series(page, points, line=False))
         charts.append(chart)
     return charts
@@ -240,10 +302,12 @@ def loss_per_switch(records: list[Record]) -> list[svg.Chart]:
     measured = [r for r in _measured(records, "switch_loss") if _migrating(r)]
     if not measured:
         return []
-    medians = _median_by([((r.where, r.mechanism, r.interval),
-                           r.figures["loss"]["lost_per_switch_mean"] or 0.0) for r in measured])
-    chart = svg.Chart("Lost probe packets per switch vs interval", "interval (s, log)", "lost per switch (mean)",
-                      log_x=True)
+    medians = _median_by(
+        [((r.where, r.mechanism, r.interval), r.figures["loss"]["lost_per_switch_mean"] or 0.0) for r in measured]
+    )
+    chart = svg.Chart(
+        "Lost probe packets per switch vs interval", "interval (s, log)", "lost per switch (mean)", log_x=True
+    )
     chart.series += _series_by_interval(medians, lambda group: f"{group[0]} {group[1]}")
     return [chart]
 
@@ -252,24 +316,30 @@ def split_ratio(records: list[Record]) -> list[svg.Chart]:
     measured = [r for r in _measured(records) if _migrating(r) and r.evidence.get("split_ratio")]
     if not measured:
         return []
-    medians = _median_by([((r.where, path, r.interval), share) for r in measured
-                          for path, share in r.evidence["split_ratio"].items()])
-    chart = svg.Chart("Share of the client's bytes per path (split ratio)", "interval (s, log)", "share of bytes",
-                      log_x=True)
+    medians = _median_by(
+        [((r.where, path, r.interval), share) for r in measured for path, share in r.evidence["split_ratio"].items()]
+    )
+    chart = svg.Chart(
+        "Share of the client's bytes per path (split ratio)", "interval (s, log)", "share of bytes", log_x=True
+    )
     chart.series += _series_by_interval(medians, lambda group: f"{group[0]} path {group[1]}")
     return [chart]
 
 
 def timing_error(records: list[Record]) -> list[svg.Chart]:
-    measured = [r for r in _measured(records) if _migrating(r)
-                and (r.evidence.get("timing_error_ms") or {}).get("median") is not None]
+    measured = [
+        r
+        for r in _measured(records)
+        if _migrating(r) and (r.evidence.get("timing_error_ms") or {}).get("median") is not None
+    ]
     if not measured:
         return []
     chart = svg.Chart("Switch timing error (actual - planned)", "interval (s, log)", "ms", log_x=True)
     for stat in ("median", "p99"):
-        medians = _median_by([((r.where, r.mechanism, r.interval), r.evidence["timing_error_ms"][stat])
-                              for r in measured])
-        chart.series += _series_by_interval(medians, lambda group: f"{group[0]} {group[1]} {stat}")
+        medians = _median_by(
+            [((r.where, r.mechanism, r.interval), r.evidence["timing_error_ms"][stat]) for r in measured]
+        )
+        chart.series += _series_by_interval(medians, lambda group, stat=stat: f"{group[0]} {group[1]} {stat}")
     return [chart]
 
 
@@ -284,8 +354,12 @@ def adherence_vs_interval(records: list[Record]) -> list[svg.Chart]:
             points[(backend, evidence.get("sticky_source", "?"), interval)].append(evidence["adherence"])
     if not points:
         return []
-    chart = svg.Chart("Adherence: the session's packets on the path the schedule named", "migration interval (s, log)",
-                      "share of packets", log_x=True)
+    chart = svg.Chart(
+        "Adherence: the session's packets on the path the schedule named",
+        "migration interval (s, log)",
+        "share of packets",
+        log_x=True,
+    )
     for group in sorted({key[:2] for key in points}):
         series = svg.Series(f"{group[0]}, sticky source {group[1]}", [])
         for (backend, mode, interval), values in points.items():
@@ -303,10 +377,17 @@ def degraded_runs(records: list[Record]) -> list[svg.Chart]:
     for backend in sorted({r.where for r in measured}):
         mine = [r for r in measured if r.where == backend and "tcp_up" in r.figures]
         conditions = sorted({r.condition for r in mine}, key=lambda c: (c != "baseline", "-degraded" in c, c))
-        chart = svg.Chart(f"Degraded-path self-check: TCP up per condition ({backend})", "condition", "Mbit/s",
-                          x_categories=conditions)
-        series = svg.Series("each repetition", [(conditions.index(r.condition), r.figures["tcp_up"]["bits_per_second"]
-                                                 / 1e6) for r in mine], line=False)
+        chart = svg.Chart(
+            f"Degraded-path self-check: TCP up per condition ({backend})",
+            "condition",
+            "Mbit/s",
+            x_categories=conditions,
+        )
+        series = svg.Series(
+            "each repetition",
+            [(conditions.index(r.condition), r.figures["tcp_up"]["bits_per_second"] / 1e6) for r in mine],
+            line=False,
+        )
         chart.series.append(series)
         charts.append(chart)
     return charts
@@ -322,13 +403,17 @@ def observer_charts(records: list[Record]) -> list[svg.Chart]:
     for m in _observed(records)[:2]:
         observer = m.evidence["observer"]
         paths = sorted({path for _, shares in observer["timeline"] for path in shares})
-        chart = svg.Chart(f"Share of the session each proxy carried, per 0.1 s ({m.where}, "
-                          f"{(m.plan or {}).get('strategy', '?')} {m.interval:g} s)", "seconds since the migration "
-                          "started", "share of the session's packets",
-                          markers=[s["actual_s"] for s in m.evidence.get("switches", [])])
+        chart = svg.Chart(
+            f"Share of the session each proxy carried, per 0.1 s ({m.where}, "
+            f"{(m.plan or {}).get('strategy', '?')} {m.interval:g} s)",
+            "seconds since the migration started",
+            "share of the session's packets",
+            markers=[s["actual_s"] for s in m.evidence.get("switches", [])],
+        )
         for path in paths:
-            chart.series.append(svg.Series(f"proxy {path}", [(t, shares.get(path, 0.0))
-                                                             for t, shares in observer["timeline"]]))
+            chart.series.append(
+                svg.Series(f"proxy {path}", [(t, shares.get(path, 0.0)) for t, shares in observer["timeline"]])
+            )
         charts.append(chart)
     largest: dict[tuple, list[float]] = defaultdict(list)
     for m in _observed(records):
@@ -336,8 +421,12 @@ def observer_charts(records: list[Record]) -> list[svg.Chart]:
         if share is not None and m.interval:
             largest[(m.where, (m.plan or {}).get("strategy", "?"), m.interval)].append(share)
     if largest:
-        chart = svg.Chart("The largest share of one page load any proxy saw", "migration interval (s, log)",
-                          "share of the page's bytes", log_x=True)
+        chart = svg.Chart(
+            "The largest share of one page load any proxy saw",
+            "migration interval (s, log)",
+            "share of the page's bytes",
+            log_x=True,
+        )
         for group in sorted({key[:2] for key in largest}):
             series = svg.Series(f"{group[0]}, {group[1]}", [])
             for key, values in largest.items():
@@ -355,29 +444,40 @@ def _observer_table(records: list[Record]) -> str:
         observer = m.evidence["observer"]
         for path, view in sorted(observer["proxies"].items()):
             share = view["share_packets"]
-            rows.append(f"<tr><td>{escape(m.test)}</td><td>{escape(m.where)}</td><td>{path}</td>"
-                        f"<td>{share['up']:.0%} / {share['down']:.0%}</td>"
-                        f"<td>{view['longest_stretch']['up']} / {view['longest_stretch']['down']}</td>"
-                        f"<td>{view['receiver_indices']}</td>"
-                        f"<td>{view['total_estimate_error']['up']:.1%} / {view['total_estimate_error']['down']:.1%}</td>"
-                        f"<td>{view['plaintext_hits']}</td>"
-                        f"<td>{'yes' if observer['any_linkable'] else 'no'}</td>"
-                        f"<td>{observer['max_page_share'] or 0:.0%}</td></tr>")
+            rows.append(
+                f"<tr><td>{escape(m.test)}</td><td>{escape(m.where)}</td><td>{path}</td>"
+                f"<td>{share['up']:.0%} / {share['down']:.0%}</td>"
+                f"<td>{view['longest_stretch']['up']} / {view['longest_stretch']['down']}</td>"
+                f"<td>{view['receiver_indices']}</td>"
+                f"<td>{view['total_estimate_error']['up']:.1%} / {view['total_estimate_error']['down']:.1%}</td>"
+                f"<td>{view['plaintext_hits']}</td>"
+                f"<td>{'yes' if observer['any_linkable'] else 'no'}</td>"
+                f"<td>{observer['max_page_share'] or 0:.0%}</td></tr>"
+            )
     if not rows:
         return "<p class='empty'>No observed runs in these results (pytest/sweep --observe, bench observer).</p>"
-    return ("<p>From captures on each proxy's tunnel: what the proxy has after decrypting the client's outer "
-            "tunnel. The inner WireGuard header (receiver index, counter) is in clear there.</p><table><tr>"
-            "<th>test</th><th>backend</th><th>proxy</th><th>share of packets up / down</th>"
-            "<th>longest stretch (packets) up / down</th><th>inner sessions seen</th>"
-            "<th>error of the total its counters reveal up / down</th><th>marker seen in clear</th>"
-            "<th>proxies linkable</th><th>largest share of a page load</th></tr>"
-            f"{''.join(rows)}</table>" + "".join(svg.render(c) for c in observer_charts(records)))
+    return (
+        "<p>From captures on each proxy's tunnel: what the proxy has after decrypting the client's outer "
+        "tunnel. The inner WireGuard header (receiver index, counter) is in clear there.</p><table><tr>"
+        "<th>test</th><th>backend</th><th>proxy</th><th>share of packets up / down</th>"
+        "<th>longest stretch (packets) up / down</th><th>inner sessions seen</th>"
+        "<th>error of the total its counters reveal up / down</th><th>marker seen in clear</th>"
+        "<th>proxies linkable</th><th>largest share of a page load</th></tr>"
+        f"{''.join(rows)}</table>" + "".join(svg.render(c) for c in observer_charts(records))
+    )
 
 
-PLOTS = (("What migration costs", cost_vs_interval), ("Throughput", throughput_vs_interval),
-         ("Throughput over time", throughput_time_series), ("Page loads", pageload_distributions),
-         ("Loss around switches", loss_per_switch), ("Adherence", adherence_vs_interval),
-         ("Bytes per path", split_ratio), ("Switch timing", timing_error), ("Degraded path", degraded_runs))
+PLOTS = (
+    ("What migration costs", cost_vs_interval),
+    ("Throughput", throughput_vs_interval),
+    ("Throughput over time", throughput_time_series),
+    ("Page loads", pageload_distributions),
+    ("Loss around switches", loss_per_switch),
+    ("Adherence", adherence_vs_interval),
+    ("Bytes per path", split_ratio),
+    ("Switch timing", timing_error),
+    ("Degraded path", degraded_runs),
+)
 
 
 def charts_svg(records: list[Record]) -> list[str]:
@@ -412,9 +512,13 @@ def _verdict_table(records: list[Record]) -> str:
         f"<tr><td>{escape(r.scenario)}</td><td>{escape(str(r.where or ''))}</td>"
         f"<td>{_interval_text(r.interval)}</td>"
         f"<td>{escape(str(r.mechanism or ''))}</td><td class='{r.outcome}'>{r.outcome}</td>"
-        f"<td>{escape(r.reason or '')}</td></tr>" for r in rows)
-    return (f"<p>{summary}</p><table><tr><th>scenario</th><th>backend</th><th>interval</th><th>mechanism</th>"
-            f"<th>verdict</th><th>reason</th></tr>{body}</table>")
+        f"<td>{escape(r.reason or '')}</td></tr>"
+        for r in rows
+    )
+    return (
+        f"<p>{summary}</p><table><tr><th>scenario</th><th>backend</th><th>interval</th><th>mechanism</th>"
+        f"<th>verdict</th><th>reason</th></tr>{body}</table>"
+    )
 
 
 def _migration_table(records: list[Record]) -> str:
@@ -425,7 +529,9 @@ def _migration_table(records: list[Record]) -> str:
     body = []
     for m in sorted(migrations, key=lambda m: (m.where, m.interval or 0, m.test)):
         evidence = m.evidence
-        split = ", ".join(f"path {path}: {share:.0%}" for path, share in sorted(evidence.get("split_ratio", {}).items()))
+        split = ", ".join(
+            f"path {path}: {share:.0%}" for path, share in sorted(evidence.get("split_ratio", {}).items())
+        )
         verdict = "passed" if not m.proof_failures else "failed"
         body.append(
             f"<tr><td>{escape(m.test)}</td><td>{escape(m.where)}</td><td>{_interval_text(m.interval)}</td>"
@@ -433,19 +539,26 @@ def _migration_table(records: list[Record]) -> str:
             f"<td>{escape(split)}</td><td>{evidence.get('endpoint_changes', '?')}</td>"
             f"<td>{evidence.get('releases', evidence.get('guard_releases', 0))} "
             f"({escape(str(evidence.get('sticky_source', '?')))})</td>"
-            f"<td class='{verdict}'>{verdict}</td><td>{escape('; '.join(m.proof_failures))}</td></tr>")
-    return ("<table><tr><th>test</th><th>backend</th><th>interval</th><th>switches done / planned</th>"
-            "<th>bytes per path</th><th>endpoint moves seen by the server</th><th>sticky-source releases</th>"
-            f"<th>proof</th><th>why not</th></tr>{''.join(body)}</table>")
+            f"<td class='{verdict}'>{verdict}</td><td>{escape('; '.join(m.proof_failures))}</td></tr>"
+        )
+    return (
+        "<table><tr><th>test</th><th>backend</th><th>interval</th><th>switches done / planned</th>"
+        "<th>bytes per path</th><th>endpoint moves seen by the server</th><th>sticky-source releases</th>"
+        f"<th>proof</th><th>why not</th></tr>{''.join(body)}</table>"
+    )
 
 
 def _machine(env: dict) -> str:
     vm = env.get("vm")
     if not vm:
         return "the host itself (no VM)"
-    speed = "software emulation: ~50x slower, timings are the emulator's" if vm.get("accel") == "tcg" else "native speed"
-    return (f"a guest (comps-harness vm) under {str(vm.get('accel', '?')).upper()} ({speed}); its kernel "
-            f"{vm.get('kernel_source', vm.get('kernel', '?'))}")
+    speed = (
+        "software emulation: ~50x slower, timings are the emulator's" if vm.get("accel") == "tcg" else "native speed"
+    )
+    return (
+        f"a guest (comps-harness vm) under {str(vm.get('accel', '?')).upper()} ({speed}); its kernel "
+        f"{vm.get('kernel_source', vm.get('kernel', '?'))}"
+    )
 
 
 def _environment(records: list[Record]) -> str:
@@ -453,17 +566,25 @@ def _environment(records: list[Record]) -> str:
     env = next((r.environment for r in runs if r.environment), {})
     measured = of_kind(records, MeasurementRecord) + of_kind(records, MigrationRecord)
     wireguard = sorted({r.wireguard for r in measured if r.wireguard})
-    rows = [("run id", ", ".join(sorted({r.run_id for r in records}))),
-            ("backends", ", ".join(sorted({r.where for r in measured if r.where}))),
-            ("kernel", env.get("kernel", "?")), ("OS", env.get("os", "?")), ("CPU", env.get("cpu_model", "?")),
-            ("cores", env.get("cores", "?")), ("commit", env.get("commit", "?")),
-            ("WireGuard", ", ".join(wireguard) or "?"),
-            ("machine", _machine(env)),
-            ("qdiscs", ", ".join(env["qdiscs"]) if env.get("qdiscs") is not None else "not probed"),
-            *((f"{tool} version", version) for tool, version in sorted(env.get("versions", {}).items()))]
+    rows = [
+        ("run id", ", ".join(sorted({r.run_id for r in records}))),
+        ("backends", ", ".join(sorted({r.where for r in measured if r.where}))),
+        ("kernel", env.get("kernel", "?")),
+        ("OS", env.get("os", "?")),
+        ("CPU", env.get("cpu_model", "?")),
+        ("cores", env.get("cores", "?")),
+        ("commit", env.get("commit", "?")),
+        ("WireGuard", ", ".join(wireguard) or "?"),
+        ("machine", _machine(env)),
+        ("qdiscs", ", ".join(env["qdiscs"]) if env.get("qdiscs") is not None else "not probed"),
+        *((f"{tool} version", version) for tool, version in sorted(env.get("versions", {}).items())),
+    ]
     table = "".join(f"<tr><th>{escape(str(k))}</th><td>{escape(str(v))}</td></tr>" for k, v in rows)
-    commands = "".join(f"<pre>cd {shlex.quote(r.cwd)} &amp;&amp; {escape(shlex.join(r.reproduce or r.argv))}</pre>"
-                       for r in runs if r.reproduce or r.argv)
+    commands = "".join(
+        f"<pre>cd {shlex.quote(r.cwd)} &amp;&amp; {escape(shlex.join(r.reproduce or r.argv))}</pre>"
+        for r in runs
+        if r.reproduce or r.argv
+    )
     return f"<table>{table}</table><h3>Reproduce</h3>{commands or '<p class=empty>no run record</p>'}"
 
 
@@ -480,34 +601,47 @@ def _cost_table(records: list[Record]) -> str:
         elif not v["ok"]:
             verdict, css = "significantly beyond tolerance", "failed"
         else:
-            verdict, css = (("within tolerance", "passed") if point_within(v) else
-                            ("beyond tolerance, not significantly", "unclear"))
+            verdict, css = (
+                ("within tolerance", "passed")
+                if point_within(v)
+                else ("beyond tolerance, not significantly", "unclear")
+            )
         n_text = f"{v['n']}" + (" (one pair: no interval)" if v["n"] == 1 else "")
-        body.append(f"<tr><td>{escape(row['scenario'])}</td><td>{escape(row['backend'])}</td>"
-                    f"<td>{_interval_text(row['interval'])}</td><td>{escape(row['metric'])}</td>"
-                    f"<td>{v['ratio']:.3f}x</td><td>{interval}</td><td>{n_text}</td>"
-                    f"<td>{v['median'] / v['scale']:.4g} vs {v['baseline_median'] / v['scale']:.4g} {v['unit']}</td>"
-                    f"<td>{escape(v['rule'])}</td><td class='{css}'>{verdict}</td></tr>")
-    return ("<p>Each row: the ratio with migration / without (paired repetitions, measured back to back), its "
-            "95 % interval and n. A verdict fails only when the whole interval lies beyond the tolerance.</p>"
-            "<table><tr><th>scenario</th><th>backend</th><th>interval</th><th>metric</th><th>effect</th>"
-            "<th>95 % interval</th><th>n</th><th>medians</th><th>rule</th><th>verdict</th></tr>"
-            f"{''.join(body)}</table>")
+        body.append(
+            f"<tr><td>{escape(row['scenario'])}</td><td>{escape(row['backend'])}</td>"
+            f"<td>{_interval_text(row['interval'])}</td><td>{escape(row['metric'])}</td>"
+            f"<td>{v['ratio']:.3f}x</td><td>{interval}</td><td>{n_text}</td>"
+            f"<td>{v['median'] / v['scale']:.4g} vs {v['baseline_median'] / v['scale']:.4g} {v['unit']}</td>"
+            f"<td>{escape(v['rule'])}</td><td class='{css}'>{verdict}</td></tr>"
+        )
+    return (
+        "<p>Each row: the ratio with migration / without (paired repetitions, measured back to back), its "
+        "95 % interval and n. A verdict fails only when the whole interval lies beyond the tolerance.</p>"
+        "<table><tr><th>scenario</th><th>backend</th><th>interval</th><th>metric</th><th>effect</th>"
+        "<th>95 % interval</th><th>n</th><th>medians</th><th>rule</th><th>verdict</th></tr>"
+        f"{''.join(body)}</table>"
+    )
 
 
 def build(records: list[Record], title: str = "comps-harness report") -> str:
-    sections = [f"<h2>Environment</h2>{_environment(records)}",
-                f"<h2>What migration costs at each interval</h2>{_cost_table(records)}",
-                f"<h2>Path profiles</h2>{_profile_table(records)}",
-                f"<h2>Verdicts</h2>{_verdict_table(records)}",
-                f"<h2>Proof of migration</h2>{_migration_table(records)}",
-                f"<h2>What each proxy sees</h2>{_observer_table(records)}"]
+    sections = [
+        f"<h2>Environment</h2>{_environment(records)}",
+        f"<h2>What migration costs at each interval</h2>{_cost_table(records)}",
+        f"<h2>Path profiles</h2>{_profile_table(records)}",
+        f"<h2>Verdicts</h2>{_verdict_table(records)}",
+        f"<h2>Proof of migration</h2>{_migration_table(records)}",
+        f"<h2>What each proxy sees</h2>{_observer_table(records)}",
+    ]
     for heading, plot in PLOTS:
         charts = plot(records)
-        sections.append(f"<h2>{escape(heading)}</h2>" + ("".join(svg.render(c) for c in charts)
-                                                         or "<p class='empty'>No such measurements in these results.</p>"))
-    return (f"<!doctype html><html><head><meta charset='utf-8'><title>{escape(title)}</title>"
-            f"<style>{CSS}</style></head><body><h1>{escape(title)}</h1>{''.join(sections)}</body></html>\n")
+        sections.append(
+            f"<h2>{escape(heading)}</h2>"
+            + ("".join(svg.render(c) for c in charts) or "<p class='empty'>No such measurements in these results.</p>")
+        )
+    return (
+        f"<!doctype html><html><head><meta charset='utf-8'><title>{escape(title)}</title>"
+        f"<style>{CSS}</style></head><body><h1>{escape(title)}</h1>{''.join(sections)}</body></html>\n"
+    )
 
 
 def write(results_path: Path, out: Path | None = None) -> Path:

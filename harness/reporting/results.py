@@ -52,26 +52,60 @@ class ResultsWriter:
     def measurement(self, scenario: str, test: str, condition: str, repetition: int, network, result) -> Record:
         """One measurement (one condition, one repetition of a scenario; `result` a ConditionResult)."""
         plan = result.plan
-        return self.write(MeasurementRecord(
-            run_id=self.run_id, time=self._now(), scenario=scenario, test=test, condition=condition,
-            repetition=repetition, backend=network.backend, profile=network.profile, wireguard=network.wireguard_impl,
-            topology=network.topology.describe(), strategy=plan.strategy,
-            interval=None if plan.strategy == "none" else plan.interval, mechanism=plan.mechanism, seed=plan.seed,
-            figures=result.figures, evidence=result.evidence.to_dict()))
+        return self.write(
+            MeasurementRecord(
+                run_id=self.run_id,
+                time=self._now(),
+                scenario=scenario,
+                test=test,
+                condition=condition,
+                repetition=repetition,
+                backend=network.backend,
+                profile=network.profile,
+                wireguard=network.wireguard_impl,
+                topology=network.topology.describe(),
+                strategy=plan.strategy,
+                interval=None if plan.strategy == "none" else plan.interval,
+                mechanism=plan.mechanism,
+                seed=plan.seed,
+                figures=result.figures,
+                evidence=result.evidence.to_dict(),
+            )
+        )
 
     def migration(self, test: str, network, evidence, failures: list[str], extra: dict | None = None) -> Record:
         """One migration test's proof (`evidence` a MigrationEvidence; `extra` joins its data, e.g. the observer)."""
-        return self.write(MigrationRecord(
-            run_id=self.run_id, time=self._now(), test=test, backend=network.backend, profile=network.profile,
-            wireguard=network.wireguard_impl, topology=network.topology.describe(), plan=evidence.plan,
-            evidence=evidence.to_dict() | (extra or {}), proof_failures=failures))
+        return self.write(
+            MigrationRecord(
+                run_id=self.run_id,
+                time=self._now(),
+                test=test,
+                backend=network.backend,
+                profile=network.profile,
+                wireguard=network.wireguard_impl,
+                topology=network.topology.describe(),
+                plan=evidence.plan,
+                evidence=evidence.to_dict() | (extra or {}),
+                proof_failures=failures,
+            )
+        )
 
     def profile_check(self, network, check: dict) -> Record:
         """What a path profile measured like when it was applied (RTT, rate, loss per path; failures)."""
-        return self.write(MeasurementRecord(
-            run_id=self.run_id, time=self._now(), scenario="path_profile", test="", condition=check["profile"],
-            backend=network.backend, profile=check["profile"], wireguard=network.wireguard_impl,
-            topology=network.topology.describe(), figures=check))
+        return self.write(
+            MeasurementRecord(
+                run_id=self.run_id,
+                time=self._now(),
+                scenario="path_profile",
+                test="",
+                condition=check["profile"],
+                backend=network.backend,
+                profile=check["profile"],
+                wireguard=network.wireguard_impl,
+                topology=network.topology.describe(),
+                figures=check,
+            )
+        )
 
     def measurements_of(self, test: str) -> list[MeasurementRecord]:
         """The measurement records one test (by name) wrote in this session."""

@@ -34,15 +34,23 @@ def final_outcomes(records: list[Record]) -> list[TestRecord]:
 def sweep_verdict(records: list[Record], *, strict: bool = False) -> SweepVerdict:
     tests = final_outcomes(records)
     counts = Counter(test.outcome for test in tests)
-    lines = ["sweep: " + ", ".join(f"{n} {outcome}" for outcome, n in sorted(counts.items())) if tests
-             else "sweep: no test outcomes were recorded"]
+    lines = [
+        "sweep: " + ", ".join(f"{n} {outcome}" for outcome, n in sorted(counts.items()))
+        if tests
+        else "sweep: no test outcomes were recorded"
+    ]
     failing = []
     for title, selected in (
-            ("errors (no verdict: a tool failed)", [t for t in tests if t.outcome == Outcome.ERROR]),
-            ("proofs and self-checks that failed", [t for t in tests if t.outcome == Outcome.FAILED
-                                                    and t.check != "research"]),
-            ("research verdicts beyond tolerance" + ("" if strict else " (listed; --strict makes them fail)"),
-             [t for t in tests if t.outcome == Outcome.FAILED and t.check == "research"])):
+        ("errors (no verdict: a tool failed)", [t for t in tests if t.outcome == Outcome.ERROR]),
+        (
+            "proofs and self-checks that failed",
+            [t for t in tests if t.outcome == Outcome.FAILED and t.check != "research"],
+        ),
+        (
+            "research verdicts beyond tolerance" + ("" if strict else " (listed; --strict makes them fail)"),
+            [t for t in tests if t.outcome == Outcome.FAILED and t.check == "research"],
+        ),
+    ):
         if selected:
             lines.append(f"{title}:")
             lines += [f"  {t.test}: {t.reason}" for t in selected]

@@ -71,8 +71,9 @@ def render(chart: Chart) -> str:
         return f'<p class="empty">{escape(chart.title)}: no data in these results.</p>'
     xs = [x for x, _ in points] + chart.markers
     ys = [y for _, y in points] + (list(chart.band) if chart.band else [])
-    ys += [bound for s in chart.series for low_high in s.intervals.values() for bound in low_high
-           if math.isfinite(bound)]
+    ys += [
+        bound for s in chart.series for low_high in s.intervals.values() for bound in low_high if math.isfinite(bound)
+    ]
     if chart.log_x:
         xs = [x for x in xs if x > 0]
     x_low, x_high = min(xs), max(xs)
@@ -97,32 +98,42 @@ def render(chart: Chart) -> str:
     def sy(y: float) -> float:
         return TOP + plot_h - (y - y_low) / (y_high - y_low) * plot_h
 
-    out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{WIDTH}" height="{HEIGHT}" '
-           f'viewBox="0 0 {WIDTH} {HEIGHT}" role="img"><title>{escape(chart.title)}</title>',
-           f'<text x="{LEFT}" y="20" class="chart-title" font-weight="bold">{escape(chart.title)}</text>',
-           f'<rect x="{LEFT}" y="{TOP}" width="{plot_w}" height="{plot_h}" fill="#fff" stroke="#999"/>']
+    out = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{WIDTH}" height="{HEIGHT}" '
+        f'viewBox="0 0 {WIDTH} {HEIGHT}" role="img"><title>{escape(chart.title)}</title>',
+        f'<text x="{LEFT}" y="20" class="chart-title" font-weight="bold">{escape(chart.title)}</text>',
+        f'<rect x="{LEFT}" y="{TOP}" width="{plot_w}" height="{plot_h}" fill="#fff" stroke="#999"/>',
+    ]
     if chart.band:
         top, bottom = sy(chart.band[1]), sy(chart.band[0])
-        out.append(f'<rect x="{LEFT}" y="{top:.1f}" width="{plot_w}" height="{max(bottom - top, 1):.1f}" '
-                   f'fill="#bbb" opacity="0.4"><title>{escape(chart.band_label)}</title></rect>')
+        out.append(
+            f'<rect x="{LEFT}" y="{top:.1f}" width="{plot_w}" height="{max(bottom - top, 1):.1f}" '
+            f'fill="#bbb" opacity="0.4"><title>{escape(chart.band_label)}</title></rect>'
+        )
     for tick in _ticks(y_low, y_high):
         y = sy(tick)
-        out.append(f'<line x1="{LEFT}" x2="{LEFT + plot_w}" y1="{y:.1f}" y2="{y:.1f}" stroke="#eee"/>'
-                   f'<text x="{LEFT - 6}" y="{y + 4:.1f}" text-anchor="end">{_fmt(tick)}</text>')
+        out.append(
+            f'<line x1="{LEFT}" x2="{LEFT + plot_w}" y1="{y:.1f}" y2="{y:.1f}" stroke="#eee"/>'
+            f'<text x="{LEFT - 6}" y="{y + 4:.1f}" text-anchor="end">{_fmt(tick)}</text>'
+        )
     if chart.x_categories is not None:
         x_ticks = [(float(i), name) for i, name in enumerate(chart.x_categories)]
     elif chart.log_x:
-        x_ticks = [(10.0 ** e, _fmt(10.0 ** e)) for e in range(math.floor(math.log10(x_low)),
-                                                               math.ceil(math.log10(x_high)) + 1)
-                   if x_low <= 10.0 ** e <= x_high] or [(x_low, _fmt(x_low)), (x_high, _fmt(x_high))]
+        x_ticks = [
+            (10.0**e, _fmt(10.0**e))
+            for e in range(math.floor(math.log10(x_low)), math.ceil(math.log10(x_high)) + 1)
+            if x_low <= 10.0**e <= x_high
+        ] or [(x_low, _fmt(x_low)), (x_high, _fmt(x_high))]
     else:
         x_ticks = [(t, _fmt(t)) for t in _ticks(x_low, x_high)]
     for x, name in x_ticks:
         out.append(f'<text x="{sx(x):.1f}" y="{TOP + plot_h + 16}" text-anchor="middle">{escape(name)}</text>')
     for x in chart.markers:
         if x_low <= x <= x_high:
-            out.append(f'<line x1="{sx(x):.1f}" x2="{sx(x):.1f}" y1="{TOP}" y2="{TOP + plot_h}" stroke="#f80" '
-                       f'stroke-dasharray="3,3" opacity="0.7"/>')
+            out.append(
+                f'<line x1="{sx(x):.1f}" x2="{sx(x):.1f}" y1="{TOP}" y2="{TOP + plot_h}" stroke="#f80" '
+                f'stroke-dasharray="3,3" opacity="0.7"/>'
+            )
     for i, series in enumerate(chart.series):
         colour = COLOURS[i % len(COLOURS)]
         pts = sorted(p for p in series.points if all(math.isfinite(v) for v in p) and (not chart.log_x or p[0] > 0))
@@ -132,14 +143,20 @@ def render(chart: Chart) -> str:
         for x, y in pts:
             if x in series.intervals:
                 low, high = series.intervals[x]
-                out.append(f'<line x1="{sx(x):.1f}" x2="{sx(x):.1f}" y1="{sy(low):.1f}" y2="{sy(high):.1f}" '
-                           f'stroke="{colour}" stroke-width="1.2"/>')
+                out.append(
+                    f'<line x1="{sx(x):.1f}" x2="{sx(x):.1f}" y1="{sy(low):.1f}" y2="{sy(high):.1f}" '
+                    f'stroke="{colour}" stroke-width="1.2"/>'
+                )
             hollow = series.labels.get(x) == "n=1"  # one measurement: drawn hollow, not like a median
-            out.append(f'<circle cx="{sx(x):.1f}" cy="{sy(y):.1f}" r="3" fill="{"#fff" if hollow else colour}" '
-                       f'stroke="{colour}"><title>{escape(series.name)}: {x:g}, {y:.4g}</title></circle>')
+            out.append(
+                f'<circle cx="{sx(x):.1f}" cy="{sy(y):.1f}" r="3" fill="{"#fff" if hollow else colour}" '
+                f'stroke="{colour}"><title>{escape(series.name)}: {x:g}, {y:.4g}</title></circle>'
+            )
             if x in series.labels:
-                out.append(f'<text x="{sx(x) + 5:.1f}" y="{sy(y) - 5:.1f}" font-size="9" fill="{colour}">'
-                           f'{escape(series.labels[x])}</text>')
+                out.append(
+                    f'<text x="{sx(x) + 5:.1f}" y="{sy(y) - 5:.1f}" font-size="9" fill="{colour}">'
+                    f"{escape(series.labels[x])}</text>"
+                )
     legend = [(COLOURS[i % len(COLOURS)], series.name, "box") for i, series in enumerate(chart.series)]
     if chart.band:
         legend.append(("#bbb", chart.band_label, "box"))
@@ -149,12 +166,16 @@ def render(chart: Chart) -> str:
         legend.append(("#444", "bar: 95 % interval", "dash"))
     for i, (colour, name, shape) in enumerate(legend):
         ly = TOP + 14 + 16 * i
-        symbol = (f'<rect x="{LEFT + plot_w + 10}" y="{ly - 8}" width="10" height="10" fill="{colour}"/>'
-                  if shape == "box" else
-                  f'<line x1="{LEFT + plot_w + 10}" x2="{LEFT + plot_w + 20}" y1="{ly - 3}" y2="{ly - 3}" '
-                  f'stroke="{colour}" stroke-dasharray="3,2"/>')
+        symbol = (
+            f'<rect x="{LEFT + plot_w + 10}" y="{ly - 8}" width="10" height="10" fill="{colour}"/>'
+            if shape == "box"
+            else f'<line x1="{LEFT + plot_w + 10}" x2="{LEFT + plot_w + 20}" y1="{ly - 3}" y2="{ly - 3}" '
+            f'stroke="{colour}" stroke-dasharray="3,2"/>'
+        )
         out.append(f'{symbol}<text x="{LEFT + plot_w + 24}" y="{ly + 1}">{escape(name)}</text>')
-    out.append(f'<text x="{LEFT + plot_w / 2}" y="{HEIGHT - 8}" text-anchor="middle">{escape(chart.x_label)}</text>'
-               f'<text transform="translate(14 {TOP + plot_h / 2}) rotate(-90)" text-anchor="middle">'
-               f'{escape(chart.y_label)}</text></svg>')
+    out.append(
+        f'<text x="{LEFT + plot_w / 2}" y="{HEIGHT - 8}" text-anchor="middle">{escape(chart.x_label)}</text>'
+        f'<text transform="translate(14 {TOP + plot_h / 2}) rotate(-90)" text-anchor="middle">'
+        f"{escape(chart.y_label)}</text></svg>"
+    )
     return "".join(out)

@@ -17,13 +17,12 @@ from typing import TYPE_CHECKING
 from harness.errors import HarnessError
 from harness.model.evidence import PathDelivery, PathUse, SessionDelivery
 from harness.model.topology import SERVER_PORT, Topology, proxy_name
-
-SESSION = 0  # key of the client's wg0 (the session itself) beside the paths 1..N in client counters
 from harness.runtime.hosts import LinkCounters
 
 if TYPE_CHECKING:
     from harness.runtime.hosts import HostsView
 
+SESSION = 0  # key of the client's wg0 (the session itself) beside the paths 1..N in client counters
 CHAIN_IN, CHAIN_OUT = "COMPS-ACCT-IN", "COMPS-ACCT-OUT"
 COMMENT = "comps-path-{path}-{direction}"
 _COUNTER_LINE = re.compile(r'^\[(\d+):(\d+)\] -A COMPS-ACCT-(?:IN|OUT) .*--comment "?comps-path-(\d+)-(up|down)"?')
@@ -31,14 +30,23 @@ _COUNTER_LINE = re.compile(r'^\[(\d+):(\d+)\] -A COMPS-ACCT-(?:IN|OUT) .*--comme
 
 def accounting_rules(topology: Topology) -> str:
     """iptables-restore input (--noflush) for the server: one counting rule per path and direction."""
-    lines = ["*filter", f":{CHAIN_IN} - [0:0]", f":{CHAIN_OUT} - [0:0]",
-             f"-I INPUT 1 -j {CHAIN_IN}", f"-I OUTPUT 1 -j {CHAIN_OUT}"]
+    lines = [
+        "*filter",
+        f":{CHAIN_IN} - [0:0]",
+        f":{CHAIN_OUT} - [0:0]",
+        f"-I INPUT 1 -j {CHAIN_IN}",
+        f"-I OUTPUT 1 -j {CHAIN_OUT}",
+    ]
     for path in topology.path_ids:
         proxy = topology.proxy_backbone_address(path).ip
-        lines.append(f"-A {CHAIN_IN} -s {proxy}/32 -p udp -m udp --dport {SERVER_PORT} -m comment --comment "
-                     + COMMENT.format(path=path, direction="up"))
-        lines.append(f"-A {CHAIN_OUT} -d {proxy}/32 -p udp -m udp --sport {SERVER_PORT} -m comment --comment "
-                     + COMMENT.format(path=path, direction="down"))
+        lines.append(
+            f"-A {CHAIN_IN} -s {proxy}/32 -p udp -m udp --dport {SERVER_PORT} -m comment --comment "
+            + COMMENT.format(path=path, direction="up")
+        )
+        lines.append(
+            f"-A {CHAIN_OUT} -d {proxy}/32 -p udp -m udp --sport {SERVER_PORT} -m comment --comment "
+            + COMMENT.format(path=path, direction="down")
+        )
     return "\n".join(lines + ["COMMIT", ""])
 
 
@@ -118,27 +126,36 @@ class CounterReader:
         return parse_counters(out.stdout), self.network.server.interface_counters("wg0")
 
     def snapshot(self) -> Snapshot:
-        jobs = {"client": self._pool.submit(self._timed, self._client),
-                "server": self._pool.submit(self._timed, self._server)}
+        jobs = {
+            "client": self._pool.submit(self._timed, self._client),
+            "server": self._pool.submit(self._timed, self._server),
+        }
         for k in self.paths:
             jobs[k] = self._pool.submit(self._timed, lambda k=k: self._proxy(k))
         done = {name: job.result() for name, job in jobs.items()}
         starts, ends = [d[0] for d in done.values()], [d[1] for d in done.values()]
         problems = []
-        for name, (_, _, value, problem) in done.items():
+        for name, (_, _, _, problem) in done.items():
             if problem is None:
                 continue
             if isinstance(name, int):
-                problems.append(f"path {name}: the proxy's tunnel {proxy_name(name)} cannot be read "
-                                f"(its WireGuard is gone?): {problem}")
+                problems.append(
+                    f"path {name}: the proxy's tunnel {proxy_name(name)} cannot be read "
+                    f"(its WireGuard is gone?): {problem}"
+                )
             else:
                 problems.append(f"the {name}'s counters cannot be read: {problem}")
         server, server_session = done["server"][2] or ({}, None)
-        return Snapshot(at=(min(starts) + max(ends)) / 2, skew_ms=round((max(ends) - min(starts)) * 1000, 3),
-                        client=done["client"][2] or {},
-                        proxy={k: done[k][2][0] for k in self.paths if done[k][2] is not None},
-                        proxy_outer={k: done[k][2][1] for k in self.paths if done[k][2] is not None and done[k][2][1]},
-                        server=server, server_session=server_session, problems=problems)
+        return Snapshot(
+            at=(min(starts) + max(ends)) / 2,
+            skew_ms=round((max(ends) - min(starts)) * 1000, 3),
+            client=done["client"][2] or {},
+            proxy={k: done[k][2][0] for k in self.paths if done[k][2] is not None},
+            proxy_outer={k: done[k][2][1] for k in self.paths if done[k][2] is not None and done[k][2][1]},
+            server=server,
+            server_session=server_session,
+            problems=problems,
+        )
 
 
 def client_counters(network: HostsView) -> dict[int, LinkCounters]:
@@ -153,17 +170,25 @@ def session_delivery(before: Snapshot, after: Snapshot) -> SessionDelivery | Non
     if any(part is None for part in parts):
         return None
     c0, c1, s0, s1 = parts
-    return SessionDelivery(up_sent=c1.tx_packets - c0.tx_packets, up_delivered=s1.rx_packets - s0.rx_packets,
-                           down_sent=s1.tx_packets - s0.tx_packets, down_delivered=c1.rx_packets - c0.rx_packets)
+    return SessionDelivery(
+        up_sent=c1.tx_packets - c0.tx_packets,
+        up_delivered=s1.rx_packets - s0.rx_packets,
+        down_sent=s1.tx_packets - s0.tx_packets,
+        down_delivered=c1.rx_packets - c0.rx_packets,
+    )
 
 
 def path_use(before: Snapshot, after: Snapshot) -> dict[int, PathUse]:
     """Bytes and packets each proxy's tunnel moved (both directions) between two snapshots."""
+
     def moved(start: LinkCounters | None, end: LinkCounters | None) -> tuple[int, int]:
         if start is None or end is None:
             return 0, 0
-        return (end.rx_bytes + end.tx_bytes - start.rx_bytes - start.tx_bytes,
-                end.rx_packets + end.tx_packets - start.rx_packets - start.tx_packets)
+        return (
+            end.rx_bytes + end.tx_bytes - start.rx_bytes - start.tx_bytes,
+            end.rx_packets + end.tx_packets - start.rx_packets - start.tx_packets,
+        )
+
     use = {}
     for k, end in after.proxy.items():
         if k in before.proxy:
@@ -182,8 +207,11 @@ def delivery(before: Snapshot, after: Snapshot) -> dict[int, PathDelivery]:
             continue
         c0, c1, p0, p1 = parts
         result[k] = PathDelivery(
-            up_sent=c1.tx_packets - c0.tx_packets, up_entered=p1.rx_packets - p0.rx_packets,
+            up_sent=c1.tx_packets - c0.tx_packets,
+            up_entered=p1.rx_packets - p0.rx_packets,
             up_delivered=server[2] - server[0],
-            down_sent=server[3] - server[1], down_entered=p1.tx_packets - p0.tx_packets,
-            down_delivered=c1.rx_packets - c0.rx_packets)
+            down_sent=server[3] - server[1],
+            down_entered=p1.tx_packets - p0.tx_packets,
+            down_delivered=c1.rx_packets - c0.rx_packets,
+        )
     return result

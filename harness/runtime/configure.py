@@ -4,8 +4,9 @@ routing, the proxies' and server's NAT, the origin's route. Backends call `confi
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING
 
 from harness.errors import BackendError
 from harness.model.kinds import WireGuardImpl
@@ -52,9 +53,12 @@ def create_wireguard_devices(network: HostsView) -> None:
         return
     # wireguard-go in the foreground, owned by its host; spawned from this thread so that
     # the die-with-parent signal is tied to a thread that lives as long as the run.
-    daemons = {(spec.host, spec.ifname): network.hosts[spec.host].spawn(
-        ["wireguard-go", "-f", spec.ifname], name=f"wireguard-go-{spec.ifname}", env=WIREGUARD_GO_ENV)
-        for spec in specs}
+    daemons = {
+        (spec.host, spec.ifname): network.hosts[spec.host].spawn(
+            ["wireguard-go", "-f", spec.ifname], name=f"wireguard-go-{spec.ifname}", env=WIREGUARD_GO_ENV
+        )
+        for spec in specs
+    }
     for spec in specs:
         _wait_for_device(network, spec, daemons[(spec.host, spec.ifname)])
 
@@ -65,9 +69,12 @@ def _wait_for_device(network: HostsView, spec: WireGuardSpec, daemon: proc.Proce
 
     def ready() -> bool:
         if not daemon.running():
-            raise BackendError(f"{spec.host}: wireguard-go {spec.ifname} exited with {daemon.popen.returncode}: "
-                               f"{daemon.log_tail() or 'no output'}")
+            raise BackendError(
+                f"{spec.host}: wireguard-go {spec.ifname} exited with {daemon.popen.returncode}: "
+                f"{daemon.log_tail() or 'no output'}"
+            )
         return socket_path.exists() and bool(host.netlink.link_lookup(ifname=spec.ifname))
+
     wait_until(ready, timeout=DEVICE_TIMEOUT, what=f"{spec.host}: wireguard-go {spec.ifname}'s device and socket")
 
 
@@ -99,8 +106,14 @@ def add_client_rules(network: HostsView) -> None:
     ipr = network.hosts[CLIENT].netlink
     for rule in network.topology.client_rules:
         table = MAIN_TABLE if rule.table == "main" else rule.table
-        ipr.rule("add", priority=rule.priority, fwmark=rule.fwmark, fwmask=0xFFFFFFFF, table=table,
-                 flags=FIB_RULE_INVERT if rule.invert else 0)
+        ipr.rule(
+            "add",
+            priority=rule.priority,
+            fwmark=rule.fwmark,
+            fwmask=0xFFFFFFFF,
+            table=table,
+            flags=FIB_RULE_INVERT if rule.invert else 0,
+        )
 
 
 def configure_forwarding(network: HostsView) -> None:

@@ -16,8 +16,8 @@ MB = 1_000_000
 PAGES = {
     # name: (objects, bytes per object)
     "small": (2, 5_000),
-    "heavy": (50, 40_000),     # about 2 MB in 50 objects
-    "many": (200, 1_000),      # many small objects
+    "heavy": (50, 40_000),  # about 2 MB in 50 objects
+    "many": (200, 1_000),  # many small objects
 }
 
 
@@ -28,8 +28,10 @@ def file_name(size: int) -> str:
 def page_html(name: str, objects: int) -> str:
     # stylesheets: downloaded in full, and the load event waits for every one of them
     images = "\n".join(f'<link rel="stylesheet" href="{name}/obj-{i}.css">' for i in range(objects))
-    return (f"<!doctype html>\n<html><head><meta charset=\"utf-8\"><title>{name}</title></head>\n"
-            f"<body><h1>{name}: {objects} objects</h1>\n<p>{MARKER}</p>\n{images}\n</body></html>\n")
+    return (
+        f'<!doctype html>\n<html><head><meta charset="utf-8"><title>{name}</title></head>\n'
+        f"<body><h1>{name}: {objects} objects</h1>\n<p>{MARKER}</p>\n{images}\n</body></html>\n"
+    )
 
 
 def generate(directory: Path, file_sizes: tuple[int, ...] = (MB, 10 * MB)) -> dict[str, list[str]]:

@@ -43,7 +43,7 @@ class FaultAction(ABC):
     @abstractmethod
     def apply(self) -> None: ...
 
-    def undo(self) -> None:
+    def undo(self) -> None:  # noqa: B027 - the default for a fault with nothing to undo
         pass
 
     @property
@@ -56,8 +56,18 @@ class NatRemoved(FaultAction):
     would otherwise keep translating the flows it already knows, and the NAT would outlive its rules."""
 
     def _notrack(self) -> list[str]:
-        return ["PREROUTING", "-i", proxy_name(self.path), "-m", "comment", "--comment", COMMENT,
-                "-j", "CT", "--notrack"]
+        return [
+            "PREROUTING",
+            "-i",
+            proxy_name(self.path),
+            "-m",
+            "comment",
+            "--comment",
+            COMMENT,
+            "-j",
+            "CT",
+            "--notrack",
+        ]
 
     def apply(self) -> None:
         self._saved = self.proxy.exec(["iptables-save", "-t", "nat"], timeout=10).stdout
@@ -82,8 +92,19 @@ class ForwardDrop(FaultAction):
 
 class ReturnDrop(ForwardDrop):
     def _rule(self) -> list[str]:
-        return ["FORWARD", "-i", "eth0", "-o", proxy_name(self.path), "-m", "comment", "--comment", COMMENT,
-                "-j", "DROP"]
+        return [
+            "FORWARD",
+            "-i",
+            "eth0",
+            "-o",
+            proxy_name(self.path),
+            "-m",
+            "comment",
+            "--comment",
+            COMMENT,
+            "-j",
+            "DROP",
+        ]
 
 
 class WireGuardKilled(FaultAction):
@@ -92,8 +113,10 @@ class WireGuardKilled(FaultAction):
         if self.network.wireguard_impl == WireGuardImpl.KERNEL:
             self.proxy.netlink.link("del", index=self.proxy.link_index(name))
         elif not self.proxy.kill_process(f"wireguard-go-{name}", signal.SIGKILL):
-            raise ConfigError(f"--fault {self.spec.describe()}: no wireguard-go of {name} runs on that proxy "
-                              "(this backend configures its own WireGuard)")
+            raise ConfigError(
+                f"--fault {self.spec.describe()}: no wireguard-go of {name} runs on that proxy "
+                "(this backend configures its own WireGuard)"
+            )
 
 
 class ProxyDownUp(FaultAction):
@@ -136,10 +159,10 @@ class Pinned(FaultAction):
 
     def apply(self) -> None:
         client = self.network.client
-        client.netlink.route("replace", dst="0.0.0.0/0", oif=client.link_index(proxy_name(self.path)),
-                             table=PINNED_TABLE)
-        client.netlink.rule("add", priority=PINNED_PRIORITY, fwmark=WG0_FWMARK, fwmask=0xFFFFFFFF,
-                            table=PINNED_TABLE)
+        client.netlink.route(
+            "replace", dst="0.0.0.0/0", oif=client.link_index(proxy_name(self.path)), table=PINNED_TABLE
+        )
+        client.netlink.rule("add", priority=PINNED_PRIORITY, fwmark=WG0_FWMARK, fwmask=0xFFFFFFFF, table=PINNED_TABLE)
 
     def undo(self) -> None:
         client = self.network.client
@@ -155,8 +178,7 @@ class ForeignWriter(FaultAction):
         return network.topology.path_ids[0]
 
     def apply(self) -> None:
-        loop = (f"while :; do ip route replace default dev {proxy_name(self.path)} table {PATH_TABLE}; "
-                "sleep 0.005; done")
+        loop = f"while :; do ip route replace default dev {proxy_name(self.path)} table {PATH_TABLE}; sleep 0.005; done"
         self.process = self.network.client.spawn(["sh", "-c", loop], name="foreign-writer")
 
     def undo(self) -> None:
@@ -164,9 +186,14 @@ class ForeignWriter(FaultAction):
 
 
 ACTIONS: dict[Fault, type[FaultAction]] = {
-    Fault.NAT_REMOVED: NatRemoved, Fault.FORWARD_DROP: ForwardDrop, Fault.RETURN_DROP: ReturnDrop,
-    Fault.WIREGUARD_KILLED: WireGuardKilled, Fault.PROXY_DOWN_UP: ProxyDownUp, Fault.ROUTE_REFUSED: RouteRefused,
-    Fault.PINNED: Pinned, Fault.FOREIGN_WRITER: ForeignWriter,
+    Fault.NAT_REMOVED: NatRemoved,
+    Fault.FORWARD_DROP: ForwardDrop,
+    Fault.RETURN_DROP: ReturnDrop,
+    Fault.WIREGUARD_KILLED: WireGuardKilled,
+    Fault.PROXY_DOWN_UP: ProxyDownUp,
+    Fault.ROUTE_REFUSED: RouteRefused,
+    Fault.PINNED: Pinned,
+    Fault.FOREIGN_WRITER: ForeignWriter,
 }
 
 

@@ -13,7 +13,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from ipaddress import IPv4Address
 from pathlib import Path
-
 from typing import TYPE_CHECKING, Protocol
 
 from pyroute2 import IPRoute
@@ -93,16 +92,30 @@ class Host(ABC):
     def env(self, extra: dict[str, str] | None = None) -> dict[str, str]:
         return proc.tagged_env(self.run_id, extra)
 
-    def exec(self, argv: list[str], *, timeout: float = 30.0, check: bool = True, input: str | None = None,
-             env: dict[str, str] | None = None) -> proc.CommandResult:
-        return proc.run(self.command_prefix() + argv, where=self.name, env=self.env(env), timeout=timeout,
-                        check=check, input=input)
+    def exec(
+        self,
+        argv: list[str],
+        *,
+        timeout: float = 30.0,
+        check: bool = True,
+        input: str | None = None,
+        env: dict[str, str] | None = None,
+    ) -> proc.CommandResult:
+        return proc.run(
+            self.command_prefix() + argv, where=self.name, env=self.env(env), timeout=timeout, check=check, input=input
+        )
 
-    def spawn(self, argv: list[str], *, name: str, env: dict[str, str] | None = None,
-              stdout: int | None = None) -> proc.Process:
+    def spawn(
+        self, argv: list[str], *, name: str, env: dict[str, str] | None = None, stdout: int | None = None
+    ) -> proc.Process:
         """Start a long-running process in the host; its stderr (and stdout unless piped) go to a log file."""
-        process = proc.Process(self.command_prefix() + argv, name=f"{self.name}/{name}", env=self.env(env),
-                               log_path=self.log_dir / f"{self.name}-{name}.log", stdout=stdout)
+        process = proc.Process(
+            self.command_prefix() + argv,
+            name=f"{self.name}/{name}",
+            env=self.env(env),
+            log_path=self.log_dir / f"{self.name}-{name}.log",
+            stdout=stdout,
+        )
         self._processes.append(process)
         return process
 
@@ -194,8 +207,7 @@ class Host(ABC):
         if socket_path.exists():
             uapi.set_peer_endpoint(str(socket_path), public_key, endpoint)
         else:  # kernel WireGuard: no UAPI socket, the wg tool speaks netlink
-            self.exec(["wg", "set", ifname, "peer", public_key, "endpoint", f"{endpoint[0]}:{endpoint[1]}"],
-                      timeout=10)
+            self.exec(["wg", "set", ifname, "peer", public_key, "endpoint", f"{endpoint[0]}:{endpoint[1]}"], timeout=10)
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.name} run={self.run_id}>"

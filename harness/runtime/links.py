@@ -43,20 +43,59 @@ class ImpairedPath:
         proxy, impairment = self.network.proxy(self.path), self.impairment
         try:
             if impairment.drop is not None:
-                rule = ["FORWARD", "-m", "statistic", "--mode", "random", "--probability", f"{impairment.drop:g}",
-                        "-m", "comment", "--comment", f"comps-degrade-{self.network.run_id}", "-j", "DROP"]
+                rule = [
+                    "FORWARD",
+                    "-m",
+                    "statistic",
+                    "--mode",
+                    "random",
+                    "--probability",
+                    f"{impairment.drop:g}",
+                    "-m",
+                    "comment",
+                    "--comment",
+                    f"comps-degrade-{self.network.run_id}",
+                    "-j",
+                    "DROP",
+                ]
                 proxy.exec(["iptables", "-I", *rule], timeout=10)
                 self._undo.append(["iptables", "-D", *rule])
             if impairment.rate is not None:  # egress of both underlay links: towards the server and the client
                 for dev in self.network.topology.underlay_devices(proxy.name):
                     shape = self.network.shapes.get((proxy.name, dev))
                     if shape is not None:  # a path profile shapes this link: the same qdisc, its rate limited
-                        proxy.exec(["tc", "qdisc", "replace", "dev", dev, "root",
-                                    *qdisc_args(limited(shape, rate_mbit(impairment.rate)))], timeout=10)
+                        proxy.exec(
+                            [
+                                "tc",
+                                "qdisc",
+                                "replace",
+                                "dev",
+                                dev,
+                                "root",
+                                *qdisc_args(limited(shape, rate_mbit(impairment.rate))),
+                            ],
+                            timeout=10,
+                        )
                         self._undo.append(["tc", "qdisc", "replace", "dev", dev, "root", *qdisc_args(shape)])
                     else:
-                        proxy.exec(["tc", "qdisc", "replace", "dev", dev, "root", "tbf", "rate", impairment.rate,
-                                    "burst", "32kbit", "latency", "50ms"], timeout=10)
+                        proxy.exec(
+                            [
+                                "tc",
+                                "qdisc",
+                                "replace",
+                                "dev",
+                                dev,
+                                "root",
+                                "tbf",
+                                "rate",
+                                impairment.rate,
+                                "burst",
+                                "32kbit",
+                                "latency",
+                                "50ms",
+                            ],
+                            timeout=10,
+                        )
                         self._undo.append(["tc", "qdisc", "del", "dev", dev, "root"])
         except BaseException:
             self.__exit__()

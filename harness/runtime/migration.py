@@ -55,12 +55,20 @@ def resolve_sticky_source(requested: str, wireguard: str) -> StickySource:
 class MigrationController:
     """Run a MigrationPlan on a built network; use as a context manager, then read `.result()`."""
 
-    def __init__(self, network: Network, plan: MigrationPlan, *, sticky_source: str | None = None,
-                 endpoint_poll_s: float = 0.002, monitor: MonitorFactory | None = None) -> None:
+    def __init__(
+        self,
+        network: Network,
+        plan: MigrationPlan,
+        *,
+        sticky_source: str | None = None,
+        endpoint_poll_s: float = 0.002,
+        monitor: MonitorFactory | None = None,
+    ) -> None:
         unknown = set(plan.paths) - set(network.topology.path_ids)
         if unknown:
-            raise MigrationError(f"the plan names paths {sorted(unknown)}, but the topology has "
-                                 f"{list(network.topology.path_ids)}")
+            raise MigrationError(
+                f"the plan names paths {sorted(unknown)}, but the topology has {list(network.topology.path_ids)}"
+            )
         self.network = network
         self.plan = plan
         self.sticky_source = resolve_sticky_source(sticky_source or plan.sticky_source, network.wireguard_impl)
@@ -213,8 +221,9 @@ class MigrationController:
             named = switch.path
         return named
 
-    def _windows(self, observed: list, before: accounting.Snapshot, after: accounting.Snapshot
-                 ) -> list[tuple[int, float, int]]:
+    def _windows(
+        self, observed: list, before: accounting.Snapshot, after: accounting.Snapshot
+    ) -> list[tuple[int, float, int]]:
         """(named path, its share of the session's packets, the session's packets) for every stretch between
         switches: the named wgnet's packets over the client's wg0 packets (a packet lost before any wgnet
         counts against the path)."""
@@ -253,30 +262,50 @@ class MigrationController:
             planned_at = [p.at for p in planned]
         records, current = [], plan.start_path
         for i, (at, path, gap, _) in enumerate(observed):
-            records.append(SwitchRecord(actual_s=round(at - self.start, 6), from_path=current, to_path=path,
-                                        planned_s=round(planned_at[i], 6) if i < len(planned_at) else None,
-                                        no_route_ms=None if gap is None else round(gap, 3)))
+            records.append(
+                SwitchRecord(
+                    actual_s=round(at - self.start, 6),
+                    from_path=current,
+                    to_path=path,
+                    planned_s=round(planned_at[i], 6) if i < len(planned_at) else None,
+                    no_route_ms=None if gap is None else round(gap, 3),
+                )
+            )
             current = path
         sampler = self._sampler
         scheduled = sorted({plan.start_path, *(p.path for p in planned)})
         faults = [*(self._runner.faults if self._runner else []), *before.problems, *after.problems]
         return MigrationEvidence(
-            plan=plan.describe(), duration_s=round(stopped_at - self.start, 4), planned_switches=len(planned),
-            started_monotonic=self.start, scheduled_paths=scheduled, switches=records,
+            plan=plan.describe(),
+            duration_s=round(stopped_at - self.start, 4),
+            planned_switches=len(planned),
+            started_monotonic=self.start,
+            scheduled_paths=scheduled,
+            switches=records,
             per_path=accounting.path_use(before, after),
-            endpoint_changes=sampler.changes, endpoint_samples=sampler.samples, endpoint_paths=sampler.paths_seen,
-            sticky_source=str(self.sticky_source), releases=self.releases,
-            delivery=accounting.delivery(before, after), session=accounting.session_delivery(before, after),
+            endpoint_changes=sampler.changes,
+            endpoint_samples=sampler.samples,
+            endpoint_paths=sampler.paths_seen,
+            sticky_source=str(self.sticky_source),
+            releases=self.releases,
+            delivery=accounting.delivery(before, after),
+            session=accounting.session_delivery(before, after),
             windows=self._windows(observed, before, after),
-            read_skew_ms=max(before.skew_ms, after.skew_ms), faults=faults,
+            read_skew_ms=max(before.skew_ms, after.skew_ms),
+            faults=faults,
             injected=self._injector.injected if self._injector else [],
-            applied_late_ms=[round(late, 3) for late in self._runner.late_ms] if self._runner else [])
+            applied_late_ms=[round(late, 3) for late in self._runner.late_ms] if self._runner else [],
+        )
 
 
-def run_migration(network: Network, plan: MigrationPlan, progress: Callable[[str], None] | None = None, *,
-                  sticky_source: str | None = None) -> MigrationEvidence:
+def run_migration(
+    network: Network,
+    plan: MigrationPlan,
+    progress: Callable[[str], None] | None = None,
+    *,
+    sticky_source: str | None = None,
+) -> MigrationEvidence:
     """Run `plan` for its duration on `network` and return its evidence."""
     with MigrationController(network, plan, sticky_source=sticky_source) as controller:
         controller.run(progress)
     return controller.result()
-

@@ -74,8 +74,9 @@ class Builder(ABC):
 class Network:
     """Owns every resource of one topology instance; a context manager that tears down in reverse."""
 
-    def __init__(self, topology: Topology, *, run_id: str, wireguard: str, builder: Builder,
-                 progress: Progress | None = None) -> None:
+    def __init__(
+        self, topology: Topology, *, run_id: str, wireguard: str, builder: Builder, progress: Progress | None = None
+    ) -> None:
         self.topology = topology
         self.run_id = run_id
         self.workdir = Path("/nonexistent")
@@ -144,11 +145,16 @@ class Network:
         origin = str(self.topology.origin_address().ip)
         for path in (*self.topology.path_ids[1:], self.topology.path_ids[0]):
             self.set_path(path)
-            result = self.client.exec(["ping", "-n", "-q", "-c", "1", "-i", "0.05", "-w", str(int(timeout)), origin],
-                                      check=False, timeout=timeout + 5)
+            result = self.client.exec(
+                ["ping", "-n", "-q", "-c", "1", "-i", "0.05", "-w", str(int(timeout)), origin],
+                check=False,
+                timeout=timeout + 5,
+            )
             if result.returncode != 0:
-                raise BackendError(f"no traffic through wg0 over path {path} within {timeout:.0f} s: "
-                                   f"{result.stdout.strip()} {result.stderr.strip()}")
+                raise BackendError(
+                    f"no traffic through wg0 over path {path} within {timeout:.0f} s: "
+                    f"{result.stdout.strip()} {result.stderr.strip()}"
+                )
 
     # -- runtime view ----------------------------------------------------------------------
     @property
@@ -240,5 +246,9 @@ class Network:
         return self.builder.browser_url(self)
 
     def describe(self) -> dict:
-        return {"backend": self.backend, "run_id": self.run_id, "wireguard": self.wireguard_impl,
-                "topology": self.topology.describe()}
+        return {
+            "backend": self.backend,
+            "run_id": self.run_id,
+            "wireguard": self.wireguard_impl,
+            "topology": self.topology.describe(),
+        }

@@ -5,8 +5,9 @@ on the client's end (eth<k>), `down` on the proxy's (eth1); the origin link at t
 towards the Internet) and the origin (`down`). Steps (a profile that varies over time) are
 applied by a worker with `tc qdisc replace` on the profile's clock. After applying, `verify`
 measures every path: RTT with ping from the client to the proxy's address on that link, rate with
-a UDP stream each way over that link alone (offered above the spec), loss with the pings; a figure off its spec by more than
-10 % (+1 ms for times; for loss: outside its 95 % binomial interval) fails the set-up with the numbers.
+a UDP stream each way over that link alone (offered above the spec), loss with the pings; a figure
+off its spec by more than 10 % (+1 ms for times; for loss: outside its 95 % binomial interval) fails
+the set-up with the numbers.
 """
 
 from __future__ import annotations
@@ -43,7 +44,8 @@ def require_qdiscs(profile: Profile, path_ids: tuple[int, ...]) -> None:
         raise PrerequisiteError(
             f"--profile {profile.name} needs netem (delay, jitter or loss), which this kernel lacks "
             f"(it has {', '.join(have) or 'no qdisc'}): run it in a guest with a stock kernel, "
-            f"add --vm (or: comps-harness vm -- ...)")
+            f"add --vm (or: comps-harness vm -- ...)"
+        )
     if profile.shaped(path_ids) and have is not None and not {"tbf", "netem"} & set(have):
         raise PrerequisiteError(f"--profile {profile.name} needs tbf or netem; this kernel has neither")
 
@@ -89,8 +91,10 @@ class ShapedPaths:
             return
         result = host.exec(["tc", "qdisc", "replace", "dev", target.device, "root", *args], check=False, timeout=10)
         if result.returncode != 0:
-            raise BackendError(f"{target.which}: tc refused `{' '.join(args)}` on {target.host}/{target.device}: "
-                               f"{result.stderr.strip()}")
+            raise BackendError(
+                f"{target.which}: tc refused `{' '.join(args)}` on {target.host}/{target.device}: "
+                f"{result.stderr.strip()}"
+            )
 
     def __enter__(self) -> ShapedPaths:
         require_qdiscs(self.profile, self.network.topology.path_ids)
@@ -105,8 +109,9 @@ class ShapedPaths:
             self.network.settlers.append(self.drain)
             stepped = [(target, path) for target, path in planned if path.steps]
             if stepped:
-                self._stepper = threading.Thread(target=self._run_steps, args=(stepped,), name="profile-steps",
-                                                 daemon=True)
+                self._stepper = threading.Thread(
+                    target=self._run_steps, args=(stepped,), name="profile-steps", daemon=True
+                )
                 self._stepper.start()
         except BaseException:
             self.__exit__()
@@ -115,8 +120,9 @@ class ShapedPaths:
 
     def _run_steps(self, stepped: list[tuple[Target, PathProfile]]) -> None:
         start = time.monotonic()
-        due = sorted((step.at_s, i, target, path, step) for i, (target, path) in enumerate(stepped)
-                     for step in path.steps)
+        due = sorted(
+            (step.at_s, i, target, path, step) for i, (target, path) in enumerate(stepped) for step in path.steps
+        )
         cycle = 0
         while not self._stop.is_set():
             for at, _, target, path, step in due:
@@ -134,8 +140,11 @@ class ShapedPaths:
         """Packets queued now in the profile's qdiscs (`tc -s qdisc show`: backlog <bytes>b <packets>p)."""
         total = 0
         for target in self._applied:
-            shown = self._host(target.host).exec(["tc", "-s", "qdisc", "show", "dev", target.device, "root"],
-                                                  check=False, timeout=10).stdout
+            shown = (
+                self._host(target.host)
+                .exec(["tc", "-s", "qdisc", "show", "dev", target.device, "root"], check=False, timeout=10)
+                .stdout
+            )
             total += sum(int(n) for n in re.findall(r"backlog \S+ (\d+)p", shown))
         return total
 
@@ -154,8 +163,7 @@ class ShapedPaths:
             self._stepper.join(timeout=5)
         while self._applied:
             target = self._applied.pop()
-            self._host(target.host).exec(["tc", "qdisc", "del", "dev", target.device, "root"], check=False,
-                                         timeout=10)
+            self._host(target.host).exec(["tc", "qdisc", "del", "dev", target.device, "root"], check=False, timeout=10)
 
 
 def within(measured: float, spec: float, absolute: float = 0.0) -> bool:
@@ -163,8 +171,9 @@ def within(measured: float, spec: float, absolute: float = 0.0) -> bool:
 
 
 def _ping_rtt(network: Network, address: str) -> tuple[float | None, int, int]:
-    out = network.client.exec(["ping", "-n", "-c", str(PING_COUNT), "-i", "0.02", "-W", "2", address], check=False,
-                              timeout=60).stdout
+    out = network.client.exec(
+        ["ping", "-n", "-c", str(PING_COUNT), "-i", "0.02", "-W", "2", address], check=False, timeout=60
+    ).stdout
     times = [float(t) for t in re.findall(r"time=([\d.]+) ms", out)]
     return (statistics.median(times) if times else None), PING_COUNT, len(times)
 
@@ -177,8 +186,21 @@ OFFERED = 1.25  # offered load over the spec: the shaper, not the sender, sets w
 def _shaped_rate_mbit(network: Network, address: str, spec_mbit: float, loss: float, reverse: bool) -> float | None:
     """The rate the link's shaper gives, from a UDP stream offered above it: what arrived, in wire bits,
     over the share the profile's loss lets through (TCP would measure its own loss response instead)."""
-    argv = ["iperf3", "-c", address, "-p", str(VERIFY_PORT), "-u", "-b", f"{spec_mbit * OFFERED:g}M",
-            "-l", str(UDP_PAYLOAD), "-t", str(IPERF_SECONDS), "-J"] + (["-R"] if reverse else [])
+    argv = [
+        "iperf3",
+        "-c",
+        address,
+        "-p",
+        str(VERIFY_PORT),
+        "-u",
+        "-b",
+        f"{spec_mbit * OFFERED:g}M",
+        "-l",
+        str(UDP_PAYLOAD),
+        "-t",
+        str(IPERF_SECONDS),
+        "-J",
+    ] + (["-R"] if reverse else [])
     out = network.client.exec(argv, check=False, timeout=IPERF_SECONDS + 60)
     try:
         received = json.loads(out.stdout)["end"]["sum_received"]["bits_per_second"]
@@ -205,34 +227,57 @@ def verify(network: Network, profile: Profile, progress: Callable[[str], None] =
         try:
             time.sleep(0.3)
             rtt, sent, received = _ping_rtt(network, address)
-            up = (None if path.up.rate_mbit is None else
-                  _shaped_rate_mbit(network, address, path.up.rate_mbit, path.up.expected_loss(), reverse=False))
-            down = (None if path.down.rate_mbit is None else
-                    _shaped_rate_mbit(network, address, path.down.rate_mbit, path.down.expected_loss(), reverse=True))
+            up = (
+                None
+                if path.up.rate_mbit is None
+                else _shaped_rate_mbit(network, address, path.up.rate_mbit, path.up.expected_loss(), reverse=False)
+            )
+            down = (
+                None
+                if path.down.rate_mbit is None
+                else _shaped_rate_mbit(network, address, path.down.rate_mbit, path.down.expected_loss(), reverse=True)
+            )
         finally:
             server.stop()
             network.client.exec(["ip", "rule", "del", *rule[2:]], timeout=10, check=False)
         spec_loss = 1 - (1 - path.up.expected_loss()) * (1 - path.down.expected_loss())  # a ping crosses both
         low, high = wilson_interval(sent - received, sent)
-        entry = {"spec": {"rtt_ms": path.rtt_ms, "rate_mbit": path.up.rate_mbit, "rate_mbit_down": path.down.rate_mbit,
-                          "loss": round(spec_loss, 4)},
-                 "rtt_ms": None if rtt is None else round(rtt, 3),
-                 "rate_mbit": None if up is None else round(up, 2),
-                 "rate_mbit_down": None if down is None else round(down, 2),
-                 "loss": round((sent - received) / sent, 4), "loss_interval": [round(low, 4), round(high, 4)],
-                 "pings": sent}
+        entry = {
+            "spec": {
+                "rtt_ms": path.rtt_ms,
+                "rate_mbit": path.up.rate_mbit,
+                "rate_mbit_down": path.down.rate_mbit,
+                "loss": round(spec_loss, 4),
+            },
+            "rtt_ms": None if rtt is None else round(rtt, 3),
+            "rate_mbit": None if up is None else round(up, 2),
+            "rate_mbit_down": None if down is None else round(down, 2),
+            "loss": round((sent - received) / sent, 4),
+            "loss_interval": [round(low, 4), round(high, 4)],
+            "pings": sent,
+        }
         if rtt is None or not within(rtt, path.rtt_ms, ABSOLUTE_TOLERANCE_MS):
             failures.append(f"path {k}: RTT {entry['rtt_ms']} ms, spec {path.rtt_ms:g} ms (±10 % + 1 ms)")
         for direction, measured, spec in (("up", up, path.up.rate_mbit), ("down", down, path.down.rate_mbit)):
             if spec is not None and (measured is None or not within(measured, spec)):
-                failures.append(f"path {k} {direction}: {measured if measured is None else round(measured, 2)} "
-                                f"Mbit/s, spec {spec:g} Mbit/s (±10 %)")
+                failures.append(
+                    f"path {k} {direction}: {measured if measured is None else round(measured, 2)} "
+                    f"Mbit/s, spec {spec:g} Mbit/s (±10 %)"
+                )
         if not low <= spec_loss <= high:
-            failures.append(f"path {k}: loss {entry['loss']:.2%} [{low:.2%}, {high:.2%}] over {sent} pings, spec "
-                            f"{spec_loss:.2%}")
+            failures.append(
+                f"path {k}: loss {entry['loss']:.2%} [{low:.2%}, {high:.2%}] over {sent} pings, spec {spec_loss:.2%}"
+            )
         paths[str(k)] = entry
-        progress(f"profile {profile.name}: path {k}: RTT {entry['rtt_ms']} ms (spec {path.rtt_ms:g}), "
-                 f"up {entry['rate_mbit']} / down {entry['rate_mbit_down']} Mbit/s, loss {entry['loss']:.2%}")
-    return {"profile": profile.name, "paths": paths, "failures": failures, "checked_at": time.time(),
-            "method": "rtt: median of 100 pings over the link; rate: a UDP stream offered at 1.25x the spec, what "
-                      "arrived in wire bits over (1 - the profile's loss); loss: pings, Wilson 95 % interval"}
+        progress(
+            f"profile {profile.name}: path {k}: RTT {entry['rtt_ms']} ms (spec {path.rtt_ms:g}), "
+            f"up {entry['rate_mbit']} / down {entry['rate_mbit_down']} Mbit/s, loss {entry['loss']:.2%}"
+        )
+    return {
+        "profile": profile.name,
+        "paths": paths,
+        "failures": failures,
+        "checked_at": time.time(),
+        "method": "rtt: median of 100 pings over the link; rate: a UDP stream offered at 1.25x the spec, what "
+        "arrived in wire bits over (1 - the profile's loss); loss: pings, Wilson 95 % interval",
+    }

@@ -72,8 +72,9 @@ MonitorFactory = Callable[[str, dict, Callable[[float, int, "float | None"], Non
 class RouteMonitor(Worker):
     """Watches the default route of table 51821 in the client's namespace; each new one is a switch."""
 
-    def __init__(self, netns_path: str, path_of_index: dict[int, int],
-                 on_switch: Callable[[float, int, float | None], None]) -> None:
+    def __init__(
+        self, netns_path: str, path_of_index: dict[int, int], on_switch: Callable[[float, int, float | None], None]
+    ) -> None:
         super().__init__("route-monitor")
         self.path_of_index = path_of_index
         self.on_switch = on_switch
@@ -127,8 +128,15 @@ class BurstPoller(Worker):
 class EndpointSampler(BurstPoller):
     """Polls where the server believes the client is, and counts the moves between proxies."""
 
-    def __init__(self, network: Network, period_s: float, on_sample: Callable[[int], None], *,
-                 idle_period_s: float = 0.02, window_s: float = 0.05) -> None:
+    def __init__(
+        self,
+        network: Network,
+        period_s: float,
+        on_sample: Callable[[int], None],
+        *,
+        idle_period_s: float = 0.02,
+        window_s: float = 0.05,
+    ) -> None:
         super().__init__("endpoint-sampler", period_s, idle_period_s, window_s)
         self.network = network
         self.on_sample = on_sample
@@ -159,8 +167,16 @@ class ClientWatcher(BurstPoller):
     packets leave there too. Either (a receive or a send on another wgnet) calls `on_stray(path)`.
     """
 
-    def __init__(self, network: Network, route_path: Callable[[], int], on_stray: Callable[[int], None], *,
-                 period_s: float = 0.002, idle_period_s: float = 0.01, window_s: float = 0.1) -> None:
+    def __init__(
+        self,
+        network: Network,
+        route_path: Callable[[], int],
+        on_stray: Callable[[int], None],
+        *,
+        period_s: float = 0.002,
+        idle_period_s: float = 0.01,
+        window_s: float = 0.1,
+    ) -> None:
         super().__init__("client-watcher", period_s, idle_period_s, window_s)
         self.network, self.route_path, self.on_stray = network, route_path, on_stray
         self.names = {proxy_name(k): k for k in network.topology.path_ids}
@@ -197,8 +213,10 @@ class ScheduleRunner(Worker):
             except (NetlinkError, OSError, HarnessError) as exc:
                 reason = os.strerror(exc.code) if isinstance(exc, NetlinkError) else str(exc)
                 if len(self.faults) < MAX_FAULTS:
-                    self.faults.append(f"path {switch.path}: the switch at {switch.at:g} s was refused by the "
-                                       f"client's kernel ({reason})")
+                    self.faults.append(
+                        f"path {switch.path}: the switch at {switch.at:g} s was refused by the "
+                        f"client's kernel ({reason})"
+                    )
 
     def _sleep_until(self, due: float) -> bool:
         """Wait for `due` (monotonic); the last SPIN_S in a tight loop, as sleeps wake late. True: stop."""

@@ -44,9 +44,12 @@ class Leftovers:
         return bool(self.processes or self.directories or self.wireguard_sockets or self.backend)
 
     def describe(self) -> list[str]:
-        return ([f"process {p.pid} ({p.command}) of run {p.run_id}" for p in self.processes]
-                + [f"directory {d}" for d in self.directories]
-                + [f"socket {s}" for s in self.wireguard_sockets] + self.backend)
+        return (
+            [f"process {p.pid} ({p.command}) of run {p.run_id}" for p in self.processes]
+            + [f"directory {d}" for d in self.directories]
+            + [f"socket {s}" for s in self.wireguard_sockets]
+            + self.backend
+        )
 
 
 def _own_ancestry() -> set[int]:
@@ -64,7 +67,7 @@ def _environ_value(environ: bytes, name: str) -> str | None:
     prefix = f"{name}=".encode()
     for item in environ.split(b"\0"):
         if item.startswith(prefix):
-            return item[len(prefix):].decode(errors="replace")
+            return item[len(prefix) :].decode(errors="replace")
     return None
 
 
@@ -84,8 +87,9 @@ def tagged_processes(run_id: str | None = None) -> list[TaggedProcess]:
         except OSError:
             continue  # gone meanwhile, or a kernel thread
         if command.strip():  # zombies have no command line and need no killing
-            found.append(TaggedProcess(int(entry), tag, int(owner) if owner and owner.isdigit() else None,
-                                       command.strip()[:120]))
+            found.append(
+                TaggedProcess(int(entry), tag, int(owner) if owner and owner.isdigit() else None, command.strip()[:120])
+            )
     return found
 
 
@@ -94,13 +98,13 @@ def workdirs(run_id: str | None = None) -> list[str]:
     pattern = f"{WORKDIR_PREFIX}{run_id}-*" if run_id is not None else f"{WORKDIR_PREFIX}*"
     found = glob.glob(os.path.join(tempfile.gettempdir(), pattern))
     if run_id is not None:  # 'a-b' must not match the run 'a-b-3': the rest after the id has no dash
-        found = [d for d in found if "-" not in os.path.basename(d)[len(workdir_prefix(run_id)):]]
+        found = [d for d in found if "-" not in os.path.basename(d)[len(workdir_prefix(run_id)) :]]
     return sorted(found)
 
 
 def workdir_run_id(directory: str) -> str:
     """The run id in a work directory's name."""
-    return os.path.basename(directory)[len(WORKDIR_PREFIX):].rsplit("-", 1)[0]
+    return os.path.basename(directory)[len(WORKDIR_PREFIX) :].rsplit("-", 1)[0]
 
 
 BROWSER_TMP_PREFIX = "comps-browser-"  # harness.agents.browser's temp dirs: comps-browser-<pid>-*
@@ -110,7 +114,7 @@ def stale_browser_dirs() -> list[str]:
     """Temp dirs of browser agents that are gone (killed before they could remove them)."""
     found = []
     for directory in glob.glob(os.path.join(tempfile.gettempdir(), f"{BROWSER_TMP_PREFIX}*")):
-        pid = os.path.basename(directory)[len(BROWSER_TMP_PREFIX):].split("-", 1)[0]
+        pid = os.path.basename(directory)[len(BROWSER_TMP_PREFIX) :].split("-", 1)[0]
         if pid.isdigit() and not alive(int(pid)):
             found.append(directory)
     return sorted(found)

@@ -18,11 +18,27 @@ from harness.model.kinds import WireGuardImpl, wireguard_request
 
 # Which Debian package brings each binary the harness calls.
 APT_PACKAGES = {
-    "unshare": "util-linux", "nsenter": "util-linux", "ip": "iproute2",
-    "wg": "wireguard-tools", "wireguard-go": "wireguard-go", "iptables-restore": "iptables",
-    "iperf3": "iperf3", "chromium": "chromium", "chromedriver": "chromium-driver",
-    "ping": "iputils-ping", "tcpdump": "tcpdump", "curl": "curl", "ss": "iproute2", "docker": "docker.io", "docker-compose": "docker-compose", "debootstrap": "debootstrap",
-    "qemu-system-x86_64": "qemu-system-x86", "busybox": "busybox-static", "setpriv": "util-linux",
+    "unshare": "util-linux",
+    "nsenter": "util-linux",
+    "ip": "iproute2",
+    "wg": "wireguard-tools",
+    "wireguard-go": "wireguard-go",
+    "iptables-restore": "iptables",
+    "iperf3": "iperf3",
+    "chromium": "chromium",
+    "chromedriver": "chromium-driver",
+    "ping": "iputils-ping",
+    "tcpdump": "tcpdump",
+    "curl": "curl",
+    "ss": "iproute2",
+    "docker": "docker.io",
+    "docker-compose": "docker-compose",
+    "debootstrap": "debootstrap",
+    "qemu-system-x86_64": "qemu-system-x86",
+    "busybox": "busybox-static",
+    "file": "file",  # virtme-ng checks that busybox is static with it
+    "strings": "binutils",  # virtme-ng reads the kernel version with it
+    "setpriv": "util-linux",
 }
 CAP_NET_ADMIN = 12
 CAP_SYS_ADMIN = 21
@@ -40,7 +56,9 @@ def require_any_binary(names: tuple[str, ...]) -> str:
     for name in names:
         if shutil.which(name):
             return name
-    raise PrerequisiteError(f"none of {', '.join(names)} found on PATH: apt-get install {APT_PACKAGES.get(names[0], names[0])}")
+    raise PrerequisiteError(
+        f"none of {', '.join(names)} found on PATH: apt-get install {APT_PACKAGES.get(names[0], names[0])}"
+    )
 
 
 def _effective_capabilities() -> int:
@@ -53,18 +71,25 @@ def _effective_capabilities() -> int:
 def require_privileges() -> None:
     """Namespaces and netlink writes need root with CAP_NET_ADMIN and CAP_SYS_ADMIN."""
     caps = _effective_capabilities()
-    missing = [name for bit, name in ((CAP_NET_ADMIN, "CAP_NET_ADMIN"), (CAP_SYS_ADMIN, "CAP_SYS_ADMIN"))
-               if not caps >> bit & 1]
+    missing = [
+        name
+        for bit, name in ((CAP_NET_ADMIN, "CAP_NET_ADMIN"), (CAP_SYS_ADMIN, "CAP_SYS_ADMIN"))
+        if not caps >> bit & 1
+    ]
     if os.geteuid() != 0 or missing:
         why = "not running as root" if os.geteuid() != 0 else f"missing {', '.join(missing)}"
-        raise PrerequisiteError(f"the namespace backend needs root with CAP_NET_ADMIN and CAP_SYS_ADMIN ({why}): "
-                                "run as root, or in a container started with --privileged")
+        raise PrerequisiteError(
+            f"the namespace backend needs root with CAP_NET_ADMIN and CAP_SYS_ADMIN ({why}): "
+            "run as root, or in a container started with --privileged"
+        )
 
 
 def require_tun() -> None:
     if not os.path.exists("/dev/net/tun"):
-        raise PrerequisiteError("/dev/net/tun is missing: wireguard-go needs the TUN device (modprobe tun, "
-                                "or pass --device /dev/net/tun to the container this runs in)")
+        raise PrerequisiteError(
+            "/dev/net/tun is missing: wireguard-go needs the TUN device (modprobe tun, "
+            "or pass --device /dev/net/tun to the container this runs in)"
+        )
 
 
 def kernel_wireguard_available() -> bool:
@@ -79,8 +104,9 @@ def resolve_wireguard(requested: str) -> WireGuardImpl:
     requested = wireguard_request(requested)
     has_kernel = kernel_wireguard_available()
     if requested == WireGuardImpl.KERNEL and not has_kernel:
-        raise PrerequisiteError("--wireguard kernel: this kernel has no WireGuard module; "
-                                "use --wireguard wireguard-go or auto")
+        raise PrerequisiteError(
+            "--wireguard kernel: this kernel has no WireGuard module; use --wireguard wireguard-go or auto"
+        )
     if requested == WireGuardImpl.KERNEL or (requested == "auto" and has_kernel):
         return WireGuardImpl.KERNEL
     return WireGuardImpl.WIREGUARD_GO
@@ -145,21 +171,37 @@ def commit() -> str:
     """The git commit of the harness's source tree, or 'unknown' (an install outside a checkout)."""
     source = Path(__file__).resolve().parents[2]
     try:
-        out = subprocess.run(["git", "-C", str(source), "rev-parse", "HEAD"], capture_output=True, text=True,
-                             timeout=10, stdin=subprocess.DEVNULL)
+        out = subprocess.run(
+            ["git", "-C", str(source), "rev-parse", "HEAD"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+            stdin=subprocess.DEVNULL,
+        )
     except (OSError, subprocess.TimeoutExpired):
         return "unknown"
     return out.stdout.strip() if out.returncode == 0 and out.stdout.strip() else "unknown"
 
 
 # Each qdisc with the smallest arguments it accepts; probed on `lo` of a throwaway network namespace.
-QDISC_PROBES = {"netem": "delay 1ms", "tbf": "rate 1mbit burst 32kbit latency 50ms", "htb": "default 1",
-                "fq": "", "fq_codel": "", "cake": "", "sfq": "", "prio": "", "pfifo": ""}
+QDISC_PROBES = {
+    "netem": "delay 1ms",
+    "tbf": "rate 1mbit burst 32kbit latency 50ms",
+    "htb": "default 1",
+    "fq": "",
+    "fq_codel": "",
+    "cake": "",
+    "sfq": "",
+    "prio": "",
+    "pfifo": "",
+}
 
 
 def qdisc_probe_script() -> str:
-    return "; ".join(f"tc qdisc add dev lo root handle 1: {name} {args} 2>/dev/null && echo {name} && "
-                     "tc qdisc del dev lo root" for name, args in QDISC_PROBES.items())
+    return "; ".join(
+        f"tc qdisc add dev lo root handle 1: {name} {args} 2>/dev/null && echo {name} && tc qdisc del dev lo root"
+        for name, args in QDISC_PROBES.items()
+    )
 
 
 @functools.cache
@@ -168,8 +210,13 @@ def available_qdiscs() -> list[str] | None:
     if os.geteuid() != 0 or shutil.which("tc") is None or shutil.which("unshare") is None:
         return None
     try:
-        out = subprocess.run(["unshare", "--net", "sh", "-c", qdisc_probe_script()], capture_output=True, text=True,
-                             timeout=60, stdin=subprocess.DEVNULL)
+        out = subprocess.run(
+            ["unshare", "--net", "sh", "-c", qdisc_probe_script()],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            stdin=subprocess.DEVNULL,
+        )
     except (OSError, subprocess.TimeoutExpired):
         return None
     return [name for name in out.stdout.split() if name in QDISC_PROBES] if out.returncode == 0 else None

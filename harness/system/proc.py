@@ -50,13 +50,28 @@ class CommandResult:
     seconds: float
 
 
-def run(argv: list[str], *, where: str, env: dict[str, str], timeout: float = 30.0, check: bool = True,
-        input: str | None = None) -> CommandResult:
+def run(
+    argv: list[str],
+    *,
+    where: str,
+    env: dict[str, str],
+    timeout: float = 30.0,
+    check: bool = True,
+    input: str | None = None,
+) -> CommandResult:
     """Run a command to completion; a failure or time-out raises CommandError with its output."""
     start = time.monotonic()
     try:
-        proc = subprocess.run(argv, input=input, capture_output=True, text=True, timeout=timeout, env=env,
-                              stdin=None if input is not None else subprocess.DEVNULL, preexec_fn=_die_with_parent)
+        proc = subprocess.run(
+            argv,
+            input=input,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            env=env,
+            stdin=None if input is not None else subprocess.DEVNULL,
+            preexec_fn=_die_with_parent,
+        )
     except subprocess.TimeoutExpired as exc:
         out = exc.stdout.decode(errors="replace") if isinstance(exc.stdout, bytes) else (exc.stdout or "")
         err = exc.stderr.decode(errors="replace") if isinstance(exc.stderr, bytes) else (exc.stderr or "")
@@ -72,17 +87,31 @@ def run(argv: list[str], *, where: str, env: dict[str, str], timeout: float = 30
 class Process:
     """A long-running process owned by the harness: a context manager that stops it on exit."""
 
-    def __init__(self, argv: list[str], *, name: str, env: dict[str, str], log_path: Path | None = None,
-                 stdout: int | IO | None = None) -> None:
+    def __init__(
+        self,
+        argv: list[str],
+        *,
+        name: str,
+        env: dict[str, str],
+        log_path: Path | None = None,
+        stdout: int | IO | None = None,
+    ) -> None:
         self.name = name
         self.argv = argv
         self.log_path = log_path
-        self._log = open(log_path, "ab") if log_path is not None else None
+        # held open for the process's life and closed by stop(): no `with` can span that
+        self._log = open(log_path, "ab") if log_path is not None else None  # noqa: SIM115
         out = stdout if stdout is not None else (self._log or subprocess.DEVNULL)
         try:
-            self.popen = subprocess.Popen(argv, env=env, stdin=subprocess.DEVNULL, stdout=out,
-                                          stderr=self._log or subprocess.DEVNULL,
-                                          start_new_session=True, preexec_fn=_die_with_parent)
+            self.popen = subprocess.Popen(
+                argv,
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=self._log or subprocess.DEVNULL,
+                start_new_session=True,
+                preexec_fn=_die_with_parent,
+            )
         except FileNotFoundError as exc:
             self._close_log()
             raise CommandError(name, argv, None, "", str(exc), reason="could not start") from None

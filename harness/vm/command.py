@@ -66,13 +66,15 @@ def outermost(directories: list[Path]) -> list[Path]:
 def guest_script(spec: GuestSpec) -> str:
     """What the guest runs: mark up, load modules, set the environment, run the command, write its status."""
     exports = " ".join(f"{name}={shlex.quote(value)}" for name, value in spec.env)
-    lines = [f": > {shlex.quote(str(spec.up_marker))}",
-             f"modprobe -a -q {' '.join(GUEST_MODULES)} 2>/dev/null",
-             f"cd {shlex.quote(str(spec.cwd))}",
-             f"env {exports} {shlex.join(spec.command)}",
-             f"status=$?",
-             f"echo $status > {shlex.quote(str(spec.status_file))}",
-             "exit $status"]
+    lines = [
+        f": > {shlex.quote(str(spec.up_marker))}",
+        f"modprobe -a -q {' '.join(GUEST_MODULES)} 2>/dev/null",
+        f"cd {shlex.quote(str(spec.cwd))}",
+        f"env {exports} {shlex.join(spec.command)}",
+        "status=$?",
+        f"echo $status > {shlex.quote(str(spec.status_file))}",
+        "exit $status",
+    ]
     return "; ".join(lines)
 
 
@@ -87,22 +89,35 @@ def passed_back(vng_status: int, written: str | None) -> tuple[int, str | None]:
     `written` is what the guest wrote into the status file (None: nothing): it must agree with
     what virtme-ng says, or the output went astray too."""
     if written is None:
-        return vng_status, (f"the guest did not run its command to the end (vng exited {vng_status} and the "
-                            "guest wrote no exit status): see the guest's console output above")
+        return vng_status, (
+            f"the guest did not run its command to the end (vng exited {vng_status} and the "
+            "guest wrote no exit status): see the guest's console output above"
+        )
     try:
         status = int(written.strip())
     except ValueError:
         return vng_status, f"the guest wrote an unreadable exit status {written.strip()!r} (vng exited {vng_status})"
     if status != vng_status:
-        return status, (f"the guest's command exited {status}, but virtme-ng passed back {vng_status}: its "
-                        "output and exit status did not reach the host (is udev installed? virtme-ng-init needs "
-                        "udevd to find its virtio-serial ports: apt-get install --no-install-recommends udev)")
+        return status, (
+            f"the guest's command exited {status}, but virtme-ng passed back {vng_status}: its "
+            "output and exit status did not reach the host (is udev installed? virtme-ng-init needs "
+            "udevd to find its virtio-serial ports: apt-get install --no-install-recommends udev)"
+        )
     return status, None
 
 
 def vng_argv(spec: GuestSpec, vng: str) -> list[str]:
-    argv = [vng, "--run", str(spec.image), "--qemu", str(spec.qemu_wrapper), "--cpus", str(spec.cpus),
-            "--memory", spec.memory]
+    argv = [
+        vng,
+        "--run",
+        str(spec.image),
+        "--qemu",
+        str(spec.qemu_wrapper),
+        "--cpus",
+        str(spec.cpus),
+        "--memory",
+        spec.memory,
+    ]
     if spec.accel == Accel.TCG:
         argv.append("--disable-kvm")
     for directory in outermost([*spec.rwdirs, spec.state_dir]):
@@ -112,8 +127,19 @@ def vng_argv(spec: GuestSpec, vng: str) -> list[str]:
 
 def probe_argv(image: Path, vng: str, qemu: Path) -> list[str]:
     """A minimal KVM boot that prints the guest's clock sources (kvm-clock only under KVM)."""
-    return [vng, "--run", str(image), "--qemu", str(qemu), "--cpus", "1", "--memory", "512M", "--",
-            f"cat {CLOCKSOURCES}"]
+    return [
+        vng,
+        "--run",
+        str(image),
+        "--qemu",
+        str(qemu),
+        "--cpus",
+        "1",
+        "--memory",
+        "512M",
+        "--",
+        f"cat {CLOCKSOURCES}",
+    ]
 
 
 def kvm_booted(probe_output: str) -> bool:

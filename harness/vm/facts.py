@@ -22,13 +22,18 @@ def vm_facts() -> dict | None:
         clocks = Path(CLOCKSOURCES).read_text()
     except OSError:
         clocks = ""
-    return {"accel": "kvm" if kvm_booted(clocks) else "tcg", "requested_accel": requested,
-            "kernel": platform.release(), "kernel_source": os.environ.get(VM_KERNEL_ENV, "unknown")}
+    return {
+        "accel": "kvm" if kvm_booted(clocks) else "tcg",
+        "requested_accel": requested,
+        "kernel": platform.release(),
+        "kernel_source": os.environ.get(VM_KERNEL_ENV, "unknown"),
+    }
 
 
 def environment() -> dict:
     """Versions and machine facts stored with every run record."""
     from importlib.metadata import PackageNotFoundError, version
+
     try:
         harness_version = version("comps-harness")
     except PackageNotFoundError:
@@ -44,5 +49,7 @@ def environment() -> dict:
         "kernel_wireguard": prereq.kernel_wireguard_available(),
         "qdiscs": prereq.available_qdiscs(),
         "vm": vm_facts(),
-        "versions": {tool: prereq.tool_version(tool) for tool in ("wireguard-go", "wg", "iperf3", "chromium", "chromedriver")},
+        "versions": {
+            tool: prereq.tool_version(tool) for tool in ("wireguard-go", "wg", "iperf3", "chromium", "chromedriver")
+        },
     }

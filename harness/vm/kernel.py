@@ -27,9 +27,23 @@ METAPACKAGE = "linux-image-amd64"  # Debian's generic flavour: 9p and virtio as 
 # What the harness needs in the guest (virtme-ng mounts the host's root over 9p).
 REQUIRED_MODULES = ("wireguard", "sch_netem", "sch_tbf", "sch_htb", "9p", "9pnet_virtio")
 # Subtrees of kernel/ that no guest of ours loads (sound, graphics, radios, real hardware): ~250 MB.
-PRUNED = ("sound", "drivers/gpu", "drivers/media", "drivers/infiniband", "drivers/net/wireless",
-          "drivers/net/ethernet", "drivers/staging", "drivers/usb", "drivers/iio", "drivers/bluetooth",
-          "drivers/hid", "drivers/input", "drivers/isdn", "drivers/mtd", "drivers/mmc")
+PRUNED = (
+    "sound",
+    "drivers/gpu",
+    "drivers/media",
+    "drivers/infiniband",
+    "drivers/net/wireless",
+    "drivers/net/ethernet",
+    "drivers/staging",
+    "drivers/usb",
+    "drivers/iio",
+    "drivers/bluetooth",
+    "drivers/hid",
+    "drivers/input",
+    "drivers/isdn",
+    "drivers/mtd",
+    "drivers/mmc",
+)
 COMPLETE = ".complete"
 
 
@@ -68,7 +82,7 @@ def bzimage_version(header: bytes) -> str | None:
     if len(header) < 0x210 or header[0x202:0x206] != b"HdrS":
         return None
     offset = int.from_bytes(header[0x20E:0x210], "little") + 0x200
-    text = header[offset:offset + 256].split(b"\0")[0].decode(errors="replace")
+    text = header[offset : offset + 256].split(b"\0")[0].decode(errors="replace")
     return text.split(" ")[0] or None
 
 
@@ -110,8 +124,11 @@ def _kernel_in(directory: Path, source: str) -> GuestKernel | None:
 
 def cached(cache: Path) -> GuestKernel | None:
     """The newest complete kernel in the cache, or None."""
-    found = [kernel for directory in sorted((cache / "kernels").glob("*_*"))
-             if (kernel := _kernel_in(directory, f"Debian package {directory.name}")) is not None]
+    found = [
+        kernel
+        for directory in sorted((cache / "kernels").glob("*_*"))
+        if (kernel := _kernel_in(directory, f"Debian package {directory.name}")) is not None
+    ]
     return found[-1] if found else None
 
 
@@ -150,8 +167,10 @@ def fetch(cache: Path, progress: Callable[[str], None]) -> GuestKernel:
     """Download and unpack Debian's kernel into the cache (once; a second call finds it)."""
     for binary in ("apt-get", "apt-cache", "dpkg", "depmod"):
         if shutil.which(binary) is None:
-            raise PrerequisiteError(f"{binary} not found: the VM's kernel comes from Debian's packages "
-                                    "(give one of yours with --kernel PATH)")
+            raise PrerequisiteError(
+                f"{binary} not found: the VM's kernel comes from Debian's packages "
+                "(give one of yours with --kernel PATH)"
+            )
     with _locked(cache):
         found = cached(cache)
         if found is not None:
@@ -169,11 +188,12 @@ def fetch(cache: Path, progress: Callable[[str], None]) -> GuestKernel:
             modules = unpacked / "lib" / "modules" / version
             for subtree in PRUNED:
                 shutil.rmtree(modules / "kernel" / subtree, ignore_errors=True)
-            subprocess.run(["depmod", "-a", "-b", str(unpacked), version], check=True, timeout=600,
-                           capture_output=True)
+            subprocess.run(["depmod", "-a", "-b", str(unpacked), version], check=True, timeout=600, capture_output=True)
             missing = missing_modules(modules)
             if missing:
-                raise PrerequisiteError(f"Debian's kernel {version} lacks modules the guest needs: {', '.join(missing)}")
+                raise PrerequisiteError(
+                    f"Debian's kernel {version} lacks modules the guest needs: {', '.join(missing)}"
+                )
             (unpacked / COMPLETE).write_text(deb.name + "\n")
             final = kernels / deb.name.removesuffix("_amd64.deb")
             shutil.rmtree(final, ignore_errors=True)
@@ -194,8 +214,10 @@ def resolve(option: str, cache: Path, progress: Callable[[str], None]) -> GuestK
     version = image_version(image)
     modules = modules_for(image, version)
     if modules is None:
-        raise ConfigError(f"--kernel {option}: no lib/modules/{version}/ above it; the guest needs the kernel's "
-                          "own modules (wireguard, sch_netem, 9p)")
+        raise ConfigError(
+            f"--kernel {option}: no lib/modules/{version}/ above it; the guest needs the kernel's "
+            "own modules (wireguard, sch_netem, 9p)"
+        )
     missing = missing_modules(modules)
     if missing:
         raise ConfigError(f"--kernel {option}: its modules ({modules}) lack {', '.join(missing)}")

@@ -57,18 +57,21 @@ def vng_binary() -> str:
         return str(beside)
     found = shutil.which("vng")
     if found is None:
-        raise PrerequisiteError("vng (virtme-ng) not found: pip install 'comps-harness[vm]' "
-                                "(./bootstrap.sh main --vm does it)")
+        raise PrerequisiteError(
+            "vng (virtme-ng) not found: pip install 'comps-harness[vm]' (./bootstrap.sh main --vm does it)"
+        )
     return found
 
 
 def require_vm_tools() -> None:
-    require_binaries(["qemu-system-x86_64", "busybox", "setpriv"])
+    require_binaries(["qemu-system-x86_64", "busybox", "setpriv", "file", "strings"])
     vng_binary()
     if not any(Path(path).exists() for path in UDEVD_PATHS) and not shutil.which("udevd"):
-        raise PrerequisiteError("udevd not found: the guest shares this root and virtme-ng-init needs udevd to "
-                                "find its virtio-serial ports, or the command's output and exit status are lost: "
-                                "apt-get install --no-install-recommends udev")
+        raise PrerequisiteError(
+            "udevd not found: the guest shares this root and virtme-ng-init needs udevd to "
+            "find its virtio-serial ports, or the command's output and exit status are lost: "
+            "apt-get install --no-install-recommends udev"
+        )
 
 
 def _write_qemu_wrapper(path: Path) -> Path:
@@ -81,8 +84,16 @@ def _write_qemu_wrapper(path: Path) -> Path:
 
 def _start_vng(argv: list[str], env: dict[str, str], *, stderr: int, text: bool) -> subprocess.Popen:
     """vng in a session of its own (stop_guest finds its qemu by the group), dying with the harness."""
-    return subprocess.Popen(argv, env=_vng_env(env), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=stderr,
-                            text=text, start_new_session=True, preexec_fn=die_with_parent)
+    return subprocess.Popen(
+        argv,
+        env=_vng_env(env),
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=stderr,
+        text=text,
+        start_new_session=True,
+        preexec_fn=die_with_parent,
+    )
 
 
 def _vng_env(extra: dict[str, str]) -> dict[str, str]:
@@ -171,12 +182,18 @@ def run_guest(spec: GuestSpec, env: dict[str, str], *, timeout: float, capture: 
             if spec.up_marker.exists():
                 up.append(time.monotonic() - started)
                 return
+
     kept: list[bytes] = []
     child = _start_vng(vng_argv(spec, vng_binary()), env, stderr=subprocess.PIPE, text=False)
-    threads = [threading.Thread(target=watch, name="guest-up", daemon=True),
-               threading.Thread(target=_pump, args=(child.stdout, None if capture else sys.stdout.buffer,
-                                                    kept if capture else None), daemon=True),
-               threading.Thread(target=_pump, args=(child.stderr, sys.stderr.buffer, None), daemon=True)]
+    threads = [
+        threading.Thread(target=watch, name="guest-up", daemon=True),
+        threading.Thread(
+            target=_pump,
+            args=(child.stdout, None if capture else sys.stdout.buffer, kept if capture else None),
+            daemon=True,
+        ),
+        threading.Thread(target=_pump, args=(child.stderr, sys.stderr.buffer, None), daemon=True),
+    ]
     for thread in threads:
         thread.start()
     try:
@@ -189,8 +206,9 @@ def run_guest(spec: GuestSpec, env: dict[str, str], *, timeout: float, capture: 
     except subprocess.TimeoutExpired:
         with signals.deferred():
             stop_guest(child)
-        raise WaitTimeout(f"vm: the guest's command was still running after --vm-timeout {timeout:g} s; "
-                          "the guest was powered off") from None
+        raise WaitTimeout(
+            f"vm: the guest's command was still running after --vm-timeout {timeout:g} s; the guest was powered off"
+        ) from None
     finally:
         done.set()
         for thread in threads:
@@ -252,8 +270,11 @@ def resolve_accel(requested: Accel, kernel: GuestKernel, cache: Path, progress: 
 
 def guest_env(accel: Accel, kernel: GuestKernel) -> dict[str, str]:
     """The guest command's environment: the caller's PATH (the venv first), the VM's facts, the run tag."""
-    env = {name: os.environ[name] for name in ("PATH", "TERM", "LANG", "COMPS_HARNESS_REPRODUCE", "COMPS_HARNESS_CACHE")
-           if name in os.environ}
+    env = {
+        name: os.environ[name]
+        for name in ("PATH", "TERM", "LANG", "COMPS_HARNESS_REPRODUCE", "COMPS_HARNESS_CACHE")
+        if name in os.environ
+    }
     env["PATH"] = f"{Path(sys.executable).parent}:{env.get('PATH', '/usr/sbin:/usr/bin:/sbin:/bin')}"
     env[IN_VM_ENV] = str(accel)
     env[VM_KERNEL_ENV] = kernel.describe()
@@ -274,23 +295,48 @@ def prepare(settings: VmSettings, progress: Callable[[str], None]) -> Guest:
     return Guest(kernel, resolve_accel(settings.accel, kernel, cache, progress))
 
 
-def run_in_vm(settings: VmSettings, command: list[str], *, rwdirs: list[Path], cwd: Path, run_id: str,
-              progress: Callable[[str], None], capture: bool = False, guest: Guest | None = None) -> GuestRun:
+def run_in_vm(
+    settings: VmSettings,
+    command: list[str],
+    *,
+    rwdirs: list[Path],
+    cwd: Path,
+    run_id: str,
+    progress: Callable[[str], None],
+    capture: bool = False,
+    guest: Guest | None = None,
+) -> GuestRun:
     """Boot a guest (prepared, or prepared here), run `command` in it with `rwdirs` writable."""
     guest = guest or prepare(settings, progress)
     with tempfile.TemporaryDirectory(prefix=f"comps-harness-{run_id}-vm-") as state:
-        spec = GuestSpec(image=guest.kernel.image, accel=guest.accel, cpus=settings.cpus, memory=settings.memory,
-                         rwdirs=tuple(rwdirs), cwd=cwd, state_dir=Path(state),
-                         env=tuple(sorted(guest_env(guest.accel, guest.kernel).items())), command=tuple(command))
+        spec = GuestSpec(
+            image=guest.kernel.image,
+            accel=guest.accel,
+            cpus=settings.cpus,
+            memory=settings.memory,
+            rwdirs=tuple(rwdirs),
+            cwd=cwd,
+            state_dir=Path(state),
+            env=tuple(sorted(guest_env(guest.accel, guest.kernel).items())),
+            command=tuple(command),
+        )
         progress(f"vm: booting {guest.kernel.version} under {guest.accel} ({settings.cpus} CPUs, {settings.memory})")
         return run_guest(spec, tagged_env(run_id), timeout=settings.timeout_s, capture=capture)
 
 
-def rerun_in_guest(settings: Settings, command: list[str], *, rwdirs: list[Path], cwd: Path,
-                   progress: Callable[[str], None]) -> int:
+def rerun_in_guest(
+    settings: Settings, command: list[str], *, rwdirs: list[Path], cwd: Path, progress: Callable[[str], None]
+) -> int:
     """`--vm` (pytest, sweep, bench): the same command, without --vm, in a guest; its exit status."""
     if settings.run.backends != ("netns",):
-        raise ConfigError("--vm: the guest runs the netns backend only; drop --backend "
-                          f"{','.join(settings.run.backends)}")
-    return run_in_vm(settings.vm, [arg for arg in command if arg != "--vm"], rwdirs=rwdirs, cwd=cwd,
-                     run_id=settings.run.run_id, progress=progress).returncode
+        raise ConfigError(
+            f"--vm: the guest runs the netns backend only; drop --backend {','.join(settings.run.backends)}"
+        )
+    return run_in_vm(
+        settings.vm,
+        [arg for arg in command if arg != "--vm"],
+        rwdirs=rwdirs,
+        cwd=cwd,
+        run_id=settings.run.run_id,
+        progress=progress,
+    ).returncode

@@ -34,8 +34,12 @@ class Keyring:
 def _peer_lines(spec: WireGuardSpec, keys: Keyring) -> list[str]:
     lines: list[str] = []
     for peer in spec.peers:
-        lines += ["", "[Peer]", f"PublicKey = {keys.public(peer.host, peer.ifname)}",
-                  "AllowedIPs = " + ", ".join(str(net) for net in peer.allowed_ips)]
+        lines += [
+            "",
+            "[Peer]",
+            f"PublicKey = {keys.public(peer.host, peer.ifname)}",
+            "AllowedIPs = " + ", ".join(str(net) for net in peer.allowed_ips),
+        ]
         if peer.endpoint is not None:
             lines.append(f"Endpoint = {peer.endpoint[0]}:{peer.endpoint[1]}")
     return lines
@@ -55,15 +59,19 @@ def forwarding_rules(spec: WireGuardSpec) -> list[tuple[str, str, str]]:
     """The demo's PostUp rules as (table, chain, match): forward through the tunnel, masquerade on the way out."""
     if spec.masquerade_out is None:
         return []
-    return [("filter", "FORWARD", f"-i {spec.ifname} -j ACCEPT"),
-            ("filter", "FORWARD", f"-o {spec.ifname} -j ACCEPT"),
-            ("nat", "POSTROUTING", f"-o {spec.masquerade_out} -j MASQUERADE")]
+    return [
+        ("filter", "FORWARD", f"-i {spec.ifname} -j ACCEPT"),
+        ("filter", "FORWARD", f"-o {spec.ifname} -j ACCEPT"),
+        ("nat", "POSTROUTING", f"-o {spec.masquerade_out} -j MASQUERADE"),
+    ]
 
 
 def iptables_commands(spec: WireGuardSpec, verb: str = "-A") -> list[str]:
     """The same rules as `iptables` command lines (wg-quick's PostUp = -A, PostDown = -D)."""
-    return [f"iptables {'-t nat ' if table == 'nat' else ''}{verb} {chain} {match}"
-            for table, chain, match in forwarding_rules(spec)]
+    return [
+        f"iptables {'-t nat ' if table == 'nat' else ''}{verb} {chain} {match}"
+        for table, chain, match in forwarding_rules(spec)
+    ]
 
 
 def iptables_restore_text(specs: list[WireGuardSpec]) -> str:
@@ -72,14 +80,19 @@ def iptables_restore_text(specs: list[WireGuardSpec]) -> str:
     for spec in specs:
         for table, chain, match in forwarding_rules(spec):
             tables.setdefault(table, []).append(f"-A {chain} {match}")
-    return "".join(f"*{table}\n" + "".join(f"{rule}\n" for rule in rules) + "COMMIT\n"
-                   for table, rules in tables.items())
+    return "".join(
+        f"*{table}\n" + "".join(f"{rule}\n" for rule in rules) + "COMMIT\n" for table, rules in tables.items()
+    )
 
 
 def render_wg_quick(spec: WireGuardSpec, keys: Keyring) -> str:
     """A `wg-quick` file (Address, MTU, PostUp/PostDown) for a proxy or the server, as the demo's containers use."""
-    lines = ["[Interface]", f"Address = {spec.address}", f"MTU = {spec.mtu}",
-             f"PrivateKey = {keys.private(spec.host, spec.ifname)}"]
+    lines = [
+        "[Interface]",
+        f"Address = {spec.address}",
+        f"MTU = {spec.mtu}",
+        f"PrivateKey = {keys.private(spec.host, spec.ifname)}",
+    ]
     if spec.listen_port is not None:
         lines.insert(2, f"ListenPort = {spec.listen_port}")
     if spec.fwmark is not None:

@@ -12,16 +12,18 @@ from ipaddress import IPv4Address
 from harness.errors import BackendError
 
 
-def set_peer_endpoint(socket_path: str, public_key: str, endpoint: tuple[IPv4Address, int],
-                      timeout: float = 2.0) -> None:
+def set_peer_endpoint(
+    socket_path: str, public_key: str, endpoint: tuple[IPv4Address, int], timeout: float = 2.0
+) -> None:
     """Set one peer's endpoint; this also drops the sticky source address and interface.
 
     wireguard-go sends with IP_PKTINFO (source address and interface index) learned from the last
     packet it received, so a route change alone never moves an established session to another
     path. A fresh endpoint has no sticky source, and the next packet follows the routing tables.
     """
-    request = (f"set=1\npublic_key={base64.b64decode(public_key).hex()}\n"
-               f"endpoint={endpoint[0]}:{endpoint[1]}\n\n").encode()
+    request = (
+        f"set=1\npublic_key={base64.b64decode(public_key).hex()}\nendpoint={endpoint[0]}:{endpoint[1]}\n\n"
+    ).encode()
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
         sock.settimeout(timeout)
         try:
