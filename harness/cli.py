@@ -23,7 +23,7 @@ from pathlib import Path
 
 from harness import options
 from harness.backends.registry import REGISTRY, network_for, remove_run_everywhere, runs_on_machine
-from harness.errors import ConfigError, HarnessError, WaitTimeout
+from harness.errors import ConfigError, HarnessError, Interrupted, WaitTimeout, exit_code_of
 from harness.model.records import load as load_records
 from harness.model.schedule import MigrationPlan
 from harness.model.settings import (
@@ -173,7 +173,7 @@ def cmd_bench_switching(args: argparse.Namespace) -> int:
             "timing_error_max_ms": errors["max"],
             "no_route_window_median_ms": evidence.no_route_ms()["median"],
             "endpoint_changes": evidence.endpoint_changes,
-            "proof_failures": evidence.failures(),
+            "proof_failures": [str(failure) for failure in evidence.failures()],
         },
         args.json,
     )
@@ -470,10 +470,10 @@ def _run_forwarding_signals(argv: list[str], env: dict[str, str]) -> int:
             "and its topologies torn down"
         ) from None
     except KeyboardInterrupt as exc:
-        received = signal.SIGTERM if "SIGTERM" in str(exc) else signal.SIGINT
+        received = signal.Signals(exit_code_of(exc) - 128)
         _progress(f"sweep: {received.name} received; waiting for pytest to tear down")
         _stop_pytest(child)
-        raise KeyboardInterrupt(f"received {received.name}") from None
+        raise Interrupted(received) from None
 
 
 def _stop_pytest(child: subprocess.Popen) -> None:
@@ -755,7 +755,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"comps-harness: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt as exc:
-        code = 143 if "SIGTERM" in str(exc) else 130
+        code = exit_code_of(exc)
         print(f"comps-harness: interrupted ({exc or 'SIGINT'}); everything it created was removed", file=sys.stderr)
         return code
     except BrokenPipeError:

@@ -5,6 +5,8 @@ Every message is one line a user can act on; the command output that explains it
 
 from __future__ import annotations
 
+import signal
+
 
 class HarnessError(Exception):
     """Base class of every error the harness raises on purpose."""
@@ -49,3 +51,21 @@ class MeasurementError(HarnessError):
 
 class WaitTimeout(HarnessError):
     """Something the harness waited for did not happen in time (harness.system.wait)."""
+
+
+class Interrupted(KeyboardInterrupt):
+    """SIGINT or SIGTERM as an exception: it unwinds like Ctrl-C (so every owner cleans up) and carries
+    the signal, so the exit status (130, 143) never depends on a message's text."""
+
+    def __init__(self, signum: int, during: str = "") -> None:
+        self.signum = signum
+        super().__init__(f"received {signal.Signals(signum).name}" + (f" {during}" if during else ""))
+
+    @property
+    def exit_code(self) -> int:
+        return 128 + self.signum
+
+
+def exit_code_of(interrupt: KeyboardInterrupt) -> int:
+    """128 + the signal: Python's own Ctrl-C (a plain KeyboardInterrupt) is SIGINT."""
+    return interrupt.exit_code if isinstance(interrupt, Interrupted) else 128 + signal.SIGINT

@@ -29,7 +29,7 @@ def test_throughput(network, origin_services, migration_plan, tolerances, measur
         request.node.user_properties.append(("verdict", "unjudged"))
     verdicts = throughput_verdicts([r.figures for r in baseline], [r.figures for r in migrating], limit=limit)
     proofs = [f for r in migrating for f in r.evidence.failures(tolerances)]
-    assert not proofs, f"migration did not happen as planned: {proofs[0]}"
+    assert not proofs, f"migration did not happen as planned: {proofs[0].text}"
     failed = [describe(kind, v) for kind, v in verdicts.items() if not v["ok"]]
     if failed:  # a verdict: one line with the effect, its interval and units, not a traceback
         pytest.fail("; ".join(failed), pytrace=False)

@@ -8,7 +8,7 @@ from collections import Counter
 import pytest
 
 from harness.errors import ConfigError
-from harness.model.evidence import MigrationEvidence, PathUse, SwitchRecord
+from harness.model.evidence import MigrationEvidence, PathUse, ProofCode, SwitchRecord
 from harness.model.records import MigrationRecord, RunRecord, load
 from harness.model.schedule import MigrationPlan
 from harness.model.settings import Tolerances, parse_fixed, parse_weights
@@ -126,11 +126,12 @@ def test_evidence_figures():
 
 
 def test_evidence_failures_name_the_reason():
-    assert "only 2 of 4 planned switches" in evidence(switches=evidence().switches[:2]).failures()[0]
+    assert "only 2 of 4 planned switches" in evidence(switches=evidence().switches[:2]).failures()[0].text
     assert evidence(switches=evidence().switches[:3]).failures(Tolerances(switches=0.25)) == []
     dead = evidence(per_path={1: PathUse(1000, 10), 2: PathUse(0, 0)}).failures()
-    assert dead == ["path 2 was scheduled but carried nothing"]
-    assert "never saw the client's endpoint move" in evidence(endpoint_changes=0).failures()[0]
+    assert [str(f) for f in dead] == ["path 2 was scheduled but carried nothing"]
+    assert dead[0].code == ProofCode.PATH_CARRIED_NOTHING and dead[0].path == 2
+    assert "never saw the client's endpoint move" in evidence(endpoint_changes=0).failures()[0].text
     assert evidence(planned_switches=0, switches=[], endpoint_changes=0, scheduled_paths=[1]).failures() == []
 
 
@@ -154,4 +155,4 @@ def test_results_file_is_appended_and_survives_a_torn_line(tmp_path, monkeypatch
     assert isinstance(records[0], RunRecord) and records[0].environment == {"kernel": "test"}
     assert [r.interval for r in records[1:]] == [0.1, 1.0]
     assert all(r.run_id == "ch-test" for r in records)
-    assert '"schema_version": 2' in writer.path.read_text().splitlines()[0]
+    assert '"schema_version": 3' in writer.path.read_text().splitlines()[0]

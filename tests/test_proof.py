@@ -9,6 +9,8 @@ from harness.model.evidence import (
     MigrationEvidence,
     PathDelivery,
     PathUse,
+    ProofCode,
+    ProofFailure,
     SessionDelivery,
     SwitchRecord,
 )
@@ -44,9 +46,14 @@ def test_delivery_names_the_hop_and_direction_that_lost_packets():
     assert healthy().problems(1, 0.05, scheduled=True) == []
     assert PathDelivery(1000, 990, 960, 1000, 1000, 1000).problems(1, 0.05, True) == []  # within 5 % + slack
     no_nat = PathDelivery(1000, 1000, 0, 0, 0, 0).problems(2, 0.05, True)
-    assert no_nat[0].startswith("path 2 delivered nothing up") and "delivered nothing down" in no_nat[1]
+    assert no_nat[0].text.startswith("path 2 delivered nothing up") and "delivered nothing down" in no_nat[1].text
+    assert [(f.code, f.path, f.direction) for f in no_nat] == [
+        (ProofCode.PATH_DELIVERED_NOTHING, 2, "up"),
+        (ProofCode.PATH_DELIVERED_NOTHING, 2, "down"),
+    ]
     return_drop = PathDelivery(1000, 1000, 1000, 1000, 300, 300).problems(2, 0.05, True)
-    assert return_drop == [
+    assert return_drop[0].code == ProofCode.HOP_LOSS and return_drop[0].figure == pytest.approx(0.7)
+    assert texts(return_drop) == [
         "path 2 down: proxy received 300 of the 1000 packets the server passed on (70% lost, limit 5%)"
     ]
     assert PathDelivery().problems(2, 0.05, scheduled=False) == []  # an idle path that was not scheduled
@@ -55,10 +62,15 @@ def test_delivery_names_the_hop_and_direction_that_lost_packets():
 def test_the_session_end_to_end():
     assert SessionDelivery(1000, 990, 990, 990).problems(0.05) == []
     lost = SessionDelivery(1000, 500, 500, 500).problems(0.05)
-    assert lost == [
+    assert (lost[0].code, lost[0].direction, lost[0].limit) == (ProofCode.SESSION_LOSS, "up", 0.05)
+    assert texts(lost) == [
         "the session lost 500 of 1000 packets up (50%, limit 5%): the server's wg0 received 500 of "
         "what the client's sent"
     ]
+
+
+def texts(failures: list[ProofFailure]) -> list[str]:
+    return [failure.text for failure in failures]
 
 
 def evidence(**overrides) -> MigrationEvidence:
@@ -79,25 +91,31 @@ def evidence(**overrides) -> MigrationEvidence:
 
 
 def test_adherence_is_judged_per_path_from_the_verdict_interval():
-    assert evidence().failures() == []
+    assert texts(evidence().failures()) == []
     assert evidence().adherence() == pytest.approx(0.9625) and evidence().adherence(2) == pytest.approx(0.975)
     pinned = evidence(windows=[(1, 1.0, 100), (2, 0.1, 100), (1, 1.0, 100), (2, 0.2, 100)])
-    assert pinned.failures() == [
+    assert texts(pinned.failures()) == [
         "path 2 carried only 15% of the session's packets in the windows the schedule gave it (limit 60%)"
     ]
+    (low,) = pinned.failures()
+    assert (low.code, low.path, low.figure, low.limit) == (ProofCode.LOW_ADHERENCE, 2, pytest.approx(0.15), 0.6)
     fast = evidence(plan={"interval_s": 0.01}, windows=pinned.windows)
-    assert fast.failures() == []  # below --verdict-from-interval: recorded, not judged
+    assert texts(fast.failures()) == []  # below --verdict-from-interval: recorded, not judged
 
 
 def test_more_switches_than_planned_and_unseen_paths_and_faults_fail():
     foreign = evidence(switches=evidence().switches * 3)
-    assert "12 switches happened where 4 were planned" in foreign.failures()[0]
+    assert "12 switches happened where 4 were planned" in foreign.failures()[0].text
     unseen = evidence(endpoint_paths=[1])
-    assert unseen.failures() == ["the server never saw the client on path 2 (paths seen: [1])"]
+    assert texts(unseen.failures()) == ["the server never saw the client on path 2 (paths seen: [1])"]
+    assert [f.code for f in unseen.failures()] == [ProofCode.PATH_NEVER_SEEN]
+    assert foreign.failures()[0].code == ProofCode.TOO_MANY_SWITCHES
     few_moves = evidence(endpoint_changes=1)
-    assert "endpoint move 1 times for 4 planned switches" in " ".join(few_moves.failures())
-    faulted = evidence(faults=["path 2: the proxy's tunnel wgnet2 cannot be read"])
-    assert faulted.failures()[0].startswith("path 2: the proxy's tunnel")
+    assert "endpoint move 1 times for 4 planned switches" in " ".join(texts(few_moves.failures()))
+    faulted = evidence(
+        faults=[ProofFailure(ProofCode.TUNNEL_UNREADABLE, "path 2: the proxy's tunnel wgnet2 cannot be read", 2)]
+    )
+    assert faulted.failures()[0].text.startswith("path 2: the proxy's tunnel")
     assert Tolerances().min_adherence == 0.6
 
 
@@ -118,32 +136,34 @@ def test_fault_options_and_vacuous_plans():
 def test_a_machine_too_slow_for_the_schedule_is_named_as_such():
     seen_two = evidence().switches[:2]
     slow_switcher = evidence(switches=seen_two, applied_late_ms=[40.0, 60.0], endpoint_samples=100)
-    assert slow_switcher.failures() == [
+    assert texts(slow_switcher.failures()) == [
         "the machine could not follow a 0.1 s schedule (the switcher made 2 of 4 planned switches, 50 ms late at "
         "the median): not a verdict on migration (2 of 4 planned switches seen, 4 endpoint moves)"
     ]
     slow_monitor = evidence(switches=seen_two, applied_late_ms=[1.0] * 4, endpoint_samples=100)
-    assert "the route monitor, polling on the same machine, saw 2" in slow_monitor.failures()[0]
+    assert "the route monitor, polling on the same machine, saw 2" in slow_monitor.failures()[0].text
     slow_sampler = evidence(applied_late_ms=[1.0] * 4, endpoint_changes=1, endpoint_samples=7)
-    assert slow_sampler.failures()[0].startswith(
+    assert slow_sampler.failures()[0].text.startswith(
         "the machine could not keep up with a 0.1 s schedule (the server's "
         "endpoint was sampled 7 times in 2 s, less than twice an interval)"
     )
     by_script = evidence(switches=seen_two)  # the demo's script switched: the switcher made none
-    assert by_script.failures()[0] == "only 2 of 4 planned switches happened (tolerance 10%)"
+    assert by_script.failures()[0].text == "only 2 of 4 planned switches happened (tolerance 10%)"
     refused = evidence(
         switches=seen_two,
         applied_late_ms=[1.0, 1.0],
         endpoint_samples=100,
-        faults=["path 2: the switch at 0.2 s was refused by the client's kernel (Network is down)"],
+        faults=[
+            ProofFailure(ProofCode.SWITCH_REFUSED, "path 2: the switch at 0.2 s was refused by the client's kernel", 2)
+        ],
     )
-    assert "could not follow" not in " ".join(refused.failures())  # a fault, not a slow machine
-    assert evidence(applied_late_ms=[90.0] * 4, endpoint_samples=3).failures() == []  # nothing failed: no excuse
+    assert "could not follow" not in " ".join(texts(refused.failures()))  # a fault, not a slow machine
+    assert texts(evidence(applied_late_ms=[90.0] * 4, endpoint_samples=3).failures()) == []  # nothing failed: no excuse
     lossy = evidence(
         applied_late_ms=[90.0] * 4,
         endpoint_changes=0,
         endpoint_samples=3,
         delivery={1: healthy(), 2: PathDelivery(1000, 1000, 100, 100, 100, 100)},
     )
-    assert lossy.failures()[0].startswith("path 2 up: server received 100")  # lost packets are judged as ever
-    assert "could not follow" in lossy.failures()[-1]
+    assert lossy.failures()[0].text.startswith("path 2 up: server received 100")  # lost packets are judged as ever
+    assert "could not follow" in lossy.failures()[-1].text and lossy.failures()[-1].code == ProofCode.BEHIND_SCHEDULE

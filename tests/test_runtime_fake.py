@@ -66,8 +66,8 @@ def test_a_dead_path_fails_the_proof_even_with_a_fake_backend():
             network, builder, MigrationPlan(interval=0.05, duration=0.5, paths=network.topology.path_ids)
         )
     failures = evidence.failures()
-    assert "path 2 was scheduled but carried nothing" in failures
-    assert any("never saw the client's endpoint move" in f for f in failures)
+    assert "path 2 was scheduled but carried nothing" in [f.text for f in failures]
+    assert any("never saw the client's endpoint move" in f.text for f in failures)
 
 
 def test_a_signal_whose_interrupt_was_swallowed_is_raised_at_the_next_checkpoint():
@@ -75,6 +75,7 @@ def test_a_signal_whose_interrupt_was_swallowed_is_raised_at_the_next_checkpoint
 
     import pytest
 
+    from harness.errors import Interrupted, exit_code_of
     from harness.system import signals
 
     signals.checkpoint()  # nothing pending: nothing happens
@@ -82,6 +83,8 @@ def test_a_signal_whose_interrupt_was_swallowed_is_raised_at_the_next_checkpoint
         signals._raise_interrupt(signal.SIGTERM, None)
     except KeyboardInterrupt:
         pass
-    with pytest.raises(KeyboardInterrupt, match="SIGTERM"):
+    with pytest.raises(Interrupted, match="SIGTERM") as raised:
         signals.checkpoint()
+    assert raised.value.signum == signal.SIGTERM and raised.value.exit_code == 143
     signals.checkpoint()  # raised once more, not forever
+    assert exit_code_of(KeyboardInterrupt()) == 130  # Python's own Ctrl-C

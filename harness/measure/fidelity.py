@@ -72,7 +72,7 @@ def measure_run(
             "seen": len(evidence.switches),
             "made": len(evidence.applied_late_ms),
         }
-        out["proof_failures"][key] = evidence.failures()
+        out["proof_failures"][key] = [str(failure) for failure in evidence.failures()]
         progress(
             f"bench fidelity: {network.wireguard_impl}/{sticky} at {key} s: adherence "
             f"{out['adherence'][key]}, moves/switch {out['endpoint_moves_per_switch'][key]}, "

@@ -147,7 +147,7 @@ def bench(services: OriginServices, progress, page_sets: int = 2) -> dict:
                 "server_plaintext_hits": seen.server_hits,
                 "loads": seen.loads,
                 "capture_dropped": seen.capture_dropped,
-                "proof_failures": seen.evidence.failures(),
+                "proof_failures": [str(failure) for failure in seen.evidence.failures()],
             }
             if strategy == "alternate" and interval == BENCH_INTERVALS[0]:
                 out["proxies"] = out["runs"][f"{strategy}-{interval:g}s"]["proxies"]

@@ -42,7 +42,7 @@ def run(new_network: NetworkFactory, tolerances: Tolerances, progress: Callable[
         out["backend"], out["wireguard"] = network.backend, network.wireguard_impl
         out["sticky_source"] = healthy.sticky_source
     out["healthy_passed"] = not healthy.failures(tolerances)
-    out["healthy_failures"] = healthy.failures(tolerances)
+    out["healthy_failures"] = [str(failure) for failure in healthy.failures(tolerances)]
     progress(f"bench proof: healthy control {'passed' if out['healthy_passed'] else 'FAILED'}")
     faults = {}
     for fault in Fault:
@@ -51,7 +51,7 @@ def run(new_network: NetworkFactory, tolerances: Tolerances, progress: Callable[
         failures = evidence.failures(tolerances)
         faults[str(fault)] = {
             "caught": bool(failures),
-            "message": "; ".join(failures) or "passed the proof",
+            "message": "; ".join(map(str, failures)) or "passed the proof",
             "injected": evidence.injected,
         }
         progress(f"bench proof: {fault}: {'caught' if failures else 'NOT caught'}")

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import statistics
 from dataclasses import asdict, dataclass, field
+from enum import StrEnum
 from typing import Any
 
 from harness.model.settings import Tolerances
@@ -50,6 +51,49 @@ class PathUse:
     outer_packets: int = 0
 
 
+class ProofCode(StrEnum):
+    """Why a run does not prove migration: one code per check, so tests match codes, not prose."""
+
+    SWITCH_REFUSED = "switch-refused"  # the client's kernel refused a switch (a runtime fault)
+    TUNNEL_UNREADABLE = "tunnel-unreadable"  # a proxy's tunnel counters could not be read
+    COUNTERS_UNREADABLE = "counters-unreadable"  # a host's counters could not be read
+    TOO_FEW_SWITCHES = "too-few-switches"
+    TOO_MANY_SWITCHES = "too-many-switches"  # something else rewrote the client's path table
+    PATH_CARRIED_NOTHING = "path-carried-nothing"
+    PATH_DELIVERED_NOTHING = "path-delivered-nothing"
+    HOP_LOSS = "hop-loss"
+    SESSION_LOSS = "session-loss"
+    LOW_ADHERENCE = "low-adherence"
+    ENDPOINT_NEVER_MOVED = "endpoint-never-moved"
+    PATH_NEVER_SEEN = "path-never-seen"  # the server never saw the client on a scheduled path
+    FEW_ENDPOINT_MOVES = "few-endpoint-moves"
+    BEHIND_SCHEDULE = "behind-schedule"  # the machine could not keep the schedule: not a verdict
+    UNCLASSIFIED = "unclassified"  # read from a results file written before codes existed
+
+
+@dataclass(frozen=True)
+class ProofFailure:
+    """One reason a run does not prove migration: the check's code, where, the figure and its limit."""
+
+    code: ProofCode
+    text: str
+    path: int | None = None
+    direction: str | None = None
+    figure: float | None = None
+    limit: float | None = None
+    hop: str | None = None  # the receiving end of the hop that lost packets (server, proxy, client)
+
+    def __str__(self) -> str:
+        return self.text
+
+    @classmethod
+    def read(cls, data: object) -> ProofFailure:
+        """From a results file: a dict (schema 3), or the plain text of earlier versions."""
+        if isinstance(data, dict):
+            return cls(**{**data, "code": ProofCode(data.get("code", ProofCode.UNCLASSIFIED))})
+        return cls(ProofCode.UNCLASSIFIED, str(data))
+
+
 @dataclass(frozen=True)
 class PathDelivery:
     """Packets of the client's session on one path, counted at each hop (deltas over the run).
@@ -73,23 +117,27 @@ class PathDelivery:
             else (self.down_sent, self.down_entered, self.down_delivered)
         )
 
-    def problems(self, path: int, max_loss: float, scheduled: bool) -> list[str]:
+    def problems(self, path: int, max_loss: float, scheduled: bool) -> list[ProofFailure]:
         """Why this path's delivery fails (empty when it holds), naming the hop and direction."""
         reasons = []
         for direction, hops in HOPS.items():
             counts = self.counts(direction)
             if scheduled and counts[-1] == 0:
-                reasons.append(
+                text = (
                     f"path {path} delivered nothing {direction} "
                     f"({hops[0][0]} sent {counts[0]}, {hops[2][0]} received 0)"
                 )
+                reasons.append(ProofFailure(ProofCode.PATH_DELIVERED_NOTHING, text, path, direction, 0.0, None))
                 continue
             for (giver, _), (taker, _), before, after in zip(hops, hops[1:], counts, counts[1:]):
                 lost = before - after
                 if lost > max_loss * before + IN_FLIGHT_SLACK:
-                    reasons.append(
+                    text = (
                         f"path {path} {direction}: {taker} received {after} of the {before} packets "
                         f"the {giver} passed on ({lost / before:.0%} lost, limit {max_loss:.0%})"
+                    )
+                    reasons.append(
+                        ProofFailure(ProofCode.HOP_LOSS, text, path, direction, lost / before, max_loss, taker)
                     )
         return reasons
 
@@ -103,7 +151,7 @@ class SessionDelivery:
     down_sent: int = 0
     down_delivered: int = 0
 
-    def problems(self, max_loss: float) -> list[str]:
+    def problems(self, max_loss: float) -> list[ProofFailure]:
         reasons = []
         for direction, sent, delivered, giver, taker in (
             ("up", self.up_sent, self.up_delivered, "client", "server"),
@@ -111,10 +159,11 @@ class SessionDelivery:
         ):
             lost = sent - delivered
             if lost > max_loss * sent + IN_FLIGHT_SLACK:
-                reasons.append(
+                text = (
                     f"the session lost {lost} of {sent} packets {direction} ({lost / sent:.0%}, limit "
                     f"{max_loss:.0%}): the {taker}'s wg0 received {delivered} of what the {giver}'s sent"
                 )
+                reasons.append(ProofFailure(ProofCode.SESSION_LOSS, text, None, direction, lost / sent, max_loss))
         return reasons
 
 
@@ -137,7 +186,7 @@ class MigrationEvidence:
     # adherence windows: (the path the schedule named, share of the session's packets on it, packets)
     windows: list[tuple[int, float, int]] = field(default_factory=list)
     read_skew_ms: float = 0.0  # how far apart the counter reads of the hosts were (end of the run)
-    faults: list[str] = field(default_factory=list)  # what went wrong on a path during the run
+    faults: list[ProofFailure] = field(default_factory=list)  # what went wrong on a path during the run
     injected: list[str] = field(default_factory=list)  # faults the plan asked for (--fault), as applied
     applied_late_ms: list[float] = field(default_factory=list)  # per switch the switcher made: ms after its time
 
@@ -178,7 +227,12 @@ class MigrationEvidence:
         sampled less than twice an interval)."""
         interval_s = self.plan.get("interval_s") or 0
         made, planned, seen = len(self.applied_late_ms), self.planned_switches, len(self.switches)
-        if not planned or not interval_s or not made or any("refused" in fault for fault in self.faults):
+        if (
+            not planned
+            or not interval_s
+            or not made
+            or any(fault.code == ProofCode.SWITCH_REFUSED for fault in self.faults)
+        ):
             return None
         median = statistics.median(self.applied_late_ms)
         if made < planned * (1 - tolerance) or median > interval_s * 1000 / 4:
@@ -198,7 +252,7 @@ class MigrationEvidence:
             )
         return None
 
-    def failures(self, tolerances: Tolerances | None = None) -> list[str]:
+    def failures(self, tolerances: Tolerances | None = None) -> list[ProofFailure]:
         """Why this run does not prove migration (empty when it does).
 
         When the machine could not keep the schedule (behind_schedule), the checks that depend on
@@ -206,19 +260,22 @@ class MigrationEvidence:
         would judge the machine, not migration. Faults and lost packets are judged as ever."""
         rules = tolerances or Tolerances()
         reasons = list(self.faults)
-        timing: list[str] = []
+        timing: list[ProofFailure] = []
         done, planned = len(self.switches), self.planned_switches
         if done < planned * (1 - rules.switches):
-            timing.append(f"only {done} of {planned} planned switches happened (tolerance {rules.switches:.0%})")
+            text = f"only {done} of {planned} planned switches happened (tolerance {rules.switches:.0%})"
+            timing.append(ProofFailure(ProofCode.TOO_FEW_SWITCHES, text, figure=done, limit=planned))
         elif done > planned * (1 + rules.switches) + 1:
-            reasons.append(
+            text = (
                 f"{done} switches happened where {planned} were planned: something else rewrote the "
                 f"client's path table (tolerance {rules.switches:.0%})"
             )
+            reasons.append(ProofFailure(ProofCode.TOO_MANY_SWITCHES, text, figure=done, limit=planned))
         for path in self.scheduled_paths:
             use = self.per_path.get(path)
             if use is None or use.bytes == 0 or use.packets == 0:
-                reasons.append(f"path {path} was scheduled but carried nothing")
+                text = f"path {path} was scheduled but carried nothing"
+                reasons.append(ProofFailure(ProofCode.PATH_CARRIED_NOTHING, text, path, figure=0))
         for path, delivery in sorted(self.delivery.items()):
             reasons += delivery.problems(path, rules.max_path_loss, path in self.scheduled_paths)
         # Shares are judged where a schedule can be followed closely (--verdict-from-interval, 0.1 s):
@@ -229,33 +286,41 @@ class MigrationEvidence:
         for path in self.scheduled_paths if planned and strict else ():
             adherence = self.adherence(path)
             if adherence is not None and adherence < rules.min_adherence:
-                timing.append(
+                text = (
                     f"path {path} carried only {adherence:.0%} of the session's packets in the windows "
                     f"the schedule gave it (limit {rules.min_adherence:.0%})"
                 )
+                timing.append(ProofFailure(ProofCode.LOW_ADHERENCE, text, path, None, adherence, rules.min_adherence))
         if planned:
             unseen = sorted(set(self.scheduled_paths) - set(self.endpoint_paths))
             if self.endpoint_changes == 0:
-                timing.append(
+                text = (
                     f"the server never saw the client's endpoint move ({self.endpoint_samples} samples, "
                     f"paths seen: {self.endpoint_paths or 'none'})"
                 )
+                timing.append(ProofFailure(ProofCode.ENDPOINT_NEVER_MOVED, text, figure=0))
             elif unseen:
-                timing.append(
+                text = (
                     f"the server never saw the client on path {', '.join(map(str, unseen))} "
                     f"(paths seen: {self.endpoint_paths})"
                 )
+                timing.append(ProofFailure(ProofCode.PATH_NEVER_SEEN, text, unseen[0]))
             elif strict and self.endpoint_changes < rules.min_endpoint_moves * planned:
-                timing.append(
+                text = (
                     f"the server saw the client's endpoint move {self.endpoint_changes} times for "
                     f"{planned} planned switches (limit {rules.min_endpoint_moves:.0%} of them)"
                 )
+                moves = self.endpoint_changes / planned
+                timing.append(
+                    ProofFailure(ProofCode.FEW_ENDPOINT_MOVES, text, figure=moves, limit=rules.min_endpoint_moves)
+                )
         behind = self.behind_schedule(rules.switches) if timing else None
         if behind:
-            return reasons + [
+            text = (
                 f"{behind}: not a verdict on migration ({done} of {planned} planned switches seen, "
                 f"{self.endpoint_changes} endpoint moves)"
-            ]
+            )
+            return [*reasons, ProofFailure(ProofCode.BEHIND_SCHEDULE, text)]
         return reasons + timing
 
     def to_dict(self) -> dict[str, Any]:

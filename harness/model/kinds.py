@@ -73,6 +73,14 @@ class WireGuardImpl(StrEnum):
     WIREGUARD_GO = "wireguard-go"
 
 
+class WireGuardChoice(StrEnum):
+    """What --wireguard asks for: an implementation, or auto (kernel WireGuard where the module is)."""
+
+    AUTO = "auto"
+    KERNEL = WireGuardImpl.KERNEL.value
+    WIREGUARD_GO = WireGuardImpl.WIREGUARD_GO.value
+
+
 class Accel(StrEnum):
     """How a VM guest runs: KVM (hardware), TCG (qemu's software emulation), or auto (KVM if it boots)."""
 
@@ -81,7 +89,6 @@ class Accel(StrEnum):
     TCG = "tcg"
 
 
-WIREGUARD_REQUESTS = ("auto", WireGuardImpl.KERNEL.value, WireGuardImpl.WIREGUARD_GO.value)
 WIREGUARD_ALIASES = {"userspace": WireGuardImpl.WIREGUARD_GO.value}  # the word earlier versions used
 
 
@@ -97,9 +104,6 @@ def choose(enum: type[E], value: object, what: str) -> E:
         raise ConfigError(f"{what} {value!r} is unknown; choose one of {choices}") from None
 
 
-def wireguard_request(value: str) -> str:
+def wireguard_request(value: str) -> WireGuardChoice:
     """--wireguard: auto, kernel or wireguard-go (userspace is accepted as wireguard-go)."""
-    value = WIREGUARD_ALIASES.get(value, value)
-    if value not in WIREGUARD_REQUESTS:
-        raise ConfigError(f"--wireguard {value!r} is unknown; choose one of {', '.join(WIREGUARD_REQUESTS)}")
-    return value
+    return choose(WireGuardChoice, WIREGUARD_ALIASES.get(str(value), value), "--wireguard")

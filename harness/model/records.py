@@ -13,7 +13,9 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any, ClassVar
 
-SCHEMA_VERSION = 2
+from harness.model.evidence import ProofFailure
+
+SCHEMA_VERSION = 3  # 3: proof failures are records (code, path, direction, figure, limit, text)
 log = logging.getLogger(__name__)
 
 
@@ -129,11 +131,16 @@ class MigrationRecord(Placed, Record):
     topology: dict[str, Any] = field(default_factory=dict)
     plan: dict[str, Any] = field(default_factory=dict)
     evidence: dict[str, Any] = field(default_factory=dict)
-    proof_failures: list[str] = field(default_factory=list)
+    proof_failures: list[ProofFailure] = field(default_factory=list)
 
     @property
     def interval(self) -> float | None:
         return self.plan.get("interval_s")
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Record:
+        failures = [ProofFailure.read(item) for item in data.get("proof_failures") or []]
+        return super().from_dict({**data, "proof_failures": failures})
 
 
 KINDS: dict[str, type[Record]] = {cls.kind: cls for cls in (RunRecord, TestRecord, MeasurementRecord, MigrationRecord)}

@@ -20,6 +20,7 @@ from harness.model.kinds import (
     Mechanism,
     StickySource,
     Strategy,
+    WireGuardChoice,
     choose,
     wireguard_request,
 )
@@ -209,7 +210,7 @@ class RunSettings:
 
     backends: tuple[str, ...] = ("netns",)
     paths: int = 2
-    wireguard: str = "auto"
+    wireguard: WireGuardChoice = WireGuardChoice.AUTO
     run_id: str = field(default_factory=new_run_id)
     results_dir: Path = Path("reports")
     run_dir_override: Path | None = None

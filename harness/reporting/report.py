@@ -539,7 +539,7 @@ def _migration_table(records: list[Record]) -> str:
             f"<td>{escape(split)}</td><td>{evidence.get('endpoint_changes', '?')}</td>"
             f"<td>{evidence.get('releases', evidence.get('guard_releases', 0))} "
             f"({escape(str(evidence.get('sticky_source', '?')))})</td>"
-            f"<td class='{verdict}'>{verdict}</td><td>{escape('; '.join(m.proof_failures))}</td></tr>"
+            f"<td class='{verdict}'>{verdict}</td><td>{escape('; '.join(map(str, m.proof_failures)))}</td></tr>"
         )
     return (
         "<table><tr><th>test</th><th>backend</th><th>interval</th><th>switches done / planned</th>"

@@ -73,7 +73,7 @@ class ResultsWriter:
             )
         )
 
-    def migration(self, test: str, network, evidence, failures: list[str], extra: dict | None = None) -> Record:
+    def migration(self, test: str, network, evidence, failures: list, extra: dict | None = None) -> Record:
         """One migration test's proof (`evidence` a MigrationEvidence; `extra` joins its data, e.g. the observer)."""
         return self.write(
             MigrationRecord(

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from harness.errors import HarnessError
-from harness.model.evidence import PathDelivery, PathUse, SessionDelivery
+from harness.model.evidence import PathDelivery, PathUse, ProofCode, ProofFailure, SessionDelivery
 from harness.model.topology import SERVER_PORT, Topology, proxy_name
 from harness.runtime.hosts import LinkCounters
 
@@ -75,7 +75,7 @@ class Snapshot:
     proxy_outer: dict[int, LinkCounters]  # the proxies' underlay links towards the client
     server: dict[tuple[int, str], int]
     server_session: LinkCounters | None = None  # the server's wg0
-    problems: list[str] = field(default_factory=list)
+    problems: list[ProofFailure] = field(default_factory=list)
 
 
 class CounterReader:
@@ -139,12 +139,14 @@ class CounterReader:
             if problem is None:
                 continue
             if isinstance(name, int):
-                problems.append(
+                text = (
                     f"path {name}: the proxy's tunnel {proxy_name(name)} cannot be read "
                     f"(its WireGuard is gone?): {problem}"
                 )
+                problems.append(ProofFailure(ProofCode.TUNNEL_UNREADABLE, text, name))
             else:
-                problems.append(f"the {name}'s counters cannot be read: {problem}")
+                text = f"the {name}'s counters cannot be read: {problem}"
+                problems.append(ProofFailure(ProofCode.COUNTERS_UNREADABLE, text))
         server, server_session = done["server"][2] or ({}, None)
         return Snapshot(
             at=(min(starts) + max(ends)) / 2,

@@ -21,6 +21,7 @@ from pyroute2.netlink.rtnl import RTM_DELROUTE, RTM_NEWROUTE, RTMGRP_IPV4_ROUTE
 from pyroute2.netlink.rtnl.marshal import MarshalRtnl
 
 from harness.errors import HarnessError, MigrationError
+from harness.model.evidence import ProofCode, ProofFailure
 from harness.model.schedule import MigrationPlan
 from harness.model.topology import PATH_TABLE, proxy_name
 from harness.runtime.network import Network
@@ -200,7 +201,7 @@ class ScheduleRunner(Worker):
     def __init__(self, network: Network, plan: MigrationPlan, start: float) -> None:
         super().__init__("switcher")
         self.network, self.plan, self.t0 = network, plan, start
-        self.faults: list[str] = []
+        self.faults: list[ProofFailure] = []
         self.late_ms: list[float] = []  # per switch made: how long after its planned time the route was in place
 
     def run(self) -> None:
@@ -213,10 +214,11 @@ class ScheduleRunner(Worker):
             except (NetlinkError, OSError, HarnessError) as exc:
                 reason = os.strerror(exc.code) if isinstance(exc, NetlinkError) else str(exc)
                 if len(self.faults) < MAX_FAULTS:
-                    self.faults.append(
-                        f"path {switch.path}: the switch at {switch.at:g} s was refused by the "
-                        f"client's kernel ({reason})"
+                    text = (
+                        f"path {switch.path}: the switch at {switch.at:g} s was refused by the client's "
+                        f"kernel ({reason})"
                     )
+                    self.faults.append(ProofFailure(ProofCode.SWITCH_REFUSED, text, switch.path))
 
     def _sleep_until(self, due: float) -> bool:
         """Wait for `due` (monotonic); the last SPIN_S in a tight loop, as sleeps wake late. True: stop."""

@@ -14,7 +14,7 @@ import subprocess
 from pathlib import Path
 
 from harness.errors import PrerequisiteError
-from harness.model.kinds import WireGuardImpl, wireguard_request
+from harness.model.kinds import WireGuardChoice, WireGuardImpl, wireguard_request
 
 # Which Debian package brings each binary the harness calls.
 APT_PACKAGES = {
@@ -99,15 +99,15 @@ def kernel_wireguard_available() -> bool:
     return modules.is_dir() and any(modules.rglob("wireguard.ko*"))
 
 
-def resolve_wireguard(requested: str) -> WireGuardImpl:
+def resolve_wireguard(requested: str | WireGuardChoice) -> WireGuardImpl:
     """--wireguard auto|kernel|wireguard-go -> the implementation to use, or say why not."""
     requested = wireguard_request(requested)
     has_kernel = kernel_wireguard_available()
-    if requested == WireGuardImpl.KERNEL and not has_kernel:
+    if requested == WireGuardChoice.KERNEL and not has_kernel:
         raise PrerequisiteError(
             "--wireguard kernel: this kernel has no WireGuard module; use --wireguard wireguard-go or auto"
         )
-    if requested == WireGuardImpl.KERNEL or (requested == "auto" and has_kernel):
+    if requested == WireGuardChoice.KERNEL or (requested == WireGuardChoice.AUTO and has_kernel):
         return WireGuardImpl.KERNEL
     return WireGuardImpl.WIREGUARD_GO
 

@@ -1,4 +1,4 @@
-"""SIGINT and SIGTERM unwind through the same path: both become KeyboardInterrupt.
+"""SIGINT and SIGTERM unwind through the same path: both become Interrupted (a KeyboardInterrupt).
 
 Teardown defers them, so a second Ctrl-C cannot cut a cleanup short.
 """
@@ -9,6 +9,8 @@ import contextlib
 import signal
 import threading
 from collections.abc import Iterator
+
+from harness.errors import Interrupted
 
 _SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
@@ -22,7 +24,7 @@ _pending: list[int] = []  # signals whose KeyboardInterrupt has not reached a ch
 
 def _raise_interrupt(signum: int, frame: object) -> None:
     _pending.append(signum)
-    raise KeyboardInterrupt(f"received {signal.Signals(signum).name}")
+    raise Interrupted(signum)
 
 
 def checkpoint() -> None:
@@ -35,7 +37,7 @@ def checkpoint() -> None:
     if _pending:
         signum = _pending[0]
         _pending.clear()
-        raise KeyboardInterrupt(f"received {signal.Signals(signum).name}")
+        raise Interrupted(signum)
 
 
 @contextlib.contextmanager
@@ -70,4 +72,4 @@ def deferred() -> Iterator[None]:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
     if received:
-        raise KeyboardInterrupt(f"received {signal.Signals(received[0]).name} during teardown")
+        raise Interrupted(received[0], "during teardown")
