@@ -91,6 +91,12 @@ def cmd_clean(args: argparse.Namespace) -> int:
             else:
                 shutil.rmtree(directory, ignore_errors=True)
                 print(f"removed directory {directory}")
+        for path in cleanup.dead_wireguard_sockets():  # nobody listens: no live run owns them
+            if args.dry_run:
+                print(f"would remove socket {path}")
+            else:
+                Path(path).unlink(missing_ok=True)
+                print(f"removed socket {path}")
         for run_id in sorted(run_id for run_id, live in runs.items() if live):
             print(f"left alone: run {run_id} (its harness process is alive)")
     removed, leftovers = [], []

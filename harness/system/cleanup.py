@@ -10,6 +10,7 @@ import glob
 import os
 import shutil
 import signal
+import socket
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -123,6 +124,24 @@ def stale_browser_dirs() -> list[str]:
 def stray_wireguard_sockets() -> list[str]:
     """Sockets in the machine's own /run/wireguard: a host's daemon that escaped its private mount."""
     return sorted(glob.glob("/run/wireguard/*.sock"))
+
+
+def dead_wireguard_sockets() -> list[str]:
+    """Stray sockets that no daemon listens on any more: a wireguard-go that escaped its host's private
+    mount and died left them, and they belong to no live run (a live daemon's socket is never listed)."""
+    dead = []
+    for path in stray_wireguard_sockets():
+        probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        probe.settimeout(1.0)
+        try:
+            probe.connect(path)
+        except ConnectionRefusedError:
+            dead.append(path)
+        except OSError:
+            continue  # in use, or not a socket we can judge: left alone
+        finally:
+            probe.close()
+    return dead
 
 
 def find_leftovers(run_id: str) -> Leftovers:
