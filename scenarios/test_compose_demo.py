@@ -1,4 +1,4 @@
-"""The compose demo (harness/data/demo/) as a user runs it: docker-compose up, then the demo's migrate.sh.
+"""The compose demo (docker/demo/) as a user runs it: docker-compose up, then the demo's migrate.sh.
 
 Runs only where the Docker backend is selected (--backend docker or all); elsewhere it is
 deselected and the run's summary says so.

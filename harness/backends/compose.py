@@ -1,4 +1,4 @@
-"""The docker-compose demo (harness/data/demo/): its configs, rendered with fresh keys, and its topology.
+"""The docker-compose demo (docker/demo/): its configs, rendered with fresh keys, and its topology.
 
 `comps-harness render-demo DIR` writes DIR/docker-compose.yml and DIR/config/<service>/ (mounted at /etc/wireguard):
 wg-quick files for the proxies and the server, as the demo's containers use them, and for the
@@ -110,7 +110,7 @@ def proxy_services(topology: Topology) -> list[str]:
 
 
 class ComposeDemoBuilder(Builder):
-    """The compose demo (harness/data/demo/docker-compose.yml) brought up with docker-compose.
+    """The compose demo (docker/demo/docker-compose.yml) brought up with docker-compose.
 
     The containers configure themselves, as in the demo (wg-quick, client.sh); the harness only
     renders the configs with this run's keys, waits for traffic to flow, and observes.

@@ -1,5 +1,5 @@
-"""Files the harness ships: the demo's migrate.sh, the compose demo, the Docker images' build contexts,
-the named path profiles.
+"""Files the harness ships: the demo's migrate.sh and the named path profiles here; the compose demo and
+the Docker images' build contexts in the checkout's top-level docker/ (shipped as harness.docker).
 
 Found through importlib.resources, so they resolve the same from a source checkout or an install.
 """
@@ -16,6 +16,17 @@ def data_path(*parts: str) -> Path:
 
 
 MIGRATE_SCRIPT = data_path("migrate.sh")
-DEMO_DIR = data_path("demo")
-IMAGES_DIR = data_path("images")
+
+
+def _docker_dir() -> Path:
+    """harness/docker/ where a wheel installed it (setuptools' package-dir mapping), else the checkout's
+    top-level docker/ (an editable install cannot map a directory without __init__.py into a package)."""
+    package = Path(__file__).resolve().parent.parent
+    installed = package / "docker"
+    return installed if installed.is_dir() else package.parent / "docker"
+
+
+DOCKER_DIR = _docker_dir()
+DEMO_DIR = DOCKER_DIR / "demo"
+IMAGES_DIR = DOCKER_DIR  # docker/<image name>/Dockerfile
 PROFILES_FILE = data_path("profiles", "profiles.toml")
