@@ -453,7 +453,7 @@ def cmd_sweep(args: argparse.Namespace, pytest_args: list[str]) -> int:
     results = out / "results.jsonl"
     if not results.exists():
         raise HarnessError(f"the sweep produced no results ({results} is missing); pytest exited {status}")
-    path = report.write(results)
+    path = report.write(results, records=options.with_recorded_settings(load_records(results)))
     verdict = sweep_verdict(load_records(results), strict=args.strict)
     for line in verdict.lines:
         print(line)
@@ -504,7 +504,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     if not load(results):
         raise HarnessError(f"{results} holds no comps-harness records")
     started = time.monotonic()
-    path = report.write(results, Path(args.out) if args.out else None)
+    path = report.write(results, Path(args.out) if args.out else None, options.with_recorded_settings(load(results)))
     _progress(f"report built in {time.monotonic() - started:.2f} s")
     print(path)
     return 0

@@ -489,3 +489,23 @@ def markdown() -> str:
             lines.append(f"| {flags} | {default} | {option.help.replace('%%', '%').replace('|', '/')} |")
         lines.append("")
     return "\n".join(lines)
+
+
+def with_recorded_settings(records: list[Any]) -> list[Any]:
+    """Records whose run record carries its typed settings: a file written before settings were recorded
+    gets them from its option texts, parsed by this table as the run itself parsed them."""
+    from dataclasses import replace
+
+    from harness.errors import HarnessError
+    from harness.model.records import RunRecord
+
+    out = []
+    for record in records:
+        kept = record
+        if isinstance(record, RunRecord) and not record.settings and record.options:
+            try:
+                kept = replace(record, settings=s.recorded(settings_from(record.options)))
+            except HarnessError:
+                pass  # options this version no longer reads: the report judges with the defaults
+        out.append(kept)
+    return out

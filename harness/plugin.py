@@ -23,7 +23,7 @@ from harness.measure.services import OriginServices, require_measurement_tools
 from harness.model.kinds import Outcome
 from harness.model.profiles import Profile
 from harness.model.records import TestRecord
-from harness.model.settings import MeasureSettings, RunSettings, Settings, Tolerances
+from harness.model.settings import MeasureSettings, RunSettings, Settings, Tolerances, recorded
 from harness.reporting.results import ResultsWriter
 from harness.runtime.content import MB
 from harness.runtime.network import Network
@@ -115,6 +115,7 @@ def _run_fields(config: pytest.Config) -> dict:
         "cwd": str(config.invocation_params.dir),
         "options": values,
         "backends": list(config.stash[SETTINGS].run.backends),
+        "settings": recorded(config.stash[SETTINGS]),
         "reproduce": reproduce,
     }
 

@@ -18,6 +18,7 @@ import pytest
 
 from harness.measure.services import for_measurement, measure_condition, measure_loss
 from harness.measure.verdicts import describe, loss_verdict, throughput_verdicts
+from harness.model.metrics import Scenario
 from harness.model.profiles import rate_mbit
 from harness.model.schedule import baseline_of
 from harness.runtime.links import ImpairedPath, Impairment
@@ -51,7 +52,7 @@ def test_degraded_path_fails_the_loss_check(
     plan = dataclasses.replace(migration_plan, mechanism="netlink")
     with ImpairedPath(network, path, Impairment(drop=drop)):
         result = measure_loss(network, origin_services, plan, seconds=PROBE_SECONDS, rate=measure_settings.probe_rate)
-    record_condition("switch_loss_degraded", plan.label, 0, result)
+    record_condition(Scenario.SWITCH_LOSS_DEGRADED, plan.label, 0, result)
     verdict = loss_verdict(result.figures["loss"], tolerances.max_lost_per_switch)
     assert result.figures["loss"]["switches"] > 0, verdict["reason"]
     assert not verdict["ok"], (
@@ -90,7 +91,7 @@ def test_degraded_path_fails_the_throughput_check(
                 rate = degraded_rate(measure_settings.degrade_rate, baseline_mbit, path_profile.path(path).up.rate_mbit)
             with ImpairedPath(network, path, Impairment(rate=rate)) if degraded else contextlib.nullcontext():
                 result = measure_condition(network, condition_plan, measure)
-            record_condition("throughput_degraded", name, rep, result)
+            record_condition(Scenario.THROUGHPUT_DEGRADED, name, rep, result)
             figures[name].append(result.figures)
     degraded, healthy = figures[f"{plan.label}-degraded"], figures[plan.label]
     verdict = throughput_verdicts(figures["baseline"], degraded, limit=tolerances.throughput)["tcp_up"]

@@ -14,6 +14,7 @@ from harness.measure.services import (
     require_measurement_tools,
 )
 from harness.measure.verdicts import describe, ratio_verdict
+from harness.model.metrics import Scenario
 from harness.runtime.content import MB, PAGES, file_name
 
 pytestmark = [pytest.mark.network, pytest.mark.migration, pytest.mark.measurement]
@@ -40,7 +41,7 @@ def test_page_loads(network, origin_services, migration_plan, tolerances, measur
         plan,
         max(measure_settings.repeat, MIN_PAIRS),
         measure,
-        lambda cond, rep, result: record_condition("pageload", cond, rep, result),
+        lambda cond, rep, result: record_condition(Scenario.PAGELOAD, cond, rep, result),
     )
     failed = []
     for page in pages:
@@ -69,7 +70,7 @@ def test_download_time(network, origin_services, migration_plan, tolerances, mea
         plan,
         max(measure_settings.repeat, MIN_PAIRS),
         measure,
-        lambda cond, rep, result: record_condition("download", cond, rep, result),
+        lambda cond, rep, result: record_condition(Scenario.DOWNLOAD, cond, rep, result),
     )
     failed = []
     for i, name in enumerate(files):

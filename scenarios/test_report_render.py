@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shutil
 
+from harness.model.metrics import Scenario
 from harness.model.records import parse
 from harness.reporting import report
 
@@ -28,7 +29,7 @@ def records() -> list:
                     {
                         "kind": "measurement",
                         "run_id": "r",
-                        "scenario": "throughput",
+                        "scenario": Scenario.THROUGHPUT,
                         "test": "t[i0.1s]",
                         "condition": condition,
                         "interval": interval,

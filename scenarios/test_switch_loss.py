@@ -12,6 +12,7 @@ import pytest
 
 from harness.measure.services import measure_loss
 from harness.measure.verdicts import loss_verdict
+from harness.model.metrics import Scenario
 from harness.model.schedule import baseline_of
 
 pytestmark = [pytest.mark.network, pytest.mark.migration]
@@ -30,7 +31,7 @@ def test_loss_around_switches(
     plan = dataclasses.replace(migration_plan, mechanism=mechanism)
     result = measure_loss(network, origin_services, plan, seconds=PROBE_SECONDS, rate=measure_settings.probe_rate)
     loss = result.figures["loss"]
-    record_condition("switch_loss", plan.label, 0, result)
+    record_condition(Scenario.SWITCH_LOSS, plan.label, 0, result)
     verdict = loss_verdict(loss, tolerances.max_lost_per_switch)
     assert loss["switches"] > 0, verdict["reason"]
     if mechanism == "netlink" and not verdict["ok"]:  # the demo's script is measured and recorded, not judged
@@ -39,7 +40,7 @@ def test_loss_around_switches(
         quiet = measure_loss(
             network, origin_services, baseline_of(plan), seconds=PROBE_SECONDS, rate=measure_settings.probe_rate
         )
-        record_condition("switch_loss", "baseline", 0, quiet)
+        record_condition(Scenario.SWITCH_LOSS, "baseline", 0, quiet)
         alone = quiet.figures["loss"]
         if alone["lost"] and alone["lost"] / alone["sent"] >= loss["lost"] / loss["sent"] / 2:
             pytest.fail(

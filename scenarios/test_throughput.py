@@ -8,6 +8,7 @@ import pytest
 
 from harness.measure.services import for_measurement, interleave
 from harness.measure.verdicts import describe, throughput_verdicts
+from harness.model.metrics import Scenario
 
 pytestmark = [pytest.mark.network, pytest.mark.migration, pytest.mark.measurement]
 
@@ -21,7 +22,7 @@ def test_throughput(network, origin_services, migration_plan, tolerances, measur
         plan,
         measure_settings.repeat,
         measure,
-        lambda cond, rep, result: record_condition("throughput", cond, rep, result),
+        lambda cond, rep, result: record_condition(Scenario.THROUGHPUT, cond, rep, result),
     )
     judged = migration_plan.interval >= tolerances.verdict_from_interval
     limit = tolerances.throughput if judged else None

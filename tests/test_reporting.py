@@ -225,3 +225,29 @@ def test_path_profile_checks_get_their_own_table_and_stay_out_of_the_plots():
     assert ">Path profiles<" in page and "20.4 (spec 20) ms" in page and "30 (spec 50) Mbit/s" in page
     assert "within spec" in page and "path 2 up: 30 Mbit/s" in page
     assert "No path profile in these results" in report.build(records())
+
+
+def test_the_report_judges_with_the_settings_the_run_recorded():
+    """Tolerances come from the run record's typed settings, never from option text re-read by the report."""
+    from dataclasses import replace
+
+    from harness import options
+    from harness.model.records import RunRecord
+    from harness.model.settings import Settings, Tolerances, recorded
+
+    # throughput 250/300 = 0.83x: red at the default 0.9, green at 0.8
+    strict, lenient = records(), records()
+    lenient[0] = replace(lenient[0], settings=recorded(Settings(tolerances=Tolerances(throughput=0.8))))
+    verdicts = {
+        name: [
+            r["verdict"]["ok"] for r in report.cost_rows(recs, report.run_tolerances(recs)) if r["metric"] == "tcp_up"
+        ]
+        for name, recs in (("default", strict), ("recorded 0.8", lenient))
+    }
+    assert verdicts == {"default": [False], "recorded 0.8": [True]}, verdicts
+    # a file written before settings were recorded: its option text, parsed by the options table
+    old = records()
+    old[0] = replace(old[0], options={"throughput_tolerance": "0.8"})
+    recovered = options.with_recorded_settings(old)
+    assert isinstance(recovered[0], RunRecord) and report.run_tolerances(recovered).throughput == 0.8
+    assert report.run_tolerances(old).throughput == Tolerances().throughput  # not re-derived from text

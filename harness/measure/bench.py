@@ -25,6 +25,7 @@ from harness.measure.services import (
 )
 from harness.measure.verdicts import ratio_verdict, throughput_verdicts
 from harness.model.kinds import Mechanism
+from harness.model.metrics import Scenario
 from harness.model.schedule import MigrationPlan
 from harness.model.settings import MeasureSettings
 from harness.runtime.content import PAGES
@@ -70,7 +71,7 @@ class MigrationBench:
             for_measurement(self._plan(interval), seconds),
             self.options.repeat,
             measure,
-            self._recorder("throughput"),
+            self._recorder(Scenario.THROUGHPUT),
         )
         return throughput_verdicts([r.figures for r in baseline], [r.figures for r in migrating], limit=None)["tcp_up"][
             "ratio"
@@ -89,7 +90,7 @@ class MigrationBench:
             for_measurement(self._plan(interval), 10),
             self.options.repeat,
             measure,
-            self._recorder("pageload"),
+            self._recorder(Scenario.PAGELOAD),
         )
         return {
             page: ratio_verdict(
@@ -101,7 +102,7 @@ class MigrationBench:
     def lost_per_switch(self, mechanism: str, interval: float) -> tuple[int, int]:
         """(packets lost near a switch, switches) over the repetitions."""
         lost = switches = 0
-        record = self._recorder("switch_loss")
+        record = self._recorder(Scenario.SWITCH_LOSS)
         for rep in range(self.options.repeat):
             result = measure_loss(
                 self.network,

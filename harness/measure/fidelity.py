@@ -21,6 +21,7 @@ from harness.measure.services import (
 )
 from harness.measure.verdicts import throughput_verdicts
 from harness.model.kinds import StickySource
+from harness.model.metrics import Scenario
 from harness.model.schedule import MigrationPlan
 from harness.runtime.network import Network
 
@@ -60,7 +61,7 @@ def measure_run(
             interval=interval, paths=network.topology.path_ids, duration=max(2.0, 10 * interval), sticky_source=sticky
         )
         result = measure_loss(network, services, plan, seconds=plan.duration, rate=PROBE_RATE)
-        record("fidelity", f"{sticky}-{plan.label}", 0, result)
+        record(Scenario.FIDELITY, f"{sticky}-{plan.label}", 0, result)
         evidence, loss = result.evidence, result.figures["loss"]
         adherence = evidence.adherence()
         out["adherence"][key] = None if adherence is None else round(adherence, 4)

@@ -22,8 +22,8 @@ from pathlib import Path
 from harness.errors import MeasurementError
 from harness.measure import iperf
 from harness.measure.loss import analyze
-from harness.measure.verdicts import THROUGHPUT_KINDS
 from harness.model.evidence import MigrationEvidence
+from harness.model.metrics import THROUGHPUT_KINDS
 from harness.model.schedule import MigrationPlan, baseline_of
 from harness.runtime import content
 from harness.runtime.migration import MigrationController

@@ -6,6 +6,7 @@ import statistics
 from collections.abc import Sequence
 
 from harness.errors import MeasurementError
+from harness.model.metrics import THROUGHPUT, THROUGHPUT_KINDS
 from harness.model.stats import RatioEstimate, paired_ratio
 
 
@@ -78,9 +79,6 @@ def point_within(verdict: dict) -> bool:
     return verdict["ratio"] >= limit if verdict.get("higher_is_better", True) else verdict["ratio"] <= limit
 
 
-THROUGHPUT_KINDS = ("tcp_up", "tcp_down", "udp")
-
-
 def throughput_verdicts(baseline: Sequence[dict], condition: Sequence[dict], *, limit: float | None) -> dict:
     """Per iperf3 kind (tcp_up, tcp_down, udp): the ratio verdict of bits/s; `*` are measure() figures."""
     return {
@@ -88,9 +86,9 @@ def throughput_verdicts(baseline: Sequence[dict], condition: Sequence[dict], *, 
             [f[kind]["bits_per_second"] for f in baseline],
             [f[kind]["bits_per_second"] for f in condition],
             limit=limit,
-            higher_is_better=True,
-            unit="Mbit/s",
-            scale=1e6,
+            higher_is_better=THROUGHPUT.higher_is_better,
+            unit=THROUGHPUT.unit,
+            scale=THROUGHPUT.scale,
         )
         for kind in THROUGHPUT_KINDS
         if baseline and kind in baseline[0]

@@ -59,6 +59,7 @@ class RunRecord(Record):
     backends: list[str] = field(default_factory=list)
     environment: dict[str, Any] = field(default_factory=dict)
     reproduce: list[str] = field(default_factory=list)  # a command that makes a new run like this one
+    settings: dict[str, Any] = field(default_factory=dict)  # the typed settings it ran with (settings.recorded)
 
 
 @dataclass(frozen=True)

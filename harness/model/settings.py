@@ -6,12 +6,14 @@ input fails before anything is created, with one line naming the option.
 
 from __future__ import annotations
 
+import json
 import math
 import re
 import secrets
 import time
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
+from typing import Any
 
 from harness.errors import ConfigError
 from harness.model.kinds import (
@@ -319,3 +321,17 @@ class Settings:
     measure: MeasureSettings = field(default_factory=MeasureSettings)
     tolerances: Tolerances = field(default_factory=Tolerances)
     vm: VmSettings = field(default_factory=VmSettings)
+
+
+def recorded(settings: Settings) -> dict[str, Any]:
+    """The typed settings as a run record stores them (JSON: enums and paths as text, tuples as lists)."""
+    data: dict[str, Any] = json.loads(json.dumps(asdict(settings), default=str))
+    return data
+
+
+def recorded_tolerances(data: dict[str, Any] | None) -> Tolerances:
+    """The tolerances a run judged with, read back from its record's settings (a run record without them,
+    written before settings were recorded, judged with the defaults unless its caller knows better)."""
+    section = (data or {}).get("tolerances") or {}
+    names = {f.name for f in fields(Tolerances)}
+    return Tolerances(**{name: float(value) for name, value in section.items() if name in names})

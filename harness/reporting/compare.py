@@ -12,28 +12,11 @@ from __future__ import annotations
 import math
 import statistics
 from collections import defaultdict
-from collections.abc import Iterator
 
 from harness.errors import ConfigError
+from harness.model.metrics import compared_values
 from harness.model.records import MeasurementRecord, Record, of_kind
 from harness.model.stats import t_975
-
-
-def _figures(record: MeasurementRecord) -> Iterator[tuple[str, float, bool]]:
-    """(metric name, value, higher is better) of one measurement record."""
-    figures, scenario = record.figures, record.scenario
-    for kind in ("tcp_up", "tcp_down", "udp"):
-        if kind in figures:
-            yield f"{kind} bits/s", figures[kind]["bits_per_second"], True
-    for load in figures.get("loads", []):
-        if load.get("ok"):
-            yield f"{load['url'].rsplit('/', 1)[-1]} load ms", load["load_ms"], False
-    for download in figures.get("downloads", []):
-        yield f"{download['path']} seconds", download["seconds"], False
-    loss = figures.get("loss")
-    if loss and loss.get("lost_per_switch_mean") is not None and scenario == "switch_loss":
-        yield "lost per switch", loss["lost_per_switch_mean"], False
-
 
 MIN_N = 3
 
@@ -50,7 +33,7 @@ def metrics(records: list[Record]) -> dict[tuple, dict]:
     found: dict[tuple, dict] = defaultdict(lambda: {"values": [], "higher_is_better": True})
     for record in of_kind(records, MeasurementRecord):
         key = (record.scenario, record.where, _condition_of(record), record.mechanism)
-        for name, value, higher in _figures(record):
+        for name, value, higher in compared_values(record.figures, record.scenario):
             entry = found[(*key, name)]
             entry["values"].append(float(value))
             entry["higher_is_better"] = higher

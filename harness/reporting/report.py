@@ -14,6 +14,7 @@ from html import escape
 from pathlib import Path
 
 from harness.measure.verdicts import point_within, ratio_verdict
+from harness.model.metrics import COSTED, KIND_LABELS, THROUGHPUT_KINDS, Scenario, costed_values
 from harness.model.records import (
     MeasurementRecord,
     MigrationRecord,
@@ -23,7 +24,7 @@ from harness.model.records import (
     load,
     of_kind,
 )
-from harness.model.settings import Tolerances
+from harness.model.settings import Tolerances, recorded_tolerances
 from harness.reporting import svg
 
 CSS = """
@@ -36,10 +37,9 @@ th { background: #f4f4f4; } .passed { color: #080; font-weight: bold; } .failed 
 code, pre { background: #f6f6f6; padding: 2px 4px; }
 pre { white-space: pre-wrap; } svg text { font: 11px sans-serif; } .empty { color: #888; }
 """
-THROUGHPUT_KINDS = (("tcp_up", "TCP up"), ("tcp_down", "TCP down"), ("udp", "UDP"))
 
 
-PROFILE_CHECK = "path_profile"  # a profile's verification, not a measurement of migration
+PROFILE_CHECK = Scenario.PATH_PROFILE
 
 
 def _measured(records: list[Record], scenario: str | None = None) -> list[MeasurementRecord]:
@@ -103,20 +103,6 @@ def _series_by_interval(medians: dict[tuple, float], label) -> list[svg.Series]:
 
 
 # -- paired figures ------------------------------------------------------------------------
-METRIC_UNITS = {"throughput": ("Mbit/s", 1e6, True), "pageload": ("ms", 1.0, False), "download": ("s", 1.0, False)}
-
-
-def _metrics_of(record: MeasurementRecord) -> dict[str, float]:
-    """metric -> value of one measurement record (bits/s, load ms or download s)."""
-    figures = record.figures
-    found = {kind: figures[kind]["bits_per_second"] for kind in ("tcp_up", "tcp_down", "udp") if kind in figures}
-    for page_load in record.loads():
-        found[page_load["url"].rsplit("/", 1)[-1]] = page_load["load_ms"]
-    for download in figures.get("downloads", []):
-        found[download["path"]] = download["seconds"]
-    return found
-
-
 def paired(records: list[Record], scenario: str) -> dict[tuple, tuple[list[float], list[float]]]:
     """(backend, interval, condition, metric) -> (baseline values, migrating values), paired by test and
     repetition (each baseline was measured right before its migrating twin)."""
@@ -130,8 +116,8 @@ def paired(records: list[Record], scenario: str) -> dict[tuple, tuple[list[float
             for condition, record in reps[rep].items():
                 if condition == "baseline" or base is None:
                     continue
-                base_metrics = _metrics_of(base)
-                for metric, value in _metrics_of(record).items():
+                base_metrics = costed_values(base.figures)
+                for metric, value in costed_values(record.figures).items():
                     if metric in base_metrics:
                         entry = pairs.setdefault((backend, record.interval, condition, metric), ([], []))
                         entry[0].append(base_metrics[metric])
@@ -139,36 +125,34 @@ def paired(records: list[Record], scenario: str) -> dict[tuple, tuple[list[float
     return pairs
 
 
-def _limits(records: list[Record]) -> dict[str, float]:
-    """The tolerances the run judged with (its options), by scenario."""
-    options = next((r.options for r in of_kind(records, RunRecord) if r.options), {})
-    defaults = Tolerances()
-    return {
-        "throughput": float(options.get("throughput_tolerance") or defaults.throughput),
-        "pageload": float(options.get("pageload_tolerance") or defaults.pageload),
-        "download": float(options.get("pageload_tolerance") or defaults.pageload),
-        "verdict_from_interval": float(options.get("verdict_from_interval") or defaults.verdict_from_interval),
-    }
+def run_tolerances(records: list[Record]) -> Tolerances:
+    """The tolerances the run judged with, read back from its record's typed settings."""
+    run = next((r for r in of_kind(records, RunRecord) if r.settings), None)
+    return recorded_tolerances(run.settings if run else None)
 
 
-def cost_rows(records: list[Record]) -> list[dict]:
+def cost_rows(records: list[Record], tolerances: Tolerances) -> list[dict]:
     """What migration costs at each interval: one row per scenario, backend, interval and metric."""
-    limits, rows = _limits(records), []
-    for scenario, (unit, scale, higher) in METRIC_UNITS.items():
-        for (backend, interval, condition, metric), (base, value) in sorted(
-            paired(records, scenario).items(), key=lambda kv: str(kv[0])
+    rows = []
+    for metric in COSTED:
+        for (backend, interval, condition, item), (base, value) in sorted(
+            paired(records, metric.scenario).items(), key=lambda kv: str(kv[0])
         ):
-            judged = scenario != "throughput" or (interval or 0) >= limits["verdict_from_interval"]
             verdict = ratio_verdict(
-                base, value, limit=limits[scenario] if judged else None, higher_is_better=higher, unit=unit, scale=scale
+                base,
+                value,
+                limit=metric.limit(tolerances) if metric.judged_at(interval, tolerances) else None,
+                higher_is_better=metric.higher_is_better,
+                unit=metric.unit,
+                scale=metric.scale,
             )
             rows.append(
                 {
-                    "scenario": scenario,
+                    "scenario": metric.scenario,
                     "backend": backend,
                     "interval": interval,
                     "condition": condition,
-                    "metric": metric,
+                    "metric": item,
                     "verdict": verdict,
                 }
             )
@@ -178,8 +162,10 @@ def cost_rows(records: list[Record]) -> list[dict]:
 # -- plots ----------------------------------------------------------------------------------
 def cost_vs_interval(records: list[Record]) -> list[svg.Chart]:
     """Per scenario and backend: the paired ratio to baseline against the interval, with 95 % intervals."""
-    rows, charts, limits = cost_rows(records), [], _limits(records)
-    for scenario, (_, _, higher) in METRIC_UNITS.items():
+    tolerances = run_tolerances(records)
+    rows, charts = cost_rows(records, tolerances), []
+    for metric in COSTED:
+        scenario, higher = metric.scenario, metric.higher_is_better
         for backend in sorted({row["backend"] for row in rows if row["scenario"] == scenario}):
             mine = [
                 row
@@ -189,7 +175,7 @@ def cost_vs_interval(records: list[Record]) -> list[svg.Chart]:
                 and row["interval"] is not None
                 and "-degraded" not in row["condition"]
             ]
-            limit = limits[scenario]
+            limit = metric.limit(tolerances)
             band = (limit, 1.0) if higher else (1.0, limit)
             chart = svg.Chart(
                 f"{scenario}: with migration / without, by interval ({backend})",
@@ -199,9 +185,9 @@ def cost_vs_interval(records: list[Record]) -> list[svg.Chart]:
                 band=band,
                 band_label=f"within tolerance ({band[0]:g}..{band[1]:g}x)",
             )
-            for metric in sorted({row["metric"] for row in mine}):
-                series = svg.Series(metric, [])
-                for row in (r for r in mine if r["metric"] == metric):
+            for item in sorted({row["metric"] for row in mine}):
+                series = svg.Series(item, [])
+                for row in (r for r in mine if r["metric"] == item):
                     v = row["verdict"]
                     series.points.append((row["interval"], v["ratio"]))
                     series.labels[row["interval"]] = f"n={v['n']}"
@@ -213,7 +199,7 @@ def cost_vs_interval(records: list[Record]) -> list[svg.Chart]:
 
 
 def throughput_vs_interval(records: list[Record]) -> list[svg.Chart]:
-    measured = _measured(records, "throughput")
+    measured = _measured(records, Scenario.THROUGHPUT)
     charts = []
     for backend in sorted({r.where for r in measured}):
         mine = [r for r in measured if r.where == backend]
@@ -232,7 +218,8 @@ def throughput_vs_interval(records: list[Record]) -> list[svg.Chart]:
             band=(min(baseline), max(baseline)) if baseline else None,
             band_label="baseline (no migration), min..max",
         )
-        for kind, name in THROUGHPUT_KINDS:
+        for kind in THROUGHPUT_KINDS:
+            name = KIND_LABELS[kind]
             medians = _median_by(
                 [
                     ((r.interval,), r.figures[kind]["bits_per_second"] / 1e6)
@@ -248,7 +235,7 @@ def throughput_vs_interval(records: list[Record]) -> list[svg.Chart]:
 def throughput_time_series(records: list[Record]) -> list[svg.Chart]:
     """One migrating iperf3 run per backend (interval nearest 0.1 s), with its path switches as markers."""
     charts = []
-    measured = [r for r in _measured(records, "throughput") if _migrating(r) and "tcp_up" in r.figures]
+    measured = [r for r in _measured(records, Scenario.THROUGHPUT) if _migrating(r) and "tcp_up" in r.figures]
     for backend in sorted({r.where for r in measured}):
         mine = sorted((r for r in measured if r.where == backend), key=lambda r: (abs(r.interval - 0.1), r.repetition))
         record = mine[0]
@@ -273,7 +260,7 @@ def throughput_time_series(records: list[Record]) -> list[svg.Chart]:
 
 
 def pageload_distributions(records: list[Record]) -> list[svg.Chart]:
-    measured = _measured(records, "pageload")
+    measured = _measured(records, Scenario.PAGELOAD)
     charts = []
     for backend in sorted({r.where for r in measured}):
         mine = [r for r in measured if r.where == backend]
@@ -299,7 +286,7 @@ def pageload_distributions(records: list[Record]) -> list[svg.Chart]:
 
 
 def loss_per_switch(records: list[Record]) -> list[svg.Chart]:
-    measured = [r for r in _measured(records, "switch_loss") if _migrating(r)]
+    measured = [r for r in _measured(records, Scenario.SWITCH_LOSS) if _migrating(r)]
     if not measured:
         return []
     medians = _median_by(
@@ -372,7 +359,7 @@ def adherence_vs_interval(records: list[Record]) -> list[svg.Chart]:
 
 def degraded_runs(records: list[Record]) -> list[svg.Chart]:
     """The degraded-path self-checks: throughput of baseline, healthy and degraded migration, each repetition."""
-    measured = _measured(records, "throughput_degraded")
+    measured = _measured(records, Scenario.THROUGHPUT_DEGRADED)
     charts = []
     for backend in sorted({r.where for r in measured}):
         mine = [r for r in measured if r.where == backend and "tcp_up" in r.figures]
@@ -589,7 +576,7 @@ def _environment(records: list[Record]) -> str:
 
 
 def _cost_table(records: list[Record]) -> str:
-    rows = [row for row in cost_rows(records) if "-degraded" not in row["condition"]]
+    rows = [row for row in cost_rows(records, run_tolerances(records)) if "-degraded" not in row["condition"]]
     if not rows:
         return "<p class='empty'>No measurements with a baseline in these results.</p>"
     body = []
@@ -644,9 +631,9 @@ def build(records: list[Record], title: str = "comps-harness report") -> str:
     )
 
 
-def write(results_path: Path, out: Path | None = None) -> Path:
-    """Rebuild the report of a results file (default: report.html beside it)."""
-    records = load(results_path)
+def write(results_path: Path, out: Path | None = None, records: list[Record] | None = None) -> Path:
+    """Rebuild the report of a results file (default: report.html beside it), or of its `records` as read."""
+    records = load(results_path) if records is None else records
     out = out or results_path.with_name("report.html")
     run_ids = sorted({r.run_id for r in records})
     out.write_text(build(records, title=f"comps-harness report: {', '.join(run_ids) or results_path}"))

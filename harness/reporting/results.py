@@ -12,6 +12,7 @@ import threading
 import time
 from pathlib import Path
 
+from harness.model.metrics import Scenario
 from harness.model.records import MeasurementRecord, MigrationRecord, Record, RunRecord
 from harness.vm import facts
 
@@ -96,7 +97,7 @@ class ResultsWriter:
             MeasurementRecord(
                 run_id=self.run_id,
                 time=self._now(),
-                scenario="path_profile",
+                scenario=Scenario.PATH_PROFILE,
                 test="",
                 condition=check["profile"],
                 backend=network.backend,
