@@ -10,9 +10,17 @@ makes every figure a figure of the emulator.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
+import json
+import os
+import sys
 from collections.abc import Callable
+from pathlib import Path
+from typing import Any
 
+from harness.backends.registry import network_for
+from harness.errors import HarnessError
 from harness.measure.services import (
     OriginServices,
     for_measurement,
@@ -23,7 +31,10 @@ from harness.measure.verdicts import throughput_verdicts
 from harness.model.kinds import StickySource
 from harness.model.metrics import Scenario
 from harness.model.schedule import MigrationPlan
+from harness.model.settings import Settings
 from harness.runtime.network import Network
+from harness.vm.command import IN_VM_ENV
+from harness.vm.runner import prepare, run_in_vm
 
 PROBE_RATE = 500.0
 HOST_MODES = (StickySource.OFF, StickySource.SWITCH, StickySource.CLIENT, StickySource.ORACLE)
@@ -95,3 +106,93 @@ def measure_run(
                 name: None if verdict[name] is None else round(verdict[name], 4) for name in ("ratio", "low", "high")
             } | {"n": verdict["n"]}
     return out
+
+
+Recorder = Callable[[Network], Callable[[str, str, int, object], None]]  # a network -> its record(...) function
+
+
+def _runs(
+    settings: Settings,
+    implementations: list[tuple[str, StickySource]],
+    intervals: tuple[float, ...],
+    *,
+    in_guest: str | None,
+    recorder: Recorder,
+    progress: Callable[[str], None],
+) -> dict[str, Any]:
+    runs = {}
+    for implementation, mode in implementations:
+        run = dataclasses.replace(
+            settings.run, wireguard=implementation, run_id=f"{settings.run.run_id}-{implementation}-{mode}"
+        )
+        with (
+            network_for("netns", run, progress=progress) as network,
+            OriginServices(network, file_sizes=()) as services,
+        ):
+            name = "kernel" if implementation == "kernel" else f"wireguard-go/{mode}"
+            runs[name] = measure_run(
+                network,
+                services,
+                intervals,
+                mode,
+                throughput_reps=0 if in_guest == "tcg" else settings.measure.repeat,
+                iperf_seconds=settings.measure.iperf_seconds,
+                progress=progress,
+                record=recorder(network),
+            )
+    return runs
+
+
+def bench(settings: Settings, *, repo: Path, recorder: Recorder, progress: Callable[[str], None]) -> dict[str, Any]:
+    """wireguard-go in each sticky-source mode here, then kernel WireGuard (no release) in a guest.
+
+    Inside the guest (this same bench, rerun there) only the kernel's run is made; its runs come back
+    to the host as the last JSON line of the guest's output."""
+    reps = settings.measure.repeat
+    in_guest = os.environ.get(IN_VM_ENV)
+    if in_guest:  # the guest's part: kernel WireGuard, no release at all
+        kernel_runs = _runs(
+            settings,
+            [("kernel", StickySource.OFF)],
+            intervals_for(in_guest),
+            in_guest=in_guest,
+            recorder=recorder,
+            progress=progress,
+        )
+        return {"runs": kernel_runs}
+    guest = prepare(settings.vm, progress)
+    intervals = intervals_for(guest.accel)
+    host_modes = [("wireguard-go", mode) for mode in HOST_MODES]
+    runs = _runs(settings, host_modes, intervals, in_guest=None, recorder=recorder, progress=progress)
+    progress("bench fidelity: the kernel WireGuard run, in the guest")
+    command = [
+        sys.executable,
+        "-m",
+        "harness",
+        "bench",
+        "fidelity",
+        "--json",
+        "--reps",
+        str(reps),
+        "--run-id",
+        f"{settings.run.run_id}-guest",
+    ]
+    inner = run_in_vm(
+        settings.vm,
+        command,
+        rwdirs=[repo],
+        cwd=repo,
+        run_id=settings.run.run_id,
+        progress=progress,
+        capture=True,
+        guest=guest,
+    )
+    lines = [line for line in (inner.stdout or "").splitlines() if line.startswith("{")]
+    if inner.returncode != 0 or not lines:
+        raise HarnessError(f"bench fidelity: the guest's run exited {inner.returncode} without results")
+    return {
+        "vm": {"accel": str(guest.accel), "kernel": guest.kernel.describe(), "boot_s": inner.boot_s},
+        "intervals": [f"{interval:g}" for interval in intervals],
+        "reps": reps,
+        "runs": {**json.loads(lines[-1])["runs"], **runs},
+    }

@@ -1,0 +1,146 @@
+"""`comps-harness bench ...`: each parses its settings, builds what it needs, runs the measuring layer's bench
+(harness.measure, one module per bench) and prints its result."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+from pathlib import Path
+
+from harness.backends.registry import check_backend, network_for
+from harness.cli.common import REPO, emit, progress, settings_of, single_backend
+from harness.errors import ConfigError
+from harness.model.schedule import MigrationPlan
+from harness.model.settings import parse_number
+from harness.system.prereq import require_binaries
+from harness.vm.command import IN_VM_ENV
+
+
+def cmd_bench_bringup(args: argparse.Namespace) -> int:
+    from harness.measure import bringup
+
+    settings = settings_of(args)
+    backend = single_backend(settings)
+    runs = int(parse_number(args.runs, "--runs"))
+
+    def new_network(run: int):
+        return network_for(backend, settings.run, run_id=f"{settings.run.run_id}-{run}")
+
+    emit({"backend": backend, "paths": settings.run.paths, **bringup.bench(new_network, runs, progress)}, args.json)
+    return 0
+
+
+def cmd_bench_switching(args: argparse.Namespace) -> int:
+    """Switch on a schedule while traffic flows; report how far actual switches were from planned."""
+    from harness.measure import switching
+
+    settings = settings_of(args)
+    backend = single_backend(settings)
+    plan_options = settings.plan
+    if len(plan_options.intervals) != 1 or len(plan_options.mechanisms) != 1:
+        raise ConfigError("bench switching takes one --interval and one --mechanism")
+    plan = MigrationPlan(
+        interval=plan_options.intervals[0],
+        duration=plan_options.duration or 30.0,
+        mechanism=plan_options.mechanisms[0],
+        paths=tuple(range(1, settings.run.paths + 1)),
+    )
+    with network_for(backend, settings.run, progress=progress) as network:
+        emit({"backend": backend, **switching.bench(network, plan, progress)}, args.json)
+    return 0
+
+
+def cmd_bench_migration(args: argparse.Namespace) -> int:
+    """Throughput, page-load and loss cost of migrating at each interval, against a same-run baseline."""
+    from harness.measure.bench import MigrationBench
+    from harness.measure.services import OriginServices, require_measurement_tools
+    from harness.reporting.results import ResultsWriter
+
+    settings = settings_of(args)
+    backend = single_backend(settings)
+    require_measurement_tools(browser=True)
+    results = ResultsWriter(settings.run.run_dir, settings.run.run_id)
+    with network_for(backend, settings.run, progress=progress) as network:
+        with OriginServices(network, file_sizes=()) as services:
+
+            def record(scenario: str, condition: str, rep: int, result) -> None:
+                results.measurement(scenario, "bench migration", condition, rep, network, result)
+
+            result = MigrationBench(network, services, settings.plan.intervals, settings.measure, record, progress).run()
+    emit({**result, "results": str(results.path)}, args.json)
+    return 0
+
+
+def cmd_bench_proof(args: argparse.Namespace) -> int:
+    """The healthy control, the fault catalogue, adherence and the capture cross-check (bench proof)."""
+    from harness.measure import proofbench
+
+    settings = settings_of(args)
+    backend = single_backend(settings)
+    require_binaries(["tcpdump"] if backend == "netns" else [])
+    prepared = check_backend(backend, settings.run, progress)
+
+    def new_network(case: str):
+        return network_for(backend, settings.run, run_id=f"{settings.run.run_id}-{case}", prepared=prepared)
+
+    emit(proofbench.run(new_network, settings.tolerances, progress), args.json)
+    return 0
+
+
+def cmd_bench_observer(args: argparse.Namespace) -> int:
+    """What each proxy sees, for alternate and weighted-random at 0.1 and 1 s (bench observer)."""
+    from harness.measure import observe
+    from harness.measure.services import OriginServices, require_measurement_tools
+
+    settings = settings_of(args)
+    backend = single_backend(settings)
+    require_measurement_tools(browser=True)
+    require_binaries(["tcpdump"] if backend == "netns" else [])
+    with network_for(backend, settings.run, progress=progress) as network:
+        with OriginServices(network, file_sizes=()) as services:
+            emit(observe.bench(services, progress), args.json)
+    return 0
+
+
+def cmd_bench_fidelity(args: argparse.Namespace) -> int:
+    """wireguard-go in each sticky-source mode on the host, kernel WireGuard in a guest: the same migration."""
+    from harness.measure import fidelity
+    from harness.reporting.results import ResultsWriter
+
+    settings = settings_of(args)
+    results = ResultsWriter(settings.run.run_dir, settings.run.run_id)
+
+    def recorder(network):
+        def record(scenario: str, condition: str, rep: int, result) -> None:
+            results.measurement(scenario, "bench fidelity", condition, rep, network, result)
+
+        return record
+
+    result = fidelity.bench(settings, repo=REPO, recorder=recorder, progress=progress)
+    if os.environ.get(IN_VM_ENV):  # the guest's part goes back to the host as one JSON line
+        print(json.dumps(result))
+        return 0
+    emit({**result, "results": str(results.path)}, args.json)
+    return 0
+
+
+def cmd_bench_paths(args: argparse.Namespace) -> int:
+    """Apply a path profile and measure what each path really does (bench paths)."""
+    from harness.data import PROFILES_FILE
+    from harness.measure import paths
+    from harness.model.profiles import choose_profiles, load_profiles
+    from harness.runtime.shaping import require_qdiscs
+
+    settings = settings_of(args)
+    backend = single_backend(settings)
+    more = Path(args.profiles) if args.profiles else None
+    profiles = choose_profiles(args.profile, load_profiles(PROFILES_FILE, more))
+    if len(profiles) != 1:
+        raise ConfigError("--profile: bench paths takes one profile")
+    (profile,) = profiles
+    require_qdiscs(profile, tuple(range(1, settings.run.paths + 1)))
+    with network_for(backend, settings.run, progress=progress) as network:
+        result = paths.bench(network, profile, progress)
+    emit({"backend": backend, **result}, args.json)
+    return 0 if result["within_spec"] else 1
