@@ -43,6 +43,8 @@ class Option:
     default: str | None
     help: str
     parse: Callable[[str], Any]
+    action: str | None = None  # argparse's: store_true for a switch, append for a repeatable option
+    scope: str = "both"  # where it is offered: both (comps-harness and pytest), cli, or pytest
 
     @property
     def flag(self) -> str:
@@ -60,9 +62,28 @@ def _opt(
     default: str | None,
     help: str,
     parse: Callable[[str, str], Any],
+    *,
+    action: str | None = None,
+    scope: str = "both",
 ) -> Option:
     flags = (flags,) if isinstance(flags, str) else flags
-    return Option(flags, section, field, default, help, lambda text, _p=parse, _f=flags[0]: _p(text, _f))
+    return Option(flags, section, field, default, help, lambda text, _p=parse, _f=flags[0]: _p(text, _f), action, scope)
+
+
+def _flag(
+    flags: str, help: str, *, default: str | None = None, action: str | None = None, scope: str = "cli"
+) -> Option:
+    """A command's own flag (section `command`: read by the command, not a setting of the run)."""
+    return _opt(
+        flags,
+        "command",
+        flags.lstrip("-").replace("-", "_"),
+        default,
+        help,
+        lambda text, flag: text,
+        action=action,
+        scope=scope,
+    )
 
 
 def _duration(text: str, flag: str) -> float | None:
@@ -393,6 +414,52 @@ OPTIONS: tuple[Option, ...] = (
         "saying so (e.g. 90m, 4h; default 4h)",
         s.parse_duration,
     ),
+    # -- what a command itself reads (not settings of the run) ------------------------------------
+    _flag("--json", "print one JSON object (the benches, compare)", action="store_true"),
+    _flag(
+        "--out",
+        "where the output goes: a sweep's directory (default reports/<new run id>/; its name is the run "
+        "id), the report's HTML file (default: report.html beside the results), the compose demo's directory",
+    ),
+    _flag("--force", "sweep: replace the results of a non-empty --out", action="store_true"),
+    _flag(
+        "--strict",
+        "sweep: research verdicts beyond tolerance fail the sweep too (default: listed, exit 0)",
+        action="store_true",
+    ),
+    _flag(
+        "--observe",
+        "capture on every proxy during the migration tests and record what each proxy sees "
+        "(the report's 'What each proxy sees')",
+        action="store_true",
+        scope="both",
+    ),
+    _flag(
+        "--vm",
+        "run this command inside a guest with a stock Debian kernel (kernel WireGuard, netem; netns "
+        "backend only); see --kernel, --accel, --cpus, --memory",
+        action="store_true",
+        scope="both",
+    ),
+    _flag(
+        "--sweep-progress",
+        "print a progress line per test to stderr: done/total, elapsed, estimate left",
+        action="store_true",
+        scope="pytest",
+    ),
+    _flag("--hold", "up: seconds to hold the topology (default 5)", default="5"),
+    _flag("--traffic", "up: ping the origin through wg0 while holding", action="store_true"),
+    _flag("--dry-run", "clean: list what would be removed, remove nothing", action="store_true"),
+    _flag("--runs", "bench bringup: how many bring-ups and teardowns (default 10)", default="10"),
+    _flag(
+        "--tolerance",
+        "compare: worst acceptable NEW/OLD ratio for higher-is-better metrics (1/x for the others; default 0.9)",
+        default="0.9",
+    ),
+    _flag("--fetch", "vm: only fetch the kernel into the cache (idempotent)", action="store_true"),
+    _flag(
+        "--rwdir", "vm: another directory writable in the guest (repeatable; the repository always is)", action="append"
+    ),
 )
 BY_FLAG = {flag: option for option in OPTIONS for flag in option.flags}
 
@@ -405,18 +472,35 @@ def in_sections(*sections: str) -> list[Option]:
     return [option for option in OPTIONS if option.section in sections]
 
 
+def _argument(option: Option, default: str | None) -> dict[str, Any]:
+    if option.action == "store_true":
+        return {"dest": option.dest, "action": "store_true", "help": option.help}
+    if option.action == "append":
+        return {"dest": option.dest, "action": "append", "help": option.help}
+    return {"dest": option.dest, "default": default, "help": option.help}
+
+
 def add_to_argparse(
-    parser: argparse.ArgumentParser, options: Iterable[Option], defaults: Mapping[str, str] | None = None
+    parser: argparse.ArgumentParser,
+    options: Iterable[Option],
+    defaults: Mapping[str, str] | None = None,
+    helps: Mapping[str, str] | None = None,
 ) -> None:
-    """Register `options` (their text defaults may be overridden per command by flag)."""
+    """Register `options` (their text defaults and help may be overridden per command, by flag)."""
     for option in options:
-        default = (defaults or {}).get(option.flag, option.default)
-        parser.add_argument(*option.flags, dest=option.dest, default=default, help=option.help)
+        argument = _argument(option, (defaults or {}).get(option.flag, option.default))
+        argument["help"] = (helps or {}).get(option.flag, argument["help"])
+        parser.add_argument(*option.flags, **argument)
+
+
+def for_pytest() -> list[Option]:
+    """The options pytest offers (a command's own flags, such as --json, are the command's alone)."""
+    return [option for option in OPTIONS if option.scope in ("both", "pytest")]
 
 
 def add_to_pytest(group: Any) -> None:
-    for option in OPTIONS:
-        group.addoption(*option.flags, dest=option.dest, default=option.default, help=option.help)
+    for option in for_pytest():
+        group.addoption(*option.flags, **_argument(option, option.default))
 
 
 def parse_section(section: str, raw: Mapping[str, Any]) -> Any:
@@ -467,6 +551,7 @@ SECTION_TITLES = {
     "measure": "Measurements",
     "tolerances": "Tolerances (how verdicts judge)",
     "vm": "The VM guest (comps-harness vm, --vm)",
+    "command": "What a command reads itself (output, switches)",
 }
 
 
@@ -485,7 +570,9 @@ def markdown() -> str:
         lines += [f"## {title}", "", "| option | default | what it does |", "|---|---|---|"]
         for option in in_sections(section):
             flags = ", ".join(f"`{flag}`" for flag in option.flags)
-            default = "(none)" if option.default is None else f"`{option.default}`"
+            default = {"store_true": "(a switch)", "append": "(repeatable)"}.get(
+                option.action or "", "(none)" if option.default is None else f"`{option.default}`"
+            )
             lines.append(f"| {flags} | {default} | {option.help.replace('%%', '%').replace('|', '/')} |")
         lines.append("")
     return "\n".join(lines)

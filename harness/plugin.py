@@ -43,22 +43,6 @@ SWEPT = pytest.StashKey[list]()
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("comps-harness")
     options.add_to_pytest(group)
-    group.addoption(
-        "--observe",
-        action="store_true",
-        help="capture on every proxy during the migration tests and record what each proxy sees",
-    )
-    group.addoption(
-        "--sweep-progress",
-        action="store_true",
-        help="print a progress line per test to stderr: done/total, elapsed, estimate left",
-    )
-    group.addoption(
-        "--vm",
-        action="store_true",
-        help="run this pytest inside a guest with a stock Debian kernel (kernel WireGuard, netem; "
-        "netns backend only); see --kernel, --accel, --cpus, --memory",
-    )
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -68,7 +52,7 @@ def pytest_cmdline_main(config: pytest.Config) -> int | None:
         return None
     from harness.vm.runner import rerun_in_guest
 
-    raw = {option.dest: config.getoption(option.dest) for option in options.OPTIONS}
+    raw = {option.dest: config.getoption(option.dest) for option in options.for_pytest()}
     try:
         return rerun_in_guest(
             options.settings_from(raw),
@@ -86,7 +70,7 @@ def pytest_cmdline_main(config: pytest.Config) -> int | None:
 
 def pytest_configure(config: pytest.Config) -> None:
     global _unwind
-    raw = {option.dest: config.getoption(option.dest) for option in options.OPTIONS}
+    raw = {option.dest: config.getoption(option.dest) for option in options.for_pytest()}
     try:
         settings = config.stash[SETTINGS] = options.settings_from(raw)
         config.stash[PLANS] = options.plans_of(settings)

@@ -30,7 +30,10 @@ def test_every_option_has_a_unique_flag_and_a_field():
     flags = [flag for option in options.OPTIONS for flag in option.flags]
     assert len(flags) == len(set(flags))
     for option in options.OPTIONS:
-        assert option.field in options.field_names(option.section), option.flag
+        if option.section == "command":  # a command's own flag: its field is its dest, read by the command
+            assert option.field == option.dest and option.scope in ("cli", "pytest", "both"), option.flag
+        else:
+            assert option.field in options.field_names(option.section), option.flag
 
 
 def test_pytest_registers_the_same_table():
@@ -38,10 +41,13 @@ def test_pytest_registers_the_same_table():
 
     class Group:
         def addoption(self, *flags, **kwargs):
-            registered.append((flags, kwargs["dest"], kwargs["default"]))
+            registered.append((flags, kwargs["dest"], kwargs.get("default"), kwargs.get("action")))
 
     options.add_to_pytest(Group())
-    assert registered == [(option.flags, option.dest, option.default) for option in options.OPTIONS]
+    expected = [(o.flags, o.dest, None if o.action else o.default, o.action) for o in options.for_pytest()]
+    assert registered == expected
+    flags = {flag for entry in registered for flag in entry[0]}
+    assert {"--observe", "--vm", "--sweep-progress"} <= flags and "--json" not in flags  # the plugin declares none
 
 
 def test_values_are_parsed_into_typed_settings():

@@ -67,7 +67,9 @@ def cmd_bench_migration(args: argparse.Namespace) -> int:
             def record(scenario: str, condition: str, rep: int, result) -> None:
                 results.measurement(scenario, "bench migration", condition, rep, network, result)
 
-            result = MigrationBench(network, services, settings.plan.intervals, settings.measure, record, progress).run()
+            result = MigrationBench(
+                network, services, settings.plan.intervals, settings.measure, record, progress
+            ).run()
     emit({**result, "results": str(results.path)}, args.json)
     return 0
 
