@@ -13,6 +13,8 @@ import sys
 import time
 from collections import defaultdict
 from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
 
 import pytest
 
@@ -31,14 +33,6 @@ from harness.runtime.shaping import ShapedPaths, require_qdiscs, verify
 from harness.system import signals
 from harness.vm.command import IN_VM_ENV
 
-_unwind = None
-SETTINGS = pytest.StashKey[Settings]()
-PLANS = pytest.StashKey[list]()
-PROFILES = pytest.StashKey[tuple]()
-PROFILE_CHECKS = pytest.StashKey[dict]()
-RESULTS = pytest.StashKey[ResultsWriter]()
-SWEPT = pytest.StashKey[list]()
-
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("comps-harness")
@@ -52,10 +46,9 @@ def pytest_cmdline_main(config: pytest.Config) -> int | None:
         return None
     from harness.vm.runner import rerun_in_guest
 
-    raw = {option.dest: config.getoption(option.dest) for option in options.for_pytest()}
     try:
         return rerun_in_guest(
-            options.settings_from(raw),
+            options.settings_from(_raw_options(config)),
             [sys.executable, "-m", "pytest", *config.invocation_params.args],
             rwdirs=[config.rootpath],
             cwd=config.invocation_params.dir,
@@ -68,23 +61,26 @@ def pytest_cmdline_main(config: pytest.Config) -> int | None:
         return pytest.ExitCode.INTERRUPTED
 
 
+def _raw_options(config: pytest.Config) -> dict[str, Any]:
+    return {option.dest: config.getoption(option.dest) for option in options.for_pytest()}
+
+
 def pytest_configure(config: pytest.Config) -> None:
-    global _unwind
-    raw = {option.dest: config.getoption(option.dest) for option in options.for_pytest()}
+    """Parse the options once into the session's state, registered as a plugin of its own."""
     try:
-        settings = config.stash[SETTINGS] = options.settings_from(raw)
-        config.stash[PLANS] = options.plans_of(settings)
-        config.stash[PROFILES] = options.path_profiles(settings.run)
-        config.stash[PROFILE_CHECKS] = {}
+        settings = options.settings_from(_raw_options(config))
+        state = HarnessSession(config, settings, options.plans_of(settings), options.path_profiles(settings.run))
     except HarnessError as exc:
         raise pytest.UsageError(f"comps-harness: {exc}") from None
-    config.stash[RESULTS] = ResultsWriter(settings.run.run_dir, settings.run.run_id, run=_run_fields(config))
-    # SIGTERM unwinds like Ctrl-C, so fixture finalizers remove what the run built.
-    _unwind = signals.interrupts_unwind()
-    _unwind.__enter__()
+    config.stash[SESSION] = state
+    config.pluginmanager.register(state, "comps-harness-session")
 
 
-def _run_fields(config: pytest.Config) -> dict:
+def session_of(config: pytest.Config) -> HarnessSession:
+    return config.stash[SESSION]
+
+
+def _run_fields(config: pytest.Config, settings: Settings) -> dict[str, Any]:
     """The run record: the exact command, its options and the backends (reports reproduce runs from it)."""
     values = {
         name: value
@@ -98,8 +94,8 @@ def _run_fields(config: pytest.Config) -> dict:
         "argv": [sys.executable, "-m", "pytest", *argv],
         "cwd": str(config.invocation_params.dir),
         "options": values,
-        "backends": list(config.stash[SETTINGS].run.backends),
-        "settings": recorded(config.stash[SETTINGS]),
+        "backends": list(settings.run.backends),
+        "settings": recorded(settings),
         "reproduce": reproduce,
     }
 
@@ -117,50 +113,11 @@ def without_run_naming(argv: list[str]) -> list[str]:
     return out
 
 
-def pytest_unconfigure(config: pytest.Config) -> None:
-    global _unwind
-    if _unwind is not None:
-        _unwind.__exit__(None, None, None)
-        _unwind = None
-
-
-def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
-    if "backend" in metafunc.fixturenames:
-        backends = metafunc.config.stash[SETTINGS].run.backends
-        metafunc.parametrize("backend", backends, ids=list(backends), scope="session")
-    if "path_profile" in metafunc.fixturenames:
-        profiles = metafunc.config.stash[PROFILES]
-        if [profile.name for profile in profiles] != ["lan"]:  # lan alone: the ids stay as they were
-            metafunc.parametrize("path_profile", profiles, ids=[profile.name for profile in profiles])
-    if "migration_plan" in metafunc.fixturenames:
-        plans = metafunc.config.stash[PLANS]
-        if "mechanism" in metafunc.fixturenames or metafunc.definition.get_closest_marker("atomic_switch"):
-            # the test chooses the mechanism itself (or needs the atomic one): one plan per interval,
-            # not one per --switch-mechanism, so no two ids run the same thing
-            plans = [plan for plan in plans if plan.mechanism == "netlink"]
-        if metafunc.definition.get_closest_marker("one_interval"):
-            plans = one_interval(plans)
-        metafunc.parametrize("migration_plan", plans, ids=[plan.label for plan in plans])
-
-
 def one_interval(plans: list) -> list:
     """The plans of the longest interval only: a self-check that shows a verdict can turn red needs one
     interval, not every interval of the sweep (its five interleaved pairs cost ~30 s each)."""
     longest = max((plan.interval for plan in plans if plan.interval), default=None)
     return [plan for plan in plans if plan.interval == longest] if longest else plans
-
-
-DESELECTED = pytest.StashKey[list]()
-PROGRESS = pytest.StashKey[dict]()
-
-
-def pytest_collection_finish(session: pytest.Session) -> None:
-    session.config.stash[PROGRESS] = {
-        "items": list(session.items),
-        "done": 0,
-        "started": time.monotonic(),
-        "seconds": defaultdict(list),
-    }
 
 
 def estimate_left(remaining: list[str], seconds: dict[str, list[float]]) -> float | None:
@@ -173,66 +130,13 @@ def estimate_left(remaining: list[str], seconds: dict[str, list[float]]) -> floa
     return sum(sum(seconds[name]) / len(seconds[name]) if seconds.get(name) else overall for name in remaining)
 
 
-def _progress_line(item: pytest.Item, outcome: str, seconds: float) -> None:
-    """--sweep-progress: one line per finished test, with its outcome, and an estimate of what is left."""
-    state = item.config.stash[PROGRESS]
-    elapsed = time.monotonic() - state["started"]
-    remaining = [i.originalname or i.name for i in state["items"][state["done"] :]]
-    left = estimate_left(remaining, state["seconds"])
-    left_text = "" if left is None else f", about {_minutes(left)} left"
-    print(
-        f"[{state['done']}/{len(state['items'])}] {outcome:8} {item.nodeid} ({seconds:.1f} s; "
-        f"{_minutes(elapsed)} so far{left_text})",
-        file=sys.stderr,
-        flush=True,
-    )
-
-
 def _minutes(seconds: float) -> str:
     return f"{int(seconds // 60)}m{int(seconds % 60):02d}s"
 
 
-@pytest.hookimpl(hookwrapper=True)
-def pytest_runtest_makereport(item: pytest.Item, call):
-    """Every test outcome is also a record, so a report's verdict table and its figures come from one file."""
-    outcome = yield
-    report = outcome.get_result()
-    if report.when == "call" or (report.when == "setup" and not report.passed):
-        _record_outcome(item, report, call)
-    if report.when == "call":
-        _attach_plots(item, report)
-    state = item.config.stash[PROGRESS]
-    state.setdefault("running", 0.0)
-    state["running"] += report.duration
-    worst = state.setdefault("outcome", Outcome.PASSED)
-    this = _outcome(item, report, call)
-    if this != Outcome.PASSED and (worst in (Outcome.PASSED, Outcome.UNJUDGED) or this == Outcome.ERROR):
-        state["outcome"] = this
-    if report.when == "teardown":
-        state["done"] += 1
-        seconds = state.pop("running")
-        state["seconds"][item.originalname or item.name].append(seconds)
-        if report.failed:
-            _record_outcome(item, report, call)
-        if item.config.getoption("--sweep-progress"):
-            _progress_line(item, state.pop("outcome"), seconds)
-        state.pop("outcome", None)
-
-
-def _attach_plots(item: pytest.Item, report: pytest.TestReport) -> None:
-    """With pytest-html (`pytest --html=FILE`), a measurement test's plots go into its row of that report."""
-    if not item.config.pluginmanager.hasplugin("html"):
-        return
-    from pytest_html import extras
-
-    from harness.reporting.report import charts_svg
-
-    records = item.config.stash[RESULTS].measurements_of(item.name)
-    if records:
-        report.extras = [*getattr(report, "extras", []), *(extras.html(chart) for chart in charts_svg(records))]
-
-
-def _outcome(item: pytest.Item, report: pytest.TestReport, call: pytest.CallInfo | None) -> Outcome:
+def outcome_of(item: pytest.Item, report: pytest.TestReport, call: pytest.CallInfo | None) -> Outcome:
+    """A verdict (passed, failed), unjudged (passed, but measured without a verdict), an infrastructure error
+    (a HarnessError, or a failure outside the test's call), or skipped."""
     if report.passed:
         return Outcome.UNJUDGED if ("verdict", "unjudged") in item.user_properties else Outcome.PASSED
     if report.skipped:
@@ -241,86 +145,184 @@ def _outcome(item: pytest.Item, report: pytest.TestReport, call: pytest.CallInfo
     return Outcome.FAILED if report.when == "call" and not infrastructure else Outcome.ERROR
 
 
-def _record_outcome(item: pytest.Item, report: pytest.TestReport, call: pytest.CallInfo | None = None) -> None:
-    """Scenarios (marker `network`) only: a unit-test run writes nothing."""
-    if item.get_closest_marker("network") is None:
-        return
-    params = getattr(item, "callspec", None)
-    params = params.params if params is not None else {}
-    plan = params.get("migration_plan")
-    reason = ""
-    if report.failed or report.skipped:
-        crash = getattr(report.longrepr, "reprcrash", None)
-        reason = crash.message if crash is not None else str(report.longrepr)
-        reason = reason.splitlines()[0][:500] if reason else ""
-    results = item.config.stash[RESULTS]
-    outcome = _outcome(item, report, call)
-    detail = str(report.longrepr)[-4000:] if outcome == Outcome.ERROR else ""
-    results.write(
-        TestRecord(
-            run_id=results.run_id,
-            time=round(time.time(), 3),
-            test=item.nodeid,
-            scenario=item.originalname or item.name,
-            phase=report.when,
-            outcome=outcome,
-            reason=reason,
-            duration_s=round(report.duration, 3),
-            check="research" if item.get_closest_marker("measurement") else "proof",
-            detail=detail,
-            backend=params.get("backend"),
-            interval=plan.interval if plan is not None else None,
-            profile=params["path_profile"].name if "path_profile" in params else "lan",
-            strategy=plan.strategy if plan is not None else None,
-            mechanism=params.get("mechanism") or (plan.mechanism if plan is not None else None),
-            label=plan.label if plan is not None else None,
+@dataclass
+class Progress:
+    """--sweep-progress: what has finished, how long each test function took, the worst outcome so far."""
+
+    items: list[pytest.Item] = field(default_factory=list)
+    done: int = 0
+    started: float = field(default_factory=time.monotonic)
+    seconds: dict[str, list[float]] = field(default_factory=lambda: defaultdict(list))
+    running: float = 0.0  # the current test's phases so far
+    worst: Outcome = Outcome.PASSED
+
+
+class HarnessSession:
+    """Everything one pytest session of the harness knows, in one object registered as a plugin: the parsed
+    settings and plans, the results file, the profile checks, progress, and what the session removed."""
+
+    def __init__(self, config: pytest.Config, settings: Settings, plans: list, profiles: tuple[Profile, ...]):
+        self.config = config
+        self.settings = settings
+        self.plans = plans
+        self.profiles = profiles
+        self.profile_checks: dict[tuple[str, str], dict] = {}
+        self.results = ResultsWriter(settings.run.run_dir, settings.run.run_id, run=_run_fields(config, settings))
+        self.progress = Progress()
+        self.deselected: list[str] = []
+        self.swept: list[str] = []
+        self.networks = itertools.count(1)  # run ids of the tests' networks: <run id>-<n>
+        # SIGTERM unwinds like Ctrl-C, so fixture finalizers remove what the run built.
+        self._unwind = signals.interrupts_unwind()
+        self._unwind.__enter__()
+
+    # -- hooks ----------------------------------------------------------------------------------
+    def pytest_unconfigure(self, config: pytest.Config) -> None:
+        self._unwind.__exit__(None, None, None)
+
+    def pytest_generate_tests(self, metafunc: pytest.Metafunc) -> None:
+        if "backend" in metafunc.fixturenames:
+            backends = self.settings.run.backends
+            metafunc.parametrize("backend", backends, ids=list(backends), scope="session")
+        if "path_profile" in metafunc.fixturenames and [p.name for p in self.profiles] != ["lan"]:
+            # lan alone: the ids stay as they were
+            metafunc.parametrize("path_profile", self.profiles, ids=[profile.name for profile in self.profiles])
+        if "migration_plan" in metafunc.fixturenames:
+            plans = self.plans
+            if "mechanism" in metafunc.fixturenames or metafunc.definition.get_closest_marker("atomic_switch"):
+                # the test chooses the mechanism itself (or needs the atomic one): one plan per interval,
+                # not one per --switch-mechanism, so no two ids run the same thing
+                plans = [plan for plan in plans if plan.mechanism == "netlink"]
+            if metafunc.definition.get_closest_marker("one_interval"):
+                plans = one_interval(plans)
+            metafunc.parametrize("migration_plan", plans, ids=[plan.label for plan in plans])
+
+    def pytest_collection_modifyitems(self, config: pytest.Config, items: list[pytest.Item]) -> None:
+        """Docker-only scenarios (the compose demo) leave the run, with a line saying so, without docker."""
+        if "docker" in self.settings.run.backends:
+            return
+        dropped = [item for item in items if item.get_closest_marker("docker_only")]
+        if dropped:
+            items[:] = [item for item in items if item not in dropped]
+            config.hook.pytest_deselected(items=dropped)
+            self.deselected = [item.nodeid for item in dropped]
+
+    def pytest_collection_finish(self, session: pytest.Session) -> None:
+        self.progress = Progress(items=list(session.items))
+
+    @pytest.hookimpl(hookwrapper=True)
+    def pytest_runtest_makereport(self, item: pytest.Item, call: pytest.CallInfo):
+        """Every test outcome is also a record, so a report's verdict table and its figures come from one file."""
+        report = (yield).get_result()
+        if report.when == "call" or (report.when == "setup" and not report.passed):
+            self._record_outcome(item, report, call)
+        if report.when == "call":
+            self._attach_plots(item, report)
+        state = self.progress
+        state.running += report.duration
+        this = outcome_of(item, report, call)
+        if this != Outcome.PASSED and (state.worst in (Outcome.PASSED, Outcome.UNJUDGED) or this == Outcome.ERROR):
+            state.worst = this
+        if report.when == "teardown":
+            state.done += 1
+            seconds, state.running = state.running, 0.0
+            state.seconds[item.originalname or item.name].append(seconds)
+            if report.failed:
+                self._record_outcome(item, report, call)
+            if self.config.getoption("--sweep-progress"):
+                self._progress_line(item, state.worst, seconds)
+            state.worst = Outcome.PASSED
+
+    def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
+        """Remove what this session's own child runs left (`<run id>-...`): a test killed by its time-out
+        cannot tear down what its child harness made (a guest's work dir, a topology)."""
+        if any(item.get_closest_marker("network") for item in session.items):
+            self.swept = sweep_child_runs(self.settings.run.run_id, self.settings.run.backends)
+
+    def pytest_terminal_summary(self, terminalreporter, exitstatus: int, config: pytest.Config) -> None:
+        if self.swept:
+            terminalreporter.write_line(
+                f"comps-harness: removed what this session's killed tests left: {'; '.join(self.swept)}", yellow=True
+            )
+        if self.results.written:
+            terminalreporter.write_line(
+                f"comps-harness: results in {self.results.path} (report: comps-harness report {self.results.path})"
+            )
+        if self.deselected:
+            terminalreporter.write_line(
+                f"comps-harness: {len(self.deselected)} Docker-only scenario(s) not run, because "
+                f"--backend does not include docker: {', '.join(self.deselected)}",
+                yellow=True,
+            )
+
+    # -- helpers ---------------------------------------------------------------------------------
+    def _progress_line(self, item: pytest.Item, outcome: Outcome, seconds: float) -> None:
+        """--sweep-progress: one line per finished test, with its outcome, and an estimate of what is left."""
+        state = self.progress
+        elapsed = time.monotonic() - state.started
+        remaining = [i.originalname or i.name for i in state.items[state.done :]]
+        left = estimate_left(remaining, state.seconds)
+        left_text = "" if left is None else f", about {_minutes(left)} left"
+        print(
+            f"[{state.done}/{len(state.items)}] {outcome:8} {item.nodeid} ({seconds:.1f} s; "
+            f"{_minutes(elapsed)} so far{left_text})",
+            file=sys.stderr,
+            flush=True,
         )
-    )
 
+    def _attach_plots(self, item: pytest.Item, report: pytest.TestReport) -> None:
+        """With pytest-html (`pytest --html=FILE`), a measurement test's plots go into its row of that report."""
+        if not self.config.pluginmanager.hasplugin("html"):
+            return
+        from pytest_html import extras
 
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Docker-only scenarios (the compose demo) leave the run, with a line saying so, without docker."""
-    if "docker" in config.stash[SETTINGS].run.backends:
-        return
-    dropped = [item for item in items if item.get_closest_marker("docker_only")]
-    if dropped:
-        items[:] = [item for item in items if item not in dropped]
-        config.hook.pytest_deselected(items=dropped)
-        config.stash[DESELECTED] = [item.nodeid for item in dropped]
+        from harness.reporting.report import charts_svg
 
+        records = self.results.measurements_of(item.name)
+        if records:
+            report.extras = [*getattr(report, "extras", []), *(extras.html(chart) for chart in charts_svg(records))]
 
-def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
-    """Remove what this session's own child runs left (`<run id>-...`): a test killed by its time-out
-    cannot tear down what its child harness made (a guest's work dir, a topology)."""
-    if not any(item.get_closest_marker("network") for item in session.items):
-        return
-    run = session.config.stash[SETTINGS].run
-    session.config.stash[SWEPT] = sweep_child_runs(run.run_id, run.backends)
-
-
-def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Config) -> None:
-    swept = config.stash.get(SWEPT, [])
-    if swept:
-        terminalreporter.write_line(
-            f"comps-harness: removed what this session's killed tests left: {'; '.join(swept)}", yellow=True
+    def _record_outcome(self, item: pytest.Item, report: pytest.TestReport, call: pytest.CallInfo | None) -> None:
+        """Scenarios (marker `network`) only: a unit-test run writes nothing."""
+        if item.get_closest_marker("network") is None:
+            return
+        callspec = getattr(item, "callspec", None)
+        params = callspec.params if callspec is not None else {}
+        plan = params.get("migration_plan")
+        reason = ""
+        if report.failed or report.skipped:
+            crash = getattr(report.longrepr, "reprcrash", None)
+            reason = crash.message if crash is not None else str(report.longrepr)
+            reason = reason.splitlines()[0][:500] if reason else ""
+        outcome = outcome_of(item, report, call)
+        self.results.write(
+            TestRecord(
+                run_id=self.results.run_id,
+                time=round(time.time(), 3),
+                test=item.nodeid,
+                scenario=item.originalname or item.name,
+                phase=report.when,
+                outcome=outcome,
+                reason=reason,
+                duration_s=round(report.duration, 3),
+                check="research" if item.get_closest_marker("measurement") else "proof",
+                detail=str(report.longrepr)[-4000:] if outcome == Outcome.ERROR else "",
+                backend=params.get("backend"),
+                interval=plan.interval if plan is not None else None,
+                profile=params["path_profile"].name if "path_profile" in params else "lan",
+                strategy=plan.strategy if plan is not None else None,
+                mechanism=params.get("mechanism") or (plan.mechanism if plan is not None else None),
+                label=plan.label if plan is not None else None,
+            )
         )
-    results = config.stash.get(RESULTS, None)
-    if results is not None and results.written:
-        terminalreporter.write_line(
-            f"comps-harness: results in {results.path} (report: comps-harness report {results.path})"
-        )
-    dropped = config.stash.get(DESELECTED, [])
-    if dropped:
-        terminalreporter.write_line(
-            f"comps-harness: {len(dropped)} Docker-only scenario(s) not run, because "
-            f"--backend does not include docker: {', '.join(dropped)}",
-            yellow=True,
-        )
+
+
+SESSION = pytest.StashKey[HarnessSession]()
 
 
 @pytest.fixture(scope="session")
 def settings(request: pytest.FixtureRequest) -> Settings:
-    return request.config.stash[SETTINGS]
+    return session_of(request.config).settings
 
 
 @pytest.fixture(scope="session")
@@ -367,13 +369,10 @@ def backend_ready(backend: str, run_settings: RunSettings, request: pytest.Fixtu
         pytest.fail(f"backend {backend} cannot run: {exc}", pytrace=False)
 
 
-_counter = iter(range(1, 1_000_000))
-
-
 @pytest.fixture
 def path_profile(request: pytest.FixtureRequest) -> Profile:
     """The path profile of this test (parametrized by --profile; lan, unshaped, when only that)."""
-    return request.config.stash[PROFILES][0]
+    return session_of(request.config).profiles[0]
 
 
 @pytest.fixture
@@ -387,7 +386,7 @@ def network(
     """A freshly built topology for one test, its paths shaped by the test's profile, removed afterwards
     whatever happened. A profile is verified by measurement on its first network of the session (per
     backend); a path off its spec fails the set-up with the numbers."""
-    run_id = f"{run_settings.run_id}-{next(_counter)}"
+    run_id = f"{run_settings.run_id}-{next(session_of(request.config).networks)}"
     path_ids = tuple(range(1, run_settings.paths + 1))
     shaped = path_profile.shaped(path_ids)
     if shaped:
@@ -404,10 +403,11 @@ def network(
 
 
 def _check_profile(request: pytest.FixtureRequest, net: Network, profile: Profile, backend: str) -> None:
-    checks = request.config.stash[PROFILE_CHECKS]
+    state = session_of(request.config)
+    checks = state.profile_checks
     if (backend, profile.name) not in checks:
         checks[(backend, profile.name)] = verify(net, profile)
-        request.config.stash[RESULTS].profile_check(net, checks[(backend, profile.name)])
+        state.results.profile_check(net, checks[(backend, profile.name)])
     failures = checks[(backend, profile.name)]["failures"]
     if failures:
         pytest.fail(f"path profile {profile.name} is not what it says: {'; '.join(failures)}", pytrace=False)
@@ -416,7 +416,7 @@ def _check_profile(request: pytest.FixtureRequest, net: Network, profile: Profil
 @pytest.fixture(scope="session")
 def results(request: pytest.FixtureRequest) -> ResultsWriter:
     """The run's results file (reports/<run id>/results.jsonl), appended as results come in."""
-    return request.config.stash[RESULTS]
+    return session_of(request.config).results
 
 
 @pytest.fixture
