@@ -98,7 +98,7 @@ def test_bad_fixed_and_weights_text():
 
 def evidence(**overrides) -> MigrationEvidence:
     fields = dict(
-        plan={},
+        plan=MigrationPlan(interval=0.1, duration=1.0),
         duration_s=1.0,
         planned_switches=4,
         scheduled_paths=[1, 2],

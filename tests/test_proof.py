@@ -15,7 +15,7 @@ from harness.model.evidence import (
     SwitchRecord,
 )
 from harness.model.kinds import Fault
-from harness.model.schedule import build_plans
+from harness.model.schedule import MigrationPlan, build_plans
 from harness.model.settings import FaultSpec, PlanOptions, Tolerances, parse_faults
 from harness.model.topology import Topology
 from harness.runtime.accounting import accounting_rules, parse_counters
@@ -75,7 +75,7 @@ def texts(failures: list[ProofFailure]) -> list[str]:
 
 def evidence(**overrides) -> MigrationEvidence:
     fields = dict(
-        plan={"interval_s": 0.1},
+        plan=MigrationPlan(interval=0.1, duration=2.0),
         duration_s=2.0,
         planned_switches=4,
         scheduled_paths=[1, 2],
@@ -99,7 +99,7 @@ def test_adherence_is_judged_per_path_from_the_verdict_interval():
     ]
     (low,) = pinned.failures()
     assert (low.code, low.path, low.figure, low.limit) == (ProofCode.LOW_ADHERENCE, 2, pytest.approx(0.15), 0.6)
-    fast = evidence(plan={"interval_s": 0.01}, windows=pinned.windows)
+    fast = evidence(plan=MigrationPlan(interval=0.01, duration=2.0), windows=pinned.windows)
     assert texts(fast.failures()) == []  # below --verdict-from-interval: recorded, not judged
 
 

@@ -14,6 +14,7 @@ from dataclasses import asdict, dataclass, field
 from enum import StrEnum
 from typing import Any
 
+from harness.model.schedule import MigrationPlan
 from harness.model.settings import Tolerances
 from harness.model.stats import summary
 
@@ -169,7 +170,7 @@ class SessionDelivery:
 
 @dataclass
 class MigrationEvidence:
-    plan: dict[str, Any]
+    plan: MigrationPlan
     duration_s: float
     planned_switches: int
     scheduled_paths: list[int]
@@ -225,7 +226,7 @@ class MigrationEvidence:
         a good part of an interval late); or it makes them all and the watchers, polling on the same
         slow machine, see too few of them (the route monitor's switches, the server's endpoint
         sampled less than twice an interval)."""
-        interval_s = self.plan.get("interval_s") or 0
+        interval_s = self.plan.interval
         made, planned, seen = len(self.applied_late_ms), self.planned_switches, len(self.switches)
         if (
             not planned
@@ -280,7 +281,7 @@ class MigrationEvidence:
             reasons += delivery.problems(path, rules.max_path_loss, path in self.scheduled_paths)
         # Shares are judged where a schedule can be followed closely (--verdict-from-interval, 0.1 s):
         # below it a switch window holds a handful of packets and they are recorded, not judged.
-        strict = (self.plan.get("interval_s") or 0) >= rules.verdict_from_interval
+        strict = self.plan.interval >= rules.verdict_from_interval
         if self.session is not None:
             reasons += self.session.problems(rules.max_path_loss)
         for path in self.scheduled_paths if planned and strict else ():
@@ -325,6 +326,7 @@ class MigrationEvidence:
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
+        data["plan"] = self.plan.describe()
         data["per_path"] = {str(k): asdict(v) for k, v in sorted(self.per_path.items())}
         data["split_ratio"] = {str(k): round(v, 4) for k, v in self.split_ratio().items()}
         data["longest_on_one_path_s"] = round(self.longest_on_one_path_s(), 4)

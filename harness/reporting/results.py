@@ -85,7 +85,7 @@ class ResultsWriter:
                 profile=network.profile,
                 wireguard=network.wireguard_impl,
                 topology=network.topology.describe(),
-                plan=evidence.plan,
+                plan=evidence.plan.describe(),
                 evidence=evidence.to_dict() | (extra or {}),
                 proof_failures=failures,
             )

@@ -276,7 +276,7 @@ class MigrationController:
         scheduled = sorted({plan.start_path, *(p.path for p in planned)})
         faults = [*(self._runner.faults if self._runner else []), *before.problems, *after.problems]
         return MigrationEvidence(
-            plan=plan.describe(),
+            plan=plan,
             duration_s=round(stopped_at - self.start, 4),
             planned_switches=len(planned),
             started_monotonic=self.start,
