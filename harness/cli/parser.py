@@ -17,6 +17,48 @@ def add_vm_flag(parser: argparse.ArgumentParser) -> None:
     options.add_to_argparse(parser, [options.BY_FLAG["--vm"], *VM_OPTIONS])
 
 
+# bench name, help, the command, its own options from the table and their defaults there
+BENCHES = (
+    ("bringup", "bring the topology up and down repeatedly", benches.cmd_bench_bringup, options.named(("--runs",)), {}),
+    (
+        "switching",
+        "timing error of path switches while traffic flows",
+        benches.cmd_bench_switching,
+        options.named(("--intervals", "--duration", "--switch-mechanism")),
+        {"--intervals": "0.01", "--duration": "30"},
+    ),
+    (
+        "migration",
+        "throughput, page-load and loss ratios against a baseline",
+        benches.cmd_bench_migration,
+        options.named(("--intervals", "--repeat", "--iperf-seconds", "--probe-rate", "--page-timeout")),
+        {"--intervals": "0.01,0.1", "--repeat": "5"},
+    ),
+    (
+        "proof",
+        "the proof against the fault catalogue, adherence, captures",
+        benches.cmd_bench_proof,
+        options.in_sections("tolerances"),
+        {},
+    ),
+    ("observer", "what each proxy sees, by interval and strategy", benches.cmd_bench_observer, [], {}),
+    (
+        "paths",
+        "apply a path profile and measure each path's RTT, rate and loss",
+        benches.cmd_bench_paths,
+        options.named(("--profile", "--profiles")),
+        {"--profile": "asymmetric"},
+    ),
+    (
+        "fidelity",
+        "kernel WireGuard (in a guest) vs wireguard-go in each sticky-source mode: the same migration side by side",
+        benches.cmd_bench_fidelity,
+        options.named(("--repeat", "--iperf-seconds")),
+        {},
+    ),
+)
+
+
 def flags(parser: argparse.ArgumentParser, *names: str) -> None:
     """A command's own flags, from the options table."""
     options.add_to_argparse(parser, options.named(names))
@@ -87,57 +129,16 @@ def build_parser() -> argparse.ArgumentParser:
 
     bench = sub.add_parser("bench", help="benchmarks")
     bench_sub = bench.add_subparsers(dest="bench", required=True)
-    bringup = bench_sub.add_parser("bringup", help="bring the topology up and down repeatedly")
-    run_options(bringup)
-    flags(bringup, "--runs", "--json")
-    add_vm_flag(bringup)
-    bringup.set_defaults(func=benches.cmd_bench_bringup)
-    switching = bench_sub.add_parser("switching", help="timing error of path switches while traffic flows")
-    run_options(switching)
-    options.add_to_argparse(
-        switching,
-        options.named(("--intervals", "--duration", "--switch-mechanism")),
-        defaults={"--intervals": "0.01", "--duration": "30"},
-    )
-    flags(switching, "--json")
-    add_vm_flag(switching)
-    switching.set_defaults(func=benches.cmd_bench_switching)
-    migration = bench_sub.add_parser("migration", help="throughput, page-load and loss ratios against a baseline")
-    run_options(migration)
-    options.add_to_argparse(
-        migration,
-        options.named(("--intervals", "--repeat", "--iperf-seconds", "--probe-rate", "--page-timeout")),
-        defaults={"--intervals": "0.01,0.1", "--repeat": "5"},
-    )
-    flags(migration, "--json")
-    add_vm_flag(migration)
-    migration.set_defaults(func=benches.cmd_bench_migration)
-    proof = bench_sub.add_parser("proof", help="the proof against the fault catalogue, adherence, captures")
-    run_options(proof)
-    options.add_to_argparse(proof, options.in_sections("tolerances"))
-    flags(proof, "--json")
-    add_vm_flag(proof)
-    proof.set_defaults(func=benches.cmd_bench_proof)
-    observer = bench_sub.add_parser("observer", help="what each proxy sees, by interval and strategy")
-    run_options(observer)
-    flags(observer, "--json")
-    add_vm_flag(observer)
-    paths = bench_sub.add_parser("paths", help="apply a path profile and measure each path's RTT, rate and loss")
-    run_options(paths)
-    options.add_to_argparse(paths, options.named(("--profile", "--profiles")), defaults={"--profile": "asymmetric"})
-    flags(paths, "--json")
-    add_vm_flag(paths)
-    paths.set_defaults(func=benches.cmd_bench_paths)
-    fidelity = bench_sub.add_parser(
-        "fidelity",
-        help="kernel WireGuard (in a guest) vs wireguard-go in each "
-        "sticky-source mode: the same migration side by side",
-    )
-    options.add_to_argparse(fidelity, options.named(("--run-id", "--repeat", "--iperf-seconds")))
-    options.add_to_argparse(fidelity, VM_OPTIONS)
-    flags(fidelity, "--json")
-    fidelity.set_defaults(func=benches.cmd_bench_fidelity)
-    observer.set_defaults(func=benches.cmd_bench_observer)
+    for name, help, func, own, defaults in BENCHES:
+        command = bench_sub.add_parser(name, help=help)
+        if name == "fidelity":  # its networks are its own: one per implementation, netns in the guest
+            options.add_to_argparse(command, [*options.named(("--run-id",)), *VM_OPTIONS])
+        else:
+            options.add_to_argparse(command, options.named(RUN_OPTIONS))
+            add_vm_flag(command)
+        options.add_to_argparse(command, own, defaults=defaults)
+        flags(command, "--json")
+        command.set_defaults(func=func)
     return parser
 
 
