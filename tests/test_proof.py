@@ -158,7 +158,15 @@ def test_a_machine_too_slow_for_the_schedule_is_named_as_such():
         ],
     )
     assert "could not follow" not in " ".join(texts(refused.failures()))  # a fault, not a slow machine
-    assert texts(evidence(applied_late_ms=[90.0] * 4, endpoint_samples=3).failures()) == []  # nothing failed: no excuse
+    late = texts(evidence(applied_late_ms=[90.0] * 4, endpoint_samples=3).failures())
+    assert late == [  # every check passed, but the switches came most of an interval late: not as scheduled
+        "the machine could not follow a 0.1 s schedule (the switcher made 4 of 4 planned switches, 90 ms late at "
+        "the median): not a verdict on migration (4 of 4 planned switches seen, 4 endpoint moves)"
+    ]
+    assert texts(evidence(applied_late_ms=[2.0] * 4, endpoint_samples=3).failures()) == []  # starved watchers
+    # alone excuse nothing and accuse nothing
+    slow_at_001 = evidence(plan=MigrationPlan(interval=0.01, duration=2.0), applied_late_ms=[9.0] * 4)
+    assert texts(slow_at_001.failures()) == []  # below --verdict-from-interval: recorded, not judged
     lossy = evidence(
         applied_late_ms=[90.0] * 4,
         endpoint_changes=0,

@@ -20,7 +20,8 @@ from pyroute2 import IPRoute
 from harness.errors import BackendError
 from harness.system import nslink, proc
 from harness.wireguard import uapi
-from harness.wireguard.state import PeerTransfer, parse_endpoints, parse_transfer
+from harness.wireguard.genl import NETLINK_GENERIC, KernelWireGuard
+from harness.wireguard.state import PeerTransfer, parse_transfer
 
 if TYPE_CHECKING:
     from harness.model.topology import Topology
@@ -148,16 +149,28 @@ class Host(ABC):
                 self._netlink_handles.append(handle)
         return handle
 
-    def drop_thread_netlink(self) -> None:
-        """Close the calling thread's handle (a thread that ends must not leave its socket open)."""
-        handle = getattr(self._netlink, "handle", None)
+    @property
+    def kernel_wireguard(self) -> KernelWireGuard:
+        """This host's generic-netlink handle to kernel WireGuard for the calling thread (as `netlink`)."""
+        handle = getattr(self._netlink, "wireguard", None)
         if handle is None:
-            return
-        self._netlink.handle = None
-        with self._netlink_lock:
-            if handle in self._netlink_handles:
-                self._netlink_handles.remove(handle)
-        handle.close()
+            handle = KernelWireGuard(nslink.netlink_socket(self.netns_path(), NETLINK_GENERIC))
+            self._netlink.wireguard = handle
+            with self._netlink_lock:
+                self._netlink_handles.append(handle)
+        return handle
+
+    def drop_thread_netlink(self) -> None:
+        """Close the calling thread's handles (a thread that ends must not leave its sockets open)."""
+        for name in ("handle", "wireguard"):
+            handle = getattr(self._netlink, name, None)
+            if handle is None:
+                continue
+            setattr(self._netlink, name, None)
+            with self._netlink_lock:
+                if handle in self._netlink_handles:
+                    self._netlink_handles.remove(handle)
+            handle.close()
 
     def close_netlink(self) -> None:
         with self._netlink_lock:
@@ -192,11 +205,12 @@ class Host(ABC):
         return found[ifname]
 
     def wg_endpoints(self, ifname: str) -> dict[str, tuple[IPv4Address, int] | None]:
-        """Peer public key -> endpoint; in-process over the UAPI socket where there is one."""
+        """Peer public key -> endpoint, in-process: over wireguard-go's UAPI socket where there is one, else
+        from kernel WireGuard over generic netlink (no `wg show` spawned per sample)."""
         socket_path = self.path(f"/run/wireguard/{ifname}.sock")
         if socket_path.exists():
             return uapi.peer_endpoints(str(socket_path))
-        return parse_endpoints(self.exec(["wg", "show", ifname, "endpoints"], timeout=10).stdout)
+        return self.kernel_wireguard.peer_endpoints(ifname)
 
     def wg_transfer(self, ifname: str) -> dict[str, PeerTransfer]:
         return parse_transfer(self.exec(["wg", "show", ifname, "transfer"], timeout=10).stdout)

@@ -45,6 +45,12 @@ class GuestSpec:
         return self.state_dir / "qemu"
 
     @property
+    def script_file(self) -> Path:
+        """The script the guest runs. On the kernel command line virtme-ng passes only `sh <this file>`: the
+        command line is cut at 2048 bytes on x86, and a script cut short is never run (the guest idles)."""
+        return self.state_dir / "guest.sh"
+
+    @property
     def status_file(self) -> Path:
         """The command's exit status, written by the guest itself: a second channel beside virtme-ng's."""
         return self.state_dir / "exit-status"
@@ -64,7 +70,8 @@ def outermost(directories: list[Path]) -> list[Path]:
 
 
 def guest_script(spec: GuestSpec) -> str:
-    """What the guest runs: mark up, load modules, set the environment, run the command, write its status."""
+    """What the guest runs (from spec.script_file): mark up, load modules, set the environment, run the
+    command, write its status."""
     exports = " ".join(f"{name}={shlex.quote(value)}" for name, value in spec.env)
     lines = [
         f": > {shlex.quote(str(spec.up_marker))}",
@@ -75,7 +82,10 @@ def guest_script(spec: GuestSpec) -> str:
         f"echo $status > {shlex.quote(str(spec.status_file))}",
         "exit $status",
     ]
-    return "; ".join(lines)
+    return "\n".join(lines) + "\n"
+
+
+KERNEL_CMDLINE_MAX = 2048  # x86's COMMAND_LINE_SIZE: virtme-ng's script rides on it, base64-encoded
 
 
 # Where virtme-ng-init looks for udevd (besides PATH): without it the guest has no /dev/virtio-ports/*,
@@ -122,7 +132,7 @@ def vng_argv(spec: GuestSpec, vng: str) -> list[str]:
         argv.append("--disable-kvm")
     for directory in outermost([*spec.rwdirs, spec.state_dir]):
         argv += ["--rwdir", str(directory)]
-    return [*argv, "--cwd", str(spec.cwd), "--", guest_script(spec)]
+    return [*argv, "--cwd", str(spec.cwd), "--", f"sh {shlex.quote(str(spec.script_file))}"]
 
 
 def probe_argv(image: Path, vng: str, qemu: Path) -> list[str]:

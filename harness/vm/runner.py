@@ -36,6 +36,7 @@ from harness.vm.command import (
     VM_KERNEL_ENV,
     GuestSpec,
     choose_accel,
+    guest_script,
     kvm_booted,
     passed_back,
     probe_argv,
@@ -47,6 +48,7 @@ from harness.vm.kernel import resolve as resolve_kernel
 
 PROBE_TIMEOUT_S = 30.0  # KVM boots in a few seconds; a guest that faults under it never answers
 STOP_GRACE_S = 15.0
+BOOT_TIMEOUT_S = 300.0  # TCG boots in ~25 s on 2 cores, KVM in seconds: a guest not started by then hung
 PROBE_FILE = "accel-probe.json"
 
 
@@ -164,6 +166,25 @@ def _pump(source: IO[bytes], sink: IO[bytes] | None, keep: list[bytes] | None) -
             sink.flush()
 
 
+def _await_guest(child: subprocess.Popen, started: float, up: list[float], timeout: float) -> int:
+    """The guest's exit status; WaitTimeout when its command has not started BOOT_TIMEOUT_S after the boot
+    began (a kernel, qemu or init that hangs), or is still running after `timeout`."""
+    while True:
+        try:
+            return child.wait(1.0)
+        except subprocess.TimeoutExpired:
+            elapsed = time.monotonic() - started
+            if not up and elapsed > BOOT_TIMEOUT_S:
+                raise WaitTimeout(
+                    f"vm: the guest had not started its command {BOOT_TIMEOUT_S:g} s after booting (its kernel, "
+                    "qemu or virtme-ng-init hung); it was powered off"
+                ) from None
+            if elapsed > timeout:
+                raise WaitTimeout(
+                    f"vm: the guest's command was still running after --vm-timeout {timeout:g} s; it was powered off"
+                ) from None
+
+
 def run_guest(spec: GuestSpec, env: dict[str, str], *, timeout: float, capture: bool = False) -> GuestRun:
     """Boot, run the spec's command, return its exit status; SIGINT/SIGTERM stop the guest first.
 
@@ -172,6 +193,7 @@ def run_guest(spec: GuestSpec, env: dict[str, str], *, timeout: float, capture: 
     spec.state_dir.mkdir(parents=True, exist_ok=True)
     spec.up_marker.unlink(missing_ok=True)
     spec.status_file.unlink(missing_ok=True)
+    spec.script_file.write_text(guest_script(spec))
     _write_qemu_wrapper(spec.qemu_wrapper)
     started = time.monotonic()
     up: list[float] = []
@@ -198,17 +220,11 @@ def run_guest(spec: GuestSpec, env: dict[str, str], *, timeout: float, capture: 
         thread.start()
     try:
         with signals.interrupts_unwind():
-            returncode = child.wait(timeout)
-    except KeyboardInterrupt:
+            returncode = _await_guest(child, started, up, timeout)
+    except (KeyboardInterrupt, WaitTimeout):
         with signals.deferred():
             stop_guest(child)
         raise
-    except subprocess.TimeoutExpired:
-        with signals.deferred():
-            stop_guest(child)
-        raise WaitTimeout(
-            f"vm: the guest's command was still running after --vm-timeout {timeout:g} s; the guest was powered off"
-        ) from None
     finally:
         done.set()
         for thread in threads:
