@@ -18,7 +18,7 @@ import pytest
 
 from harness.measure.services import for_measurement, measure_condition, measure_loss
 from harness.measure.verdicts import describe, loss_verdict, throughput_verdicts
-from harness.model.metrics import Scenario
+from harness.model.metrics import TCP_UP, Scenario
 from harness.model.profiles import rate_mbit
 from harness.model.schedule import baseline_of
 from harness.runtime.links import ImpairedPath, Impairment
@@ -74,7 +74,7 @@ def test_degraded_path_fails_the_throughput_check(
     """
     path, seconds = network.topology.path_ids[-1], measure_settings.iperf_seconds
     plan = for_measurement(migration_plan, seconds)
-    measure = functools.partial(origin_services.throughput, seconds, ("tcp_up",))
+    measure = functools.partial(origin_services.throughput, seconds, (TCP_UP,))
     conditions = {
         "baseline": (baseline_of(plan), False),
         plan.label: (plan, False),
@@ -87,19 +87,19 @@ def test_degraded_path_fails_the_throughput_check(
     for rep in range(max(measure_settings.repeat, SELF_CHECK_REPEAT)):
         for name, (condition_plan, degraded) in conditions.items():
             if degraded and rate is None:
-                baseline_mbit = figures["baseline"][0]["tcp_up"]["bits_per_second"] / 1e6
+                baseline_mbit = figures["baseline"][0][TCP_UP]["bits_per_second"] / 1e6
                 rate = degraded_rate(measure_settings.degrade_rate, baseline_mbit, path_profile.path(path).up.rate_mbit)
             with ImpairedPath(network, path, Impairment(rate=rate)) if degraded else contextlib.nullcontext():
                 result = measure_condition(network, condition_plan, measure)
             record_condition(Scenario.THROUGHPUT_DEGRADED, name, rep, result)
             figures[name].append(result.figures)
     degraded, healthy = figures[f"{plan.label}-degraded"], figures[plan.label]
-    verdict = throughput_verdicts(figures["baseline"], degraded, limit=tolerances.throughput)["tcp_up"]
+    verdict = throughput_verdicts(figures["baseline"], degraded, limit=tolerances.throughput)[TCP_UP]
     assert not verdict["ok"], (
         f"path {path} was limited to {rate}, yet the throughput check passed: {describe('tcp_up', verdict)}"
     )
-    cost = statistics.median(f["tcp_up"]["bits_per_second"] for f in degraded) / statistics.median(
-        f["tcp_up"]["bits_per_second"] for f in healthy
+    cost = statistics.median(f[TCP_UP]["bits_per_second"] for f in degraded) / statistics.median(
+        f[TCP_UP]["bits_per_second"] for f in healthy
     )
     assert cost <= tolerances.throughput, (
         f"limiting path {path} to {rate} cost no more throughput than healthy migration ({cost:.3f} x): "

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import shutil
 
-from harness.model.metrics import Scenario
+from harness.model.metrics import TCP_UP, Scenario
 from harness.model.records import parse
 from harness.reporting import report
 
@@ -35,7 +35,7 @@ def records() -> list:
                         "interval": interval,
                         "backend": "netns",
                         "repetition": rep,
-                        "figures": {"tcp_up": {"bits_per_second": bps, "series": [[0.1, bps], [0.2, bps]]}},
+                        "figures": {TCP_UP: {"bits_per_second": bps, "series": [[0.1, bps], [0.2, bps]]}},
                         "evidence": {"switches": [{"actual_s": 0.1}], "started_monotonic": 0},
                     }
                 )

@@ -25,7 +25,7 @@ from harness.measure.services import (
 )
 from harness.measure.verdicts import ratio_verdict, throughput_verdicts
 from harness.model.kinds import Mechanism
-from harness.model.metrics import Scenario
+from harness.model.metrics import TCP_UP, Scenario
 from harness.model.schedule import MigrationPlan
 from harness.model.settings import MeasureSettings
 from harness.runtime.content import PAGES
@@ -65,7 +65,7 @@ class MigrationBench:
 
     def throughput_ratio(self, interval: float) -> float:
         seconds = self.options.iperf_seconds
-        measure = functools.partial(self.services.throughput, seconds, ("tcp_up",))
+        measure = functools.partial(self.services.throughput, seconds, (TCP_UP,))
         baseline, migrating = interleave(
             self.network,
             for_measurement(self._plan(interval), seconds),
@@ -73,7 +73,7 @@ class MigrationBench:
             measure,
             self._recorder(Scenario.THROUGHPUT),
         )
-        return throughput_verdicts([r.figures for r in baseline], [r.figures for r in migrating], limit=None)["tcp_up"][
+        return throughput_verdicts([r.figures for r in baseline], [r.figures for r in migrating], limit=None)[TCP_UP][
             "ratio"
         ]
 
@@ -128,10 +128,10 @@ class MigrationBench:
             out = subprocess.run(argv, capture_output=True, text=True, timeout=seconds + 30)
             by_hand.append(iperf.parse(out.stdout).bits_per_second)
             result = measure_condition(
-                self.network, baseline_plan, functools.partial(self.services.throughput, seconds, ("tcp_up",))
+                self.network, baseline_plan, functools.partial(self.services.throughput, seconds, (TCP_UP,))
             )
             record("baseline", rep, result)
-            harness.append(result.figures["tcp_up"]["bits_per_second"])
+            harness.append(result.figures[TCP_UP]["bits_per_second"])
         return ratio_verdict(by_hand, harness, limit=None, higher_is_better=True)["ratio"]
 
     def run(self) -> dict:

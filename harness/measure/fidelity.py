@@ -29,7 +29,7 @@ from harness.measure.services import (
 )
 from harness.measure.verdicts import throughput_verdicts
 from harness.model.kinds import StickySource
-from harness.model.metrics import Scenario
+from harness.model.metrics import TCP_UP, Scenario
 from harness.model.schedule import MigrationPlan
 from harness.model.settings import Settings
 from harness.runtime.network import Network
@@ -91,7 +91,7 @@ def measure_run(
             f"lost/switch {out['lost_per_switch'][key]}"
         )
         if throughput_reps:
-            measure = functools.partial(services.throughput, iperf_seconds, ("tcp_up",))
+            measure = functools.partial(services.throughput, iperf_seconds, (TCP_UP,))
             baseline, migrating = interleave(
                 network,
                 for_measurement(plan, iperf_seconds),
@@ -100,7 +100,7 @@ def measure_run(
                 lambda condition, rep, res: record("fidelity-throughput", condition, rep, res),
             )
             verdict = throughput_verdicts([r.figures for r in baseline], [r.figures for r in migrating], limit=None)[
-                "tcp_up"
+                TCP_UP
             ]
             out["throughput_ratio"][key] = {
                 name: None if verdict[name] is None else round(verdict[name], 4) for name in ("ratio", "low", "high")

@@ -23,7 +23,7 @@ from harness.errors import MeasurementError
 from harness.measure import iperf
 from harness.measure.loss import analyze
 from harness.model.evidence import MigrationEvidence
-from harness.model.metrics import THROUGHPUT_KINDS
+from harness.model.metrics import TCP_DOWN, TCP_UP, THROUGHPUT_KINDS, UDP
 from harness.model.schedule import MigrationPlan, baseline_of
 from harness.runtime import content
 from harness.runtime.migration import MigrationController
@@ -184,7 +184,7 @@ class OriginServices:
 
     def throughput(self, seconds: float, kinds: tuple[str, ...] = THROUGHPUT_KINDS, udp_rate: str = "50M") -> dict:
         """Of `kinds`, one after the other: TCP upload, TCP download (-R), UDP at `udp_rate`."""
-        options = {"tcp_up": {}, "tcp_down": {"reverse": True}, "udp": {"udp_rate": udp_rate}}
+        options = {TCP_UP: {}, TCP_DOWN: {"reverse": True}, UDP: {"udp_rate": udp_rate}}
         return {kind: self.iperf3(seconds, **options[kind]).to_dict() for kind in kinds}
 
     def probe(self, seconds: float, rate: float) -> dict:

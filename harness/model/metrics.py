@@ -27,8 +27,9 @@ class Scenario(StrEnum):
     PATH_PROFILE = "path_profile"  # a profile's verification, not a measurement of migration
 
 
-THROUGHPUT_KINDS = ("tcp_up", "tcp_down", "udp")  # iperf3's runs, in the order they are shown
-KIND_LABELS = {"tcp_up": "TCP up", "tcp_down": "TCP down", "udp": "UDP"}
+TCP_UP, TCP_DOWN, UDP = "tcp_up", "tcp_down", "udp"  # iperf3's runs, the items of the throughput metric
+THROUGHPUT_KINDS = (TCP_UP, TCP_DOWN, UDP)  # in the order they are shown
+KIND_LABELS = {TCP_UP: "TCP up", TCP_DOWN: "TCP down", UDP: "UDP"}
 
 Figures = dict[str, Any]
 

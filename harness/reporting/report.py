@@ -14,7 +14,7 @@ from html import escape
 from pathlib import Path
 
 from harness.measure.verdicts import point_within, ratio_verdict
-from harness.model.metrics import COSTED, KIND_LABELS, THROUGHPUT_KINDS, Scenario, costed_values
+from harness.model.metrics import COSTED, KIND_LABELS, TCP_DOWN, TCP_UP, THROUGHPUT_KINDS, Scenario, costed_values
 from harness.model.records import (
     MeasurementRecord,
     MigrationRecord,
@@ -207,7 +207,7 @@ def throughput_vs_interval(records: list[Record]) -> list[svg.Chart]:
             r.figures[k]["bits_per_second"] / 1e6
             for r in mine
             if not _migrating(r)
-            for k in ("tcp_up", "tcp_down")
+            for k in (TCP_UP, TCP_DOWN)
             if k in r.figures
         ]
         chart = svg.Chart(
@@ -235,11 +235,11 @@ def throughput_vs_interval(records: list[Record]) -> list[svg.Chart]:
 def throughput_time_series(records: list[Record]) -> list[svg.Chart]:
     """One migrating iperf3 run per backend (interval nearest 0.1 s), with its path switches as markers."""
     charts = []
-    measured = [r for r in _measured(records, Scenario.THROUGHPUT) if _migrating(r) and "tcp_up" in r.figures]
+    measured = [r for r in _measured(records, Scenario.THROUGHPUT) if _migrating(r) and TCP_UP in r.figures]
     for backend in sorted({r.where for r in measured}):
         mine = sorted((r for r in measured if r.where == backend), key=lambda r: (abs(r.interval - 0.1), r.repetition))
         record = mine[0]
-        run = record.figures["tcp_up"]
+        run = record.figures[TCP_UP]
         offset = (
             record.evidence["started_monotonic"] - run["started_monotonic"]
             if run.get("started_monotonic") is not None
@@ -362,7 +362,7 @@ def degraded_runs(records: list[Record]) -> list[svg.Chart]:
     measured = _measured(records, Scenario.THROUGHPUT_DEGRADED)
     charts = []
     for backend in sorted({r.where for r in measured}):
-        mine = [r for r in measured if r.where == backend and "tcp_up" in r.figures]
+        mine = [r for r in measured if r.where == backend and TCP_UP in r.figures]
         conditions = sorted({r.condition for r in mine}, key=lambda c: (c != "baseline", "-degraded" in c, c))
         chart = svg.Chart(
             f"Degraded-path self-check: TCP up per condition ({backend})",
@@ -372,7 +372,7 @@ def degraded_runs(records: list[Record]) -> list[svg.Chart]:
         )
         series = svg.Series(
             "each repetition",
-            [(conditions.index(r.condition), r.figures["tcp_up"]["bits_per_second"] / 1e6) for r in mine],
+            [(conditions.index(r.condition), r.figures[TCP_UP]["bits_per_second"] / 1e6) for r in mine],
             line=False,
         )
         chart.series.append(series)
