@@ -182,7 +182,7 @@ def rerun_in_vm(args: argparse.Namespace, argv: list[str], extra_rwdirs: list[Pa
     )
 
 
-def _vm_rwdirs(args: argparse.Namespace) -> list[Path]:
+def vm_rwdirs(args: argparse.Namespace) -> list[Path]:
     """An --out outside the repository must be writable in the guest too (made here, checked there)."""
     out = getattr(args, "out", None)
     if not out:

@@ -142,7 +142,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _attach_negative_values(argv: list[str]) -> list[str]:
+def attach_negative_values(argv: list[str]) -> list[str]:
     """`--weights -1,2` -> `--weights=-1,2`: argparse would take '-1,2' for an option and say only
     "expected one argument"; attached, the value reaches the option's own check, which names it."""
     out: list[str] = []
