@@ -83,9 +83,13 @@ def test_kernel_wireguard_migrates_inside_the_guest(run_settings):
     assert one_second.wireguard == "kernel" and one_second.evidence["sticky_source"] == "off"
     assert one_second.evidence["releases"] == 0, "kernel WireGuard was helped with a sticky-source release"
     fast = outcomes["test_migration_moves_the_traffic[netns-alternate-i0.1s]"]
-    if vm["accel"] == "tcg":  # too slow for 0.1 s: the verdict says so, and the exit status passes back
-        assert fast.outcome == "failed" and "the machine could not" in fast.reason, fast.reason
-        assert done.returncode == 1, said
+    if vm["accel"] == "tcg":
+        # TCG keeps a 0.1 s schedule only just (the switcher 24-29 ms late at the median, against the quarter
+        # interval the proof allows): either the proof holds, or the verdict says the machine could not
+        # follow; nothing else. The exit status passes back either way.
+        honest = fast.outcome == "failed" and "the machine could not" in fast.reason
+        assert fast.outcome == "passed" or honest, fast.reason
+        assert done.returncode == (0 if fast.outcome == "passed" else 1), said
     else:
         assert fast.outcome == "passed", fast.reason
         assert done.returncode == 0, said
