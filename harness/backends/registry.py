@@ -111,9 +111,13 @@ def remove_run_everywhere(run_id: str, backends: tuple[str, ...] = tuple(REGISTR
     """Remove exactly `run_id`'s processes, work dirs and backend objects: (removed, still there)."""
     removed = cleanup.remove_run(run_id)
     removed += [item for name in backends for item in backend(name).sweep(run_id)]
-    left = cleanup.find_leftovers(run_id).describe()
-    left += [item for name in backends for item in backend(name).leftovers(run_id)]
-    return removed, left
+    return removed, leftovers_everywhere(run_id, backends)
+
+
+def leftovers_everywhere(run_id: str, backends: tuple[str, ...] = tuple(REGISTRY)) -> list[str]:
+    """What exactly `run_id` still has: processes, work dirs, stray sockets, and each backend's objects."""
+    found = cleanup.find_leftovers(run_id).describe()
+    return found + [item for name in backends for item in backend(name).leftovers(run_id)]
 
 
 def sweep_child_runs(run_id: str, backends: tuple[str, ...], grace: float = 30.0) -> list[str]:

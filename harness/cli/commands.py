@@ -11,7 +11,12 @@ import time
 from pathlib import Path
 
 from harness import options
-from harness.backends.registry import REGISTRY, network_for, remove_run_everywhere, runs_on_machine
+from harness.backends.registry import (
+    leftovers_everywhere,
+    network_for,
+    remove_run_everywhere,
+    runs_on_machine,
+)
 from harness.cli.common import REPO, progress, settings_of, single_backend
 from harness.errors import ConfigError, HarnessError
 from harness.model.settings import (
@@ -61,9 +66,7 @@ def cmd_clean(args: argparse.Namespace) -> int:
     removed, leftovers = [], []
     for run_id in targets:
         if args.dry_run:
-            found = cleanup.find_leftovers(run_id).describe()
-            found += [item for backend in REGISTRY.values() for item in backend.leftovers(run_id)]
-            removed += [f"would remove {item}" for item in found]
+            removed += [f"would remove {item}" for item in leftovers_everywhere(run_id)]
             continue
         gone, left = remove_run_everywhere(run_id)
         removed += gone
