@@ -22,6 +22,8 @@ from harness import options
 from harness.backends.registry import Prepared, check_backend, network_for, sweep_child_runs
 from harness.errors import HarnessError
 from harness.measure.services import OriginServices, require_measurement_tools
+from harness.measure.verdicts import judge_repetitions
+from harness.model.evidence import ProofOutcome
 from harness.model.kinds import Outcome
 from harness.model.profiles import Profile
 from harness.model.records import TestRecord
@@ -138,6 +140,8 @@ def outcome_of(item: pytest.Item, report: pytest.TestReport, call: pytest.CallIn
     """A verdict (passed, failed), unjudged (passed, but measured without a verdict), an infrastructure error
     (a HarnessError, or a failure outside the test's call), or skipped."""
     if report.passed:
+        if ("verdict", "unproven") in item.user_properties:
+            return Outcome.UNPROVEN
         return Outcome.UNJUDGED if ("verdict", "unjudged") in item.user_properties else Outcome.PASSED
     if report.skipped:
         return Outcome.SKIPPED
@@ -221,7 +225,8 @@ class HarnessSession:
         state = self.progress
         state.running += report.duration
         this = outcome_of(item, report, call)
-        if this != Outcome.PASSED and (state.worst in (Outcome.PASSED, Outcome.UNJUDGED) or this == Outcome.ERROR):
+        quiet = (Outcome.PASSED, Outcome.UNJUDGED, Outcome.UNPROVEN)
+        if this != Outcome.PASSED and (state.worst in quiet or this == Outcome.ERROR):
             state.worst = this
         if report.when == "teardown":
             state.done += 1
@@ -294,6 +299,8 @@ class HarnessSession:
             crash = getattr(report.longrepr, "reprcrash", None)
             reason = crash.message if crash is not None else str(report.longrepr)
             reason = reason.splitlines()[0][:500] if reason else ""
+        elif ("verdict", "unproven") in item.user_properties:
+            reason = f"unproven: {dict(item.user_properties).get('unproven', '')}"
         outcome = outcome_of(item, report, call)
         self.results.write(
             TestRecord(
@@ -305,7 +312,10 @@ class HarnessSession:
                 outcome=outcome,
                 reason=reason,
                 duration_s=round(report.duration, 3),
-                check="research" if item.get_closest_marker("measurement") else "proof",
+                # a measuring test failed by its proof (not by a research verdict) is the harness's own check
+                check="research"
+                if item.get_closest_marker("measurement") and ("proof", "failed") not in item.user_properties
+                else "proof",
                 detail=str(report.longrepr)[-4000:] if outcome == Outcome.ERROR else "",
                 backend=params.get("backend"),
                 interval=plan.interval if plan is not None else None,
@@ -431,10 +441,36 @@ def origin_services(network: Network, measure_settings: MeasureSettings) -> Orig
 
 
 @pytest.fixture
-def record_condition(results: ResultsWriter, network: Network, request: pytest.FixtureRequest):
-    """Write one measurement (one condition, one repetition) to the results file as it is produced."""
+def record_condition(results: ResultsWriter, network: Network, request: pytest.FixtureRequest, tolerances: Tolerances):
+    """Write one measurement (one condition, one repetition) to the results file as it is produced, a
+    migrating one with its proof (judged with the same rules as test_migration_moves_the_traffic)."""
 
     def record(scenario: str, condition: str, rep: int, result) -> None:
-        results.measurement(scenario, request.node.name, condition, rep, network, result)
+        proof = result.evidence.judge(tolerances) if result.plan.switches() else None
+        results.measurement(scenario, request.node.name, condition, rep, network, result, proof)
 
     return record
+
+
+@pytest.fixture
+def proof_gate(tolerances: Tolerances, request: pytest.FixtureRequest) -> Callable[[list], bool]:
+    """The one path from a measurement to its verdict: `proof_gate(migrating)` judges every migrating
+    repetition's evidence (harness.measure.verdicts.judge_repetitions). Failed: the test fails with the
+    proof's line. Unproven: the test passes as `unproven`, with the reason, and returns False (no cost,
+    no ratio verdict). Proven: True. The outcome and the adherence go into the test's JUnit properties."""
+
+    def gate(migrating: list) -> bool:
+        proof = judge_repetitions([result.evidence for result in migrating], tolerances)
+        request.node.user_properties += [
+            ("proof", str(proof.outcome)),
+            ("adherence_up", proof.adherence_up),
+            ("adherence_down", proof.adherence_down),
+        ]
+        if proof.outcome == ProofOutcome.FAILED:
+            pytest.fail(f"migration did not happen as planned: {proof.reason}", pytrace=False)
+        if proof.outcome == ProofOutcome.UNPROVEN:
+            request.node.user_properties += [("verdict", "unproven"), ("unproven", proof.reason)]
+            return False
+        return True
+
+    return gate

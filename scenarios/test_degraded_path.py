@@ -18,13 +18,14 @@ import pytest
 
 from harness.measure.services import for_measurement, measure_condition, measure_loss
 from harness.measure.verdicts import describe, loss_verdict, throughput_verdicts
+from harness.model.evidence import ProofCode
 from harness.model.metrics import TCP_UP, Scenario
 from harness.model.profiles import rate_mbit
-from harness.model.schedule import baseline_of
+from harness.model.schedule import MigrationPlan, baseline_of
 from harness.runtime.links import ImpairedPath, Impairment
 
 pytestmark = [pytest.mark.network, pytest.mark.migration]
-PROBE_SECONDS = 2.0
+PROBE_SECONDS = 4.0  # ~4000 probe packets on the degraded path: 5 % of them is far beyond the in-flight slack
 SELF_CHECK_REPEAT = 5
 
 
@@ -47,7 +48,8 @@ def test_degraded_path_fails_the_loss_check(
 ):
     """Sized to be red far beyond noise: the last proxy drops --degrade-drop (5 %) of what it forwards, and
     every loss within 0.5 s of a switch is charged to it. At 2000 probe packets/s and 1 s on each path that
-    is ~50 lost per switch (at 0.1 s: ~5), against 0 allowed; a healthy atomic switch loses 0."""
+    is ~50 lost per switch (at 0.1 s: ~5), against 0 allowed; a healthy atomic switch loses 0. The proof
+    must name it too: ~100 of the ~4000 packets the degraded path carries, against none on the other."""
     path, drop = network.topology.path_ids[-1], measure_settings.degrade_drop
     plan = dataclasses.replace(migration_plan, mechanism="netlink")
     with ImpairedPath(network, path, Impairment(drop=drop)):
@@ -58,6 +60,32 @@ def test_degraded_path_fails_the_loss_check(
     assert not verdict["ok"], (
         f"path {path} dropped {drop:.0%} of its packets, yet the loss check passed: {verdict['reason']}"
     )
+    # the proof too, though 5 % is far under its absolute limit (--max-path-loss 20 % + 50 packets): the hop is
+    # judged against the same hop of the other path in the same run
+    lost = [f for f in result.evidence.failures(tolerances) if f.code == ProofCode.HOP_LOSS and f.path == path]
+    assert lost, (
+        f"path {path} dropped {drop:.0%} of its packets, yet the proof named no hop loss on it: "
+        f"{[str(f) for f in result.evidence.failures(tolerances)]}"
+    )
+
+
+CONTROL_RUNS = 10
+
+
+def test_hop_loss_control_under_tcp_load_stays_green(network, origin_services, tolerances, results, request):
+    """The healthy control of the relative loss check: 10 migrations at 0.1 s under iperf3 TCP (up, then down),
+    the load whose congestion loss the absolute limit was sized for; none may name a lost hop."""
+    plan = MigrationPlan(interval=0.1, duration=2.0, paths=network.topology.path_ids)
+    red = []
+    for run in range(CONTROL_RUNS):
+        reverse = bool(run % 2)
+        result = measure_condition(
+            network, for_measurement(plan, 2.0), lambda reverse=reverse: origin_services.iperf3(2.0, reverse=reverse)
+        )
+        failures = result.evidence.failures(tolerances)
+        results.migration(f"{request.node.name}-{run}", network, result.evidence, failures)
+        red += [f"run {run + 1}: {f}" for f in failures if f.code in (ProofCode.HOP_LOSS, ProofCode.SESSION_LOSS)]
+    assert not red, f"healthy paths under TCP load lost packets by the proof: {red}"
 
 
 @pytest.mark.one_interval

@@ -1,50 +1,53 @@
-"""Chromium page loads and timed downloads from origin, with migration vs without, same run, interleaved."""
+"""Chromium page loads and timed downloads from origin, with migration vs without, same run, interleaved.
+
+As for throughput: a migrating repetition whose proof fails fails the test; an unproven one gets no cost.
+"""
 
 from __future__ import annotations
-
-import functools
 
 import pytest
 
 from harness.errors import HarnessError
 from harness.measure.services import (
+    MIN_PAIRS,
+    PAGE_NAMES,
     for_measurement,
     interleave,
     page_load_ms,
     require_measurement_tools,
+    scenario_measure,
 )
 from harness.measure.verdicts import describe, ratio_verdict
 from harness.model.metrics import Scenario
-from harness.runtime.content import MB, PAGES, file_name
 
 pytestmark = [pytest.mark.network, pytest.mark.migration, pytest.mark.measurement]
-# Page loads and downloads vary a lot from one load to the next (n=3 gave intervals like [0.4, 2.7]);
-# with one browser per test a pair costs ~5 s, so they take at least this many pairs.
-MIN_PAIRS = 5
 
 
-def test_page_loads(network, origin_services, migration_plan, tolerances, measure_settings, record_condition):
+def measured(network, origin_services, migration_plan, measure_settings, record_condition, scenario):
+    measure, seconds = scenario_measure(origin_services, scenario, measure_settings)
+    return interleave(
+        network,
+        for_measurement(migration_plan, seconds),
+        max(measure_settings.repeat, MIN_PAIRS[scenario]),
+        measure,
+        lambda cond, rep, result: record_condition(scenario, cond, rep, result),
+    )
+
+
+def test_page_loads(
+    network, origin_services, migration_plan, tolerances, measure_settings, record_condition, proof_gate
+):
     try:
         require_measurement_tools(browser=True)
     except HarnessError as exc:  # a missing browser is an error naming it, never a skip
         pytest.fail(str(exc), pytrace=False)
-    pages = [f"{name}.html" for name in PAGES]
-    measure = functools.partial(
-        origin_services.page_set,
-        pages,
-        timeout=measure_settings.page_timeout,
-        screenshots=network.workdir / "screenshots",
+    baseline, migrating = measured(
+        network, origin_services, migration_plan, measure_settings, record_condition, Scenario.PAGELOAD
     )
-    plan = for_measurement(migration_plan, 10)
-    baseline, migrating = interleave(
-        network,
-        plan,
-        max(measure_settings.repeat, MIN_PAIRS),
-        measure,
-        lambda cond, rep, result: record_condition(Scenario.PAGELOAD, cond, rep, result),
-    )
+    if not proof_gate(migrating):
+        return
     failed = []
-    for page in pages:
+    for page in PAGE_NAMES:
         verdict = ratio_verdict(
             page_load_ms(baseline, page),
             page_load_ms(migrating, page),
@@ -58,22 +61,16 @@ def test_page_loads(network, origin_services, migration_plan, tolerances, measur
         pytest.fail("; ".join(failed), pytrace=False)
 
 
-def test_download_time(network, origin_services, migration_plan, tolerances, measure_settings, record_condition):
-    files = [file_name(int(mb * MB)) for mb in measure_settings.download_mb]
-
-    def measure() -> dict:
-        return {"downloads": [origin_services.download(name) for name in files]}
-
-    plan = for_measurement(migration_plan, 10)
-    baseline, migrating = interleave(
-        network,
-        plan,
-        max(measure_settings.repeat, MIN_PAIRS),
-        measure,
-        lambda cond, rep, result: record_condition(Scenario.DOWNLOAD, cond, rep, result),
+def test_download_time(
+    network, origin_services, migration_plan, tolerances, measure_settings, record_condition, proof_gate
+):
+    baseline, migrating = measured(
+        network, origin_services, migration_plan, measure_settings, record_condition, Scenario.DOWNLOAD
     )
+    if not proof_gate(migrating):
+        return
     failed = []
-    for i, name in enumerate(files):
+    for i, download in enumerate(baseline[0].figures["downloads"]):
         verdict = ratio_verdict(
             [r.figures["downloads"][i]["seconds"] for r in baseline],
             [r.figures["downloads"][i]["seconds"] for r in migrating],
@@ -82,6 +79,6 @@ def test_download_time(network, origin_services, migration_plan, tolerances, mea
             unit="s",
         )
         if not verdict["ok"]:
-            failed.append(describe(name, verdict))
+            failed.append(describe(download["path"], verdict))
     if failed:  # a verdict: one line with the effect, its interval and units, not a traceback
         pytest.fail("; ".join(failed), pytrace=False)

@@ -9,7 +9,7 @@ import pytest
 
 from harness.errors import ConfigError
 from harness.model.evidence import MigrationEvidence, PathUse, ProofCode, SwitchRecord
-from harness.model.records import MigrationRecord, RunRecord, load
+from harness.model.records import SCHEMA_VERSION, MigrationRecord, RunRecord, load
 from harness.model.schedule import MigrationPlan
 from harness.model.settings import Tolerances, parse_fixed, parse_weights
 from harness.model.stats import percentile, summary
@@ -155,4 +155,4 @@ def test_results_file_is_appended_and_survives_a_torn_line(tmp_path, monkeypatch
     assert isinstance(records[0], RunRecord) and records[0].environment == {"kernel": "test"}
     assert [r.interval for r in records[1:]] == [0.1, 1.0]
     assert all(r.run_id == "ch-test" for r in records)
-    assert '"schema_version": 3' in writer.path.read_text().splitlines()[0]
+    assert f'"schema_version": {SCHEMA_VERSION}' in writer.path.read_text().splitlines()[0]

@@ -23,8 +23,9 @@ from harness.errors import MeasurementError
 from harness.measure import iperf
 from harness.measure.loss import analyze
 from harness.model.evidence import MigrationEvidence
-from harness.model.metrics import TCP_DOWN, TCP_UP, THROUGHPUT_KINDS, UDP
+from harness.model.metrics import TCP_DOWN, TCP_UP, THROUGHPUT_KINDS, UDP, Scenario
 from harness.model.schedule import MigrationPlan, baseline_of
+from harness.model.settings import MeasureSettings
 from harness.runtime import content
 from harness.runtime.migration import MigrationController
 from harness.runtime.network import Network
@@ -282,6 +283,29 @@ def measure_loss(
 def page_load_ms(results: list[ConditionResult], page: str) -> list[float]:
     """The load-event times of `page` in page_set figures."""
     return [load["load_ms"] for r in results for load in r.figures["loads"] if load["url"].endswith(page)]
+
+
+# Page loads and downloads vary a lot from one load to the next (n=3 gave intervals like [0.4, 2.7]);
+# with one browser per test a pair costs ~5 s, so they take at least this many pairs.
+MIN_PAIRS = {Scenario.PAGELOAD: 5, Scenario.DOWNLOAD: 5}
+PAGE_NAMES = [f"{name}.html" for name in content.PAGES]
+
+
+def scenario_measure(
+    services: OriginServices, scenario: Scenario, settings: MeasureSettings, kinds: tuple[str, ...] = THROUGHPUT_KINDS
+) -> tuple[Callable[[], dict], float]:
+    """What one repetition of a measuring scenario runs, and about how many seconds of traffic it makes:
+    the scenarios and the fault checks of their proofs (test_faults) measure with this very function."""
+    if scenario == Scenario.THROUGHPUT:
+        seconds = settings.iperf_seconds
+        return lambda: services.throughput(seconds, kinds, udp_rate=settings.udp_rate), len(kinds) * seconds
+    if scenario == Scenario.PAGELOAD:
+        shots = services.network.workdir / "screenshots"
+        return lambda: services.page_set(PAGE_NAMES, timeout=settings.page_timeout, screenshots=shots), 10.0
+    if scenario == Scenario.DOWNLOAD:
+        files = [content.file_name(int(mb * content.MB)) for mb in settings.download_mb]
+        return lambda: {"downloads": [services.download(name) for name in files]}, 10.0
+    raise MeasurementError(f"no repeated measurement for scenario {scenario}")
 
 
 def interleave(

@@ -6,7 +6,9 @@ import statistics
 from collections.abc import Sequence
 
 from harness.errors import MeasurementError
+from harness.model.evidence import MigrationEvidence, Proof, ProofOutcome
 from harness.model.metrics import THROUGHPUT, THROUGHPUT_KINDS
+from harness.model.settings import Tolerances
 from harness.model.stats import RatioEstimate, paired_ratio
 
 
@@ -106,3 +108,32 @@ def loss_verdict(loss: dict, max_lost_per_switch: float) -> dict:
         f"{loss['lost']} of {loss['sent']} lost in all, {loss['lost_without_switch']} away from any switch"
     )
     return {"ok": ok, "reason": reason, "worst": worst}
+
+
+def judge_repetitions(evidence: Sequence[MigrationEvidence], tolerances: Tolerances) -> Proof:
+    """The proof of a condition from its migrating repetitions, each judged with the proof of
+    test_migration_moves_the_traffic: failed when any failed (its line, with the repetition), unproven
+    when any is unproven (the lowest adherence named), else proven. Adherence: the minimum over them."""
+    if not evidence:
+        return Proof(ProofOutcome.UNPROVEN, "no migrating repetition was measured")
+    proofs = [e.judge(tolerances) for e in evidence]
+
+    def lowest(direction: str) -> float | None:
+        values = [v for p in proofs if (v := getattr(p, f"adherence_{direction}")) is not None]
+        return min(values) if values else None
+
+    up, down = lowest("up"), lowest("down")
+    for outcome in (ProofOutcome.FAILED, ProofOutcome.UNPROVEN):
+        found = [(i, p) for i, p in enumerate(proofs) if p.outcome == outcome]
+        if found:
+            # a failure: the first; unproven: the one that followed least (its lowest adherence)
+            i, proof = found[0] if outcome == ProofOutcome.FAILED else min(found, key=lambda item: _weakest(item[1]))
+            failures = tuple(f for _, p in found for f in p.failures)
+            reason = proof.reason if len(proofs) == 1 else f"repetition {i + 1} of {len(proofs)}: {proof.reason}"
+            return Proof(outcome, reason, failures, up, down)
+    return Proof(ProofOutcome.PROVEN, "", (), up, down)
+
+
+def _weakest(proof: Proof) -> float:
+    figures = [f.figure for f in proof.failures if f.figure is not None]
+    return min(figures) if figures else 1.0

@@ -9,17 +9,25 @@ to the path the schedule named, the paths and moves the server saw, and faults m
 
 from __future__ import annotations
 
+import math
 import statistics
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from enum import StrEnum
 from typing import Any
 
 from harness.model.schedule import MigrationPlan
-from harness.model.settings import Tolerances
+from harness.model.settings import Tolerances, parse_faults
 from harness.model.stats import summary
 
 # Packets that may be in flight between two hops when the counters are read (per hop and direction).
 IN_FLIGHT_SLACK = 50
+# A hop that loses more than its sibling paths' same hop in the same run: at least this many percentage points
+# more, and significant with a one-sided two-proportion z test at this z (p < 3e-5 for one of the ~12 hops of
+# a run: a Bonferroni bound far below one false red in a thousand runs).
+RELATIVE_LOSS_EXCESS = 0.02
+RELATIVE_LOSS_Z = 4.0
+IN_FLIGHT_S = 0.005  # how long a packet may take from one hop's counter to the next one's, under load
+DIRECTIONS = ("up", "down")
 HOPS = {
     "up": (("client", "sent"), ("proxy", "entered"), ("server", "delivered")),
     "down": (("server", "sent"), ("proxy", "entered"), ("client", "delivered")),
@@ -64,12 +72,57 @@ class ProofCode(StrEnum):
     PATH_DELIVERED_NOTHING = "path-delivered-nothing"
     HOP_LOSS = "hop-loss"
     SESSION_LOSS = "session-loss"
-    LOW_ADHERENCE = "low-adherence"
+    LOW_ADHERENCE = "low-adherence"  # the session followed the schedule less closely than --min-adherence
+    PINNED_SESSION = "pinned-session"  # a path carried less in its windows than any healthy run: pinned
     ENDPOINT_NEVER_MOVED = "endpoint-never-moved"
     PATH_NEVER_SEEN = "path-never-seen"  # the server never saw the client on a scheduled path
     FEW_ENDPOINT_MOVES = "few-endpoint-moves"
     BEHIND_SCHEDULE = "behind-schedule"  # the machine could not keep the schedule: not a verdict
     UNCLASSIFIED = "unclassified"  # read from a results file written before codes existed
+
+
+# What does not prove a migration without showing a broken path: the session follows the schedule, but less
+# closely than the proof asks, or the machine could not keep the schedule. Such a run is unproven (it gets
+# no cost), not failed. Everything else is a broken path or a broken testbed: failed.
+UNPROVEN_CODES = frozenset({ProofCode.LOW_ADHERENCE, ProofCode.FEW_ENDPOINT_MOVES, ProofCode.BEHIND_SCHEDULE})
+
+
+def pinned_floor(paths: int) -> float:
+    """The adherence below which a path counts as pinned away (failed), whatever the interval.
+
+    The rule: a session that does not follow the schedule at all still lands about 1/N of its packets on
+    each of N paths by chance (healthy runs under load at 0.01 s, where wireguard-go cannot follow, gave
+    0.39-0.60 with 2 paths); a session pinned to another path lands none. The floor is 40 % of that
+    chance level: 0.2 with 2 paths, well under every healthy run, well above a pinned one (0.0-0.05)."""
+    return 0.4 / max(1, paths)
+
+
+class ProofOutcome(StrEnum):
+    """What a migrating repetition's evidence says of its figure: a cost, a broken path, or no proof."""
+
+    PROVEN = "proven"  # the migration happened as scheduled, under that load: its figure is a cost
+    FAILED = "failed"  # a broken path or testbed: the test fails with the proof's line
+    UNPROVEN = "unproven"  # the session did not follow closely enough (or was not judged): no cost
+
+
+@dataclass(frozen=True)
+class Proof:
+    """The judgement of one run's evidence: its outcome, why (one line), and its adherence per direction."""
+
+    outcome: ProofOutcome
+    reason: str = ""
+    failures: tuple[ProofFailure, ...] = ()
+    adherence_up: float | None = None
+    adherence_down: float | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "outcome": str(self.outcome),
+            "reason": self.reason,
+            "failures": [asdict(failure) for failure in self.failures],
+            "adherence_up": self.adherence_up,
+            "adherence_down": self.adherence_down,
+        }
 
 
 @dataclass(frozen=True)
@@ -143,6 +196,62 @@ class PathDelivery:
         return reasons
 
 
+def in_flight(packets: int, duration_s: float, skew_ms: float) -> int:
+    """Packets that may be between two hops when the run's last counters are read: the run's own packet rate
+    over the read skew plus IN_FLIGHT_S, and a few more (keepalives, a handshake)."""
+    rate = packets / duration_s if duration_s > 0 else 0.0
+    return math.ceil(rate * (skew_ms / 1000 + IN_FLIGHT_S)) + 5
+
+
+def relative_loss(
+    delivery: dict[int, PathDelivery], scheduled: list[int], slack: dict[str, int] | None = None
+) -> list[ProofFailure]:
+    """Hops that lost significantly more than the same hop of the other scheduled paths in the same run.
+
+    Congestion and queueing loss hit every path alike, so a path is judged against its siblings: its loss
+    (less `slack`, per direction: what may be in flight, see in_flight) against theirs pooled, with a one-sided
+    two-proportion z test, and only when the excess is also at least RELATIVE_LOSS_EXCESS (tiny differences
+    over huge counts are significant and harmless). The absolute --max-path-loss limit stays as the upper
+    bound (PathDelivery.problems)."""
+    reasons = []
+    paths = [path for path in scheduled if path in delivery]
+    for direction, hops in HOPS.items():
+        allowed = (slack or {}).get(direction, IN_FLIGHT_SLACK)
+        for position in range(len(hops) - 1):
+            counts = {}
+            for path in paths:
+                row = delivery[path].counts(direction)
+                before, after = row[position], row[position + 1]
+                counts[path] = (max(0, before - after - allowed), before)
+            for path, (lost, total) in counts.items():
+                others = [counts[other] for other in paths if other != path]
+                other_lost, other_total = sum(o[0] for o in others), sum(o[1] for o in others)
+                if not total or not other_total:
+                    continue
+                z = two_proportion_z(lost, total, other_lost, other_total)
+                rate, other_rate = lost / total, other_lost / other_total
+                if z >= RELATIVE_LOSS_Z and rate - other_rate >= RELATIVE_LOSS_EXCESS:
+                    giver, taker = hops[position][0], hops[position + 1][0]
+                    text = (
+                        f"path {path} {direction}: {taker} lost {rate:.1%} of what the {giver} passed on, against "
+                        f"{other_rate:.1%} on the other paths' same hop in this run (z = {z:.1f}, limit "
+                        f"{RELATIVE_LOSS_Z:g} and {RELATIVE_LOSS_EXCESS:.0%} more)"
+                    )
+                    reasons.append(
+                        ProofFailure(
+                            ProofCode.HOP_LOSS, text, path, direction, rate, other_rate + RELATIVE_LOSS_EXCESS, taker
+                        )
+                    )
+    return reasons
+
+
+def two_proportion_z(lost_a: int, n_a: int, lost_b: int, n_b: int) -> float:
+    """The pooled two-proportion z statistic of rate a over rate b (0 when both are 0 or both are 1)."""
+    pooled = (lost_a + lost_b) / (n_a + n_b)
+    spread = math.sqrt(pooled * (1 - pooled) * (1 / n_a + 1 / n_b))
+    return 0.0 if spread == 0 else (lost_a / n_a - lost_b / n_b) / spread
+
+
 @dataclass(frozen=True)
 class SessionDelivery:
     """The session end to end: the client's wg0 and the server's wg0, both directions (packet deltas)."""
@@ -184,8 +293,16 @@ class MigrationEvidence:
     releases: int = 0  # sticky-source releases during the run
     delivery: dict[int, PathDelivery] = field(default_factory=dict)
     session: SessionDelivery | None = None
-    # adherence windows: (the path the schedule named, share of the session's packets on it, packets)
+    # adherence windows: (the path the schedule named, share of the session's packets on it, packets), both
+    # directions together (windows), and per direction from the client's own counters: up, what its wgnets
+    # sent of what its wg0 sent; down, what its wgnets received of what its wg0 received (which proxy
+    # delivered the session). Only the client's counters: the same holds when the server is a remote host.
     windows: list[tuple[int, float, int]] = field(default_factory=list)
+    windows_up: list[tuple[int, float, int]] = field(default_factory=list)
+    windows_down: list[tuple[int, float, int]] = field(default_factory=list)
+    # per switch the route monitor saw: ms until the server's endpoint was on the new path (None: not
+    # before the next switch), and how often it flipped back to another path before that next switch
+    endpoint_follow: list[tuple[float | None, int]] = field(default_factory=list)
     read_skew_ms: float = 0.0  # how far apart the counter reads of the hosts were (end of the run)
     faults: list[ProofFailure] = field(default_factory=list)  # what went wrong on a path during the run
     injected: list[str] = field(default_factory=list)  # faults the plan asked for (--fault), as applied
@@ -209,10 +326,21 @@ class MigrationEvidence:
     def no_route_ms(self) -> dict[str, Any]:
         return summary([s.no_route_ms for s in self.switches if s.no_route_ms is not None])
 
-    def adherence(self, path: int | None = None) -> float | None:
-        """The share of the session's packets (both directions, as the client's wg0 counts them) that used
-        the path the schedule named: over every window, or over the windows that named `path`."""
-        windows = [w for w in self.windows if path is None or w[0] == path]
+    def _windows_of(self, direction: str | None) -> list[tuple[int, float, int]]:
+        if direction is None:
+            return self.windows
+        return self.windows_up if direction == "up" else self.windows_down
+
+    @property
+    def directed(self) -> bool:
+        """Whether adherence was kept per direction (results written before that hold both together)."""
+        return bool(self.windows_up or self.windows_down)
+
+    def adherence(self, path: int | None = None, direction: str | None = None) -> float | None:
+        """The share of the session's packets (as the client's wg0 counts them; `direction` up or down, or
+        None for both together) that used the path the schedule named: over every window, or over the
+        windows that named `path`."""
+        windows = [w for w in self._windows_of(direction) if path is None or w[0] == path]
         total = sum(packets for _, _, packets in windows)
         if not total:
             return None
@@ -288,21 +416,40 @@ class MigrationEvidence:
             if use is None or use.bytes == 0 or use.packets == 0:
                 text = f"path {path} was scheduled but carried nothing"
                 reasons.append(ProofFailure(ProofCode.PATH_CARRIED_NOTHING, text, path, figure=0))
+        absolute = []
         for path, delivery in sorted(self.delivery.items()):
-            reasons += delivery.problems(path, rules.max_path_loss, path in self.scheduled_paths)
+            absolute += delivery.problems(path, rules.max_path_loss, path in self.scheduled_paths)
+        judged = {(f.path, f.direction, f.hop) for f in absolute}
+        reasons += absolute + [
+            f
+            for f in relative_loss(self.delivery, self.scheduled_paths, self.in_flight_slack())
+            if (f.path, f.direction, f.hop) not in judged and (f.path, f.direction, None) not in judged
+        ]
         # Shares are judged where a schedule can be followed closely (--verdict-from-interval, 0.1 s):
         # below it a switch window holds a handful of packets and they are recorded, not judged.
         strict = self.plan.interval >= rules.verdict_from_interval
         if self.session is not None:
             reasons += self.session.problems(rules.max_path_loss)
-        for path in self.scheduled_paths if planned and strict else ():
-            adherence = self.adherence(path)
-            if adherence is not None and adherence < rules.min_adherence:
-                text = (
-                    f"path {path} carried only {adherence:.0%} of the session's packets in the windows "
-                    f"the schedule gave it (limit {rules.min_adherence:.0%})"
-                )
-                timing.append(ProofFailure(ProofCode.LOW_ADHERENCE, text, path, None, adherence, rules.min_adherence))
+        floor = pinned_floor(len(self.scheduled_paths))
+        for path in self.scheduled_paths if planned else ():
+            for direction in DIRECTIONS if self.directed else (None,):
+                adherence = self.adherence(path, direction)
+                where = f" {direction}" if direction else ""
+                if adherence is not None and adherence < floor:  # at every interval: a pinned session
+                    text = (
+                        f"path {path} carried only {adherence:.0%} of the session's packets{where} in the windows "
+                        f"the schedule gave it, below the {floor:.0%} that a session not following at all "
+                        "still reaches: the session is pinned to another path"
+                    )
+                    reasons.append(ProofFailure(ProofCode.PINNED_SESSION, text, path, direction, adherence, floor))
+                elif strict and adherence is not None and adherence < rules.min_adherence:
+                    text = (
+                        f"path {path} carried only {adherence:.0%} of the session's packets{where} in the windows "
+                        f"the schedule gave it (limit {rules.min_adherence:.0%})"
+                    )
+                    timing.append(
+                        ProofFailure(ProofCode.LOW_ADHERENCE, text, path, direction, adherence, rules.min_adherence)
+                    )
         if planned:
             unseen = sorted(set(self.scheduled_paths) - set(self.endpoint_paths))
             if self.endpoint_changes == 0:
@@ -341,6 +488,87 @@ class MigrationEvidence:
             return [*reasons, ProofFailure(ProofCode.BEHIND_SCHEDULE, text)]
         return reasons + timing
 
+    def in_flight_slack(self) -> dict[str, int]:
+        """Per direction, the packets that may be in flight between two hops at the last read (in_flight)."""
+        slack = {}
+        for direction in DIRECTIONS:
+            if self.session is not None:
+                packets = self.session.up_sent if direction == "up" else self.session.down_sent
+            else:
+                packets = sum(d.counts(direction)[0] for d in self.delivery.values())
+            slack[direction] = in_flight(packets, self.duration_s, self.read_skew_ms)
+        return slack
+
+    def judge(self, tolerances: Tolerances | None = None) -> Proof:
+        """Whether this run's figure may stand as a cost: proven, failed (a broken path: the proof's first
+        line says where), or unproven (the session did not follow the schedule closely enough, the machine
+        could not keep it, or the interval is below --verdict-from-interval, where nothing is judged)."""
+        rules = tolerances or Tolerances()
+        failures = self.failures(rules)
+        up, down = self.adherence(direction="up"), self.adherence(direction="down")
+        if not self.directed:
+            up = down = self.adherence()
+        broken = [f for f in failures if f.code not in UNPROVEN_CODES]
+        if broken:
+            return Proof(ProofOutcome.FAILED, broken[0].text, tuple(failures), up, down)
+        if failures:
+            return Proof(ProofOutcome.UNPROVEN, unproven_reason(failures[0]), tuple(failures), up, down)
+        if self.planned_switches and self.plan.interval < rules.verdict_from_interval:
+            reason = (
+                f"below --verdict-from-interval {rules.verdict_from_interval:g} s: adherence "
+                f"{_share(up)} up, {_share(down)} down, recorded and not judged"
+            )
+            return Proof(ProofOutcome.UNPROVEN, reason, (), up, down)
+        return Proof(ProofOutcome.PROVEN, "", (), up, down)
+
+    def follow_summary(self) -> dict[str, Any]:
+        """How the server's endpoint followed the switches: ms until it did, flips back, switches it missed."""
+        followed = [ms for ms, _ in self.endpoint_follow if ms is not None]
+        return {
+            "switches": len(self.endpoint_follow),
+            "missed": sum(1 for ms, _ in self.endpoint_follow if ms is None),
+            "follow_ms": summary(followed),
+            "flips_back": sum(flips for _, flips in self.endpoint_follow),
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> MigrationEvidence:
+        """Back from `to_dict` (a results file's record), so that reports judge with the very same proof."""
+        described = data.get("plan") or {}
+        plan = MigrationPlan(
+            strategy=described.get("strategy", "alternate"),
+            interval=described.get("interval_s", 0.1),
+            paths=tuple(described.get("paths") or (1, 2)),
+            duration=described.get("duration_s", 2.0),
+            jitter=described.get("jitter_s", 0.0),
+            seed=described.get("seed", 0),
+            weights=tuple(described["weights"]) if described.get("weights") else None,
+            mechanism=described.get("mechanism", "netlink"),
+            sticky_source=described.get("sticky_source", "auto"),
+            faults=parse_faults(",".join(described.get("faults") or []), "the recorded plan's faults"),
+        )
+        names = {f.name for f in fields(cls)} - {"plan"}
+        kept = {name: data[name] for name in names if name in data}
+
+        def tuples(key: str) -> list[tuple[Any, ...]]:
+            return [tuple(item) for item in kept.get(key, [])]
+
+        return cls(
+            **{
+                **kept,
+                "plan": plan,
+                "switches": [SwitchRecord(**s) for s in kept.get("switches", [])],
+                "per_path": {int(k): PathUse(**v) for k, v in kept.get("per_path", {}).items()},
+                "delivery": {int(k): PathDelivery(**v) for k, v in kept.get("delivery", {}).items()},
+                "session": SessionDelivery(**kept["session"]) if kept.get("session") else None,
+                "windows": tuples("windows"),
+                "windows_up": tuples("windows_up"),
+                "windows_down": tuples("windows_down"),
+                "endpoint_follow": tuples("endpoint_follow"),
+                "faults": [ProofFailure.read(f) for f in kept.get("faults", [])],
+            }
+        )
+
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
         data["plan"] = self.plan.describe()
@@ -355,4 +583,26 @@ class MigrationEvidence:
         }
         adherence = self.adherence()
         data["adherence"] = None if adherence is None else round(adherence, 4)
+        for direction in DIRECTIONS if self.directed else ():
+            value = self.adherence(direction=direction)
+            data[f"adherence_{direction}"] = None if value is None else round(value, 4)
+            data[f"adherence_{direction}_by_path"] = {
+                str(k): None if (a := self.adherence(k, direction)) is None else round(a, 4)
+                for k in self.scheduled_paths
+            }
+        data["endpoint_follow_summary"] = self.follow_summary()
         return data
+
+
+def _share(value: float | None) -> str:
+    return "?" if value is None else f"{value:.2f}"
+
+
+def unproven_reason(failure: ProofFailure) -> str:
+    """The short line an unproven cost shows instead of a ratio, e.g. 'path 1 adherence up 0.49 < 0.6'."""
+    if failure.code == ProofCode.LOW_ADHERENCE and failure.figure is not None and failure.limit is not None:
+        where = f" {failure.direction}" if failure.direction else ""
+        return f"path {failure.path} adherence{where} {failure.figure:.2f} < {failure.limit:g}"
+    if failure.code == ProofCode.FEW_ENDPOINT_MOVES and failure.figure is not None:
+        return f"endpoint moves {failure.figure:.2f} per switch < {failure.limit:g}"
+    return failure.text

@@ -63,6 +63,7 @@ class Outcome(StrEnum):
     FAILED = "failed"  # a verdict: the check ran and said no
     ERROR = "error"  # infrastructure: a tool crashed or is missing; no verdict
     UNJUDGED = "unjudged"  # measured and recorded, no verdict at this interval
+    UNPROVEN = "unproven"  # measured and recorded; the migration did not happen as scheduled: no cost
     SKIPPED = "skipped"
 
 

@@ -15,7 +15,9 @@ from typing import Any, ClassVar
 
 from harness.model.evidence import ProofFailure
 
-SCHEMA_VERSION = 3  # 3: proof failures are records (code, path, direction, figure, limit, text)
+# 3: proof failures are records (code, path, direction, figure, limit, text); 4: every measurement carries its
+# proof (proven, failed, unproven) and the evidence adherence per direction
+SCHEMA_VERSION = 4
 log = logging.getLogger(__name__)
 
 
@@ -103,6 +105,7 @@ class MeasurementRecord(Placed, Record):
     seed: int = 0
     figures: dict[str, Any] = field(default_factory=dict)
     evidence: dict[str, Any] = field(default_factory=dict)
+    proof: dict[str, Any] = field(default_factory=dict)  # a migrating repetition's Proof.to_dict (schema 4)
 
     @property
     def migrating(self) -> bool:

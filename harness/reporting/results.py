@@ -50,8 +50,11 @@ class ResultsWriter:
                 self._by_test.setdefault(record.test, []).append(record)
         return record
 
-    def measurement(self, scenario: str, test: str, condition: str, repetition: int, network, result) -> Record:
-        """One measurement (one condition, one repetition of a scenario; `result` a ConditionResult)."""
+    def measurement(
+        self, scenario: str, test: str, condition: str, repetition: int, network, result, proof=None
+    ) -> Record:
+        """One measurement (one condition, one repetition of a scenario; `result` a ConditionResult; `proof`
+        the Proof of a migrating repetition's evidence)."""
         plan = result.plan
         return self.write(
             MeasurementRecord(
@@ -71,6 +74,7 @@ class ResultsWriter:
                 seed=plan.seed,
                 figures=result.figures,
                 evidence=result.evidence.to_dict(),
+                proof=proof.to_dict() if proof is not None else {},
             )
         )
 

@@ -223,26 +223,41 @@ class MigrationController:
 
     def _windows(
         self, observed: list, before: accounting.Snapshot, after: accounting.Snapshot
-    ) -> list[tuple[int, float, int]]:
-        """(named path, its share of the session's packets, the session's packets) for every stretch between
-        switches: the named wgnet's packets over the client's wg0 packets (a packet lost before any wgnet
-        counts against the path)."""
+    ) -> dict[str | None, list[tuple[int, float, int]]]:
+        """Per direction (None: both together, "up", "down"): (named path, its share of the session's packets,
+        the session's packets) for every stretch between switches: the named wgnet's packets over the
+        client's wg0 packets (a packet lost before any wgnet counts against the path). Up counts what the
+        client sent, down what it received: the client's counters alone."""
+        counts: dict[str | None, Callable[[LinkCounters], int]] = {
+            None: lambda c: c.tx_packets + c.rx_packets,
+            "up": lambda c: c.tx_packets,
+            "down": lambda c: c.rx_packets,
+        }
         edges = [(before.at, self.plan.start_path, before.client)]
         edges += [(at, path, sample) for at, path, _, sample in observed]
         edges.append((after.at, edges[-1][1], after.client))
-        windows = []
+        windows: dict[str | None, list[tuple[int, float, int]]] = {key: [] for key in counts}
         for (t0, route_path, start), (t1, _, end) in zip(edges, edges[1:]):
-            moved = {}
-            for k, counter in end.items():
-                first = start.get(k)
-                if first is not None:
-                    moved[k] = (counter.tx_packets + counter.rx_packets) - (first.tx_packets + first.rx_packets)
-            total = moved.get(accounting.SESSION, 0)  # the session's packets, as the client's wg0 counts them
-            if total <= 0:
-                continue
             named = self._named_path((t0 + t1) / 2 - self.start, route_path)
-            windows.append((named, round(min(1.0, moved.get(named, 0) / total), 4), total))
+            for key, count in counts.items():
+                moved = {k: count(counter) - count(start[k]) for k, counter in end.items() if k in start}
+                total = moved.get(accounting.SESSION, 0)  # the session's packets, as the client's wg0 counts them
+                if total > 0:
+                    windows[key].append((named, round(min(1.0, max(0, moved.get(named, 0)) / total), 4), total))
         return windows
+
+    def _follow(self, observed: list, stopped_at: float) -> list[tuple[float | None, int]]:
+        """Per switch: ms until the server's endpoint was on the new path, and its flips back before the next."""
+        times = [at for at, *_ in observed] + [stopped_at]
+        moves = self._sampler.moves
+        result = []
+        for (at, path, *_), until in zip(observed, times[1:]):
+            during = [(t, p) for t, p in moves if at <= t < until]
+            already = [p for t, p in moves if t < at][-1:] == [path]  # the endpoint was there before the route
+            first = at if already else next((t for t, p in during if p == path), None)
+            flips = sum(1 for t, p in during if first is not None and t > first and p != path)
+            result.append((None if first is None else round((first - at) * 1000, 3), flips))
+        return result
 
     def _evidence(self, stopped_at: float, after: accounting.Snapshot) -> MigrationEvidence:
         plan, before = self.plan, self._before
@@ -275,6 +290,7 @@ class MigrationController:
         sampler = self._sampler
         scheduled = sorted({plan.start_path, *(p.path for p in planned)})
         faults = [*(self._runner.faults if self._runner else []), *before.problems, *after.problems]
+        windows = self._windows(observed, before, after)
         return MigrationEvidence(
             plan=plan,
             duration_s=round(stopped_at - self.start, 4),
@@ -290,7 +306,10 @@ class MigrationController:
             releases=self.releases,
             delivery=accounting.delivery(before, after),
             session=accounting.session_delivery(before, after),
-            windows=self._windows(observed, before, after),
+            windows=windows[None],
+            windows_up=windows["up"],
+            windows_down=windows["down"],
+            endpoint_follow=self._follow(observed, stopped_at),
             read_skew_ms=max(before.skew_ms, after.skew_ms),
             faults=faults,
             injected=self._injector.injected if self._injector else [],

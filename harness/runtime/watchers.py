@@ -144,6 +144,7 @@ class EndpointSampler(BurstPoller):
         self.samples = 0
         self.changes = 0
         self.paths_seen: list[int] = []
+        self.moves: list[tuple[float, int]] = []  # (monotonic time of the sample, path) at every change
 
     def run(self) -> None:
         last = None
@@ -154,6 +155,8 @@ class EndpointSampler(BurstPoller):
                 continue
             if path not in self.paths_seen:
                 self.paths_seen.append(path)
+            if path != last:
+                self.moves.append((time.monotonic(), path))
             if last is not None and path != last:
                 self.changes += 1
             last = path
