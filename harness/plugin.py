@@ -323,6 +323,8 @@ class HarnessSession:
                 strategy=plan.strategy if plan is not None else None,
                 mechanism=params.get("mechanism") or (plan.mechanism if plan is not None else None),
                 label=plan.label if plan is not None else None,
+                params=callspec.id if callspec is not None else "",
+                expects_red=item.get_closest_marker("expect_red") is not None,
             )
         )
 

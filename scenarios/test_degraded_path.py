@@ -42,6 +42,7 @@ def degraded_rate(degrade_rate: str, baseline_mbit: float, profile_mbit: float |
     return f"{max(min(limits), 1.0):.3g}mbit"
 
 
+@pytest.mark.expect_red
 @pytest.mark.atomic_switch
 def test_degraded_path_fails_the_loss_check(
     network, origin_services, migration_plan, tolerances, measure_settings, record_condition
@@ -88,6 +89,7 @@ def test_hop_loss_control_under_tcp_load_stays_green(network, origin_services, t
     assert not red, f"healthy paths under TCP load lost packets by the proof: {red}"
 
 
+@pytest.mark.expect_red
 @pytest.mark.one_interval
 def test_degraded_path_fails_the_throughput_check(
     network, origin_services, migration_plan, tolerances, measure_settings, record_condition, path_profile

@@ -67,6 +67,7 @@ def test_healthy_control_passes(network, results, request):
     assert not failures, f"the healthy control does not prove migration: {failures}"
 
 
+@pytest.mark.expect_red
 @pytest.mark.parametrize("fault", list(EXPECTED), ids=[str(f) for f in EXPECTED])
 def test_fault_turns_the_proof_red(network, results, request, fault):
     path, codes, named_path, direction, hop = EXPECTED[fault]
@@ -84,6 +85,7 @@ MEASURING = (Scenario.DOWNLOAD, Scenario.PAGELOAD, Scenario.THROUGHPUT)
 MEASURING_FAULT_AT_S = 0.2  # early: a download of the default files takes well under a second
 
 
+@pytest.mark.expect_red
 @pytest.mark.parametrize("scenario", MEASURING, ids=[str(s) for s in MEASURING])
 @pytest.mark.parametrize("fault", MEASURING_FAULTS, ids=[str(f) for f in MEASURING_FAULTS])
 def test_fault_during_a_measurement_fails_its_proof(

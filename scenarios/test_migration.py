@@ -35,6 +35,7 @@ def test_migration_moves_the_traffic(network, migration_plan, results, tolerance
     assert not failures, f"no proof of migration: {'; '.join(map(str, failures))}"
 
 
+@pytest.mark.expect_red
 def test_a_dead_path_breaks_the_proof(network, results, request):
     """Switching onto a path whose proxy is down must not pass as a migration."""
     dead = network.topology.path_ids[-1]

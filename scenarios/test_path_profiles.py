@@ -39,6 +39,7 @@ def test_a_rate_only_profile_is_applied_and_measured_as_specified(network):
     assert "tbf" not in qdiscs, f"the profile's qdisc outlived its block: {qdiscs}"
 
 
+@pytest.mark.expect_red
 def test_a_path_that_is_not_what_its_profile_says_fails_the_check(network):
     """The check must be able to say no: path 2 is limited to 10 Mbit/s behind the profile's back."""
     (profile,) = parse_profiles(RATE_ONLY, "test").values()

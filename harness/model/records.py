@@ -84,6 +84,8 @@ class TestRecord(Placed, Record):
     strategy: str | None = None
     mechanism: str | None = None
     label: str | None = None
+    params: str = ""  # the test's parameters as in its id (backend, interval, fault, profile, ...)
+    expects_red: bool = False  # marker expect_red: it breaks its check on purpose; passed means caught
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,9 @@ from collections import defaultdict
 from html import escape
 from pathlib import Path
 
-from harness.measure.verdicts import point_within, ratio_verdict
+from harness.errors import HarnessError
+from harness.measure.verdicts import judge_repetitions, point_within, ratio_verdict
+from harness.model.evidence import MigrationEvidence, Proof, ProofOutcome
 from harness.model.metrics import COSTED, KIND_LABELS, TCP_DOWN, TCP_UP, THROUGHPUT_KINDS, Scenario, costed_values
 from harness.model.records import (
     MeasurementRecord,
@@ -34,6 +36,8 @@ td, th { border: 1px solid #ccc; padding: 3px 8px; text-align: left; }
 th { background: #f4f4f4; } .passed { color: #080; font-weight: bold; } .failed { color: #c00; font-weight: bold; }
 .skipped { color: #a60; font-weight: bold; } .error { color: #808; font-weight: bold; }
 .unjudged { color: #666; font-weight: bold; } .unclear { color: #a60; font-weight: bold; }
+.unproven { color: #666; font-weight: bold; } .caught { color: #080; }
+details summary { cursor: pointer; color: #444; } td.why { max-width: 28em; }
 code, pre { background: #f6f6f6; padding: 2px 4px; }
 pre { white-space: pre-wrap; } svg text { font: 11px sans-serif; } .empty { color: #888; }
 """
@@ -131,9 +135,37 @@ def run_tolerances(records: list[Record]) -> Tolerances:
     return recorded_tolerances(run.settings if run else None)
 
 
+def read_evidence(record: MeasurementRecord | MigrationRecord) -> MigrationEvidence | None:
+    """A record's evidence as the proof reads it (None: written by a harness whose evidence it cannot read)."""
+    try:
+        return MigrationEvidence.from_dict(record.evidence)
+    except (TypeError, ValueError, KeyError, HarnessError):
+        return None
+
+
+def condition_proofs(records: list[Record], tolerances: Tolerances) -> dict[tuple, Proof]:
+    """(backend, interval, condition, scenario) -> the proof of its migrating repetitions, judged from their
+    recorded evidence with the run's tolerances: the very judgement the scenarios' proof_gate made."""
+    evidence: dict[tuple, list[MigrationEvidence | None]] = defaultdict(list)
+    for r in _measured(records):
+        if r.migrating and r.evidence:
+            evidence[(r.where, r.interval, r.condition, r.scenario)].append(read_evidence(r))
+    proofs = {}
+    for key, found in evidence.items():
+        readable = [e for e in found if e is not None]
+        proofs[key] = (
+            judge_repetitions(readable, tolerances)
+            if len(readable) == len(found)
+            else Proof(ProofOutcome.UNPROVEN, "its evidence was written in a form this harness cannot judge")
+        )
+    return proofs
+
+
 def cost_rows(records: list[Record], tolerances: Tolerances) -> list[dict]:
-    """What migration costs at each interval: one row per scenario, backend, interval and metric."""
+    """What migration costs at each interval: one row per scenario, backend, interval and metric, each with the
+    proof of its migrating repetitions (a cost only when proven; otherwise the row says why not)."""
     rows = []
+    proofs = condition_proofs(records, tolerances)
     for metric in COSTED:
         for (backend, interval, condition, item), (base, value) in sorted(
             paired(records, metric.scenario).items(), key=lambda kv: str(kv[0])
@@ -154,6 +186,10 @@ def cost_rows(records: list[Record], tolerances: Tolerances) -> list[dict]:
                     "condition": condition,
                     "metric": item,
                     "verdict": verdict,
+                    "proof": proofs.get(
+                        (backend, interval, condition, metric.scenario),
+                        Proof(ProofOutcome.UNPROVEN, "no migration evidence was recorded"),
+                    ),
                 }
             )
     return rows
@@ -174,6 +210,7 @@ def cost_vs_interval(records: list[Record]) -> list[svg.Chart]:
                 and row["backend"] == backend
                 and row["interval"] is not None
                 and "-degraded" not in row["condition"]
+                and row["proof"].outcome == ProofOutcome.PROVEN  # an unproven figure is no cost: not plotted
             ]
             limit = metric.limit(tolerances)
             band = (limit, 1.0) if higher else (1.0, limit)
@@ -487,24 +524,47 @@ def _interval_text(interval: float | None) -> str:
     return "" if interval is None else f"{interval:g} s"
 
 
+WHY_INLINE = 140  # a longer reason goes into a details element, so its column keeps its width
+
+
+def _why(text: str) -> str:
+    if len(text) <= WHY_INLINE:
+        return escape(text)
+    return f"<details><summary>{escape(text[: WHY_INLINE - 40])}…</summary>{escape(text)}</details>"
+
+
+def _outcome_cell(outcome: str, expects_red: bool) -> str:
+    """A self-check that breaks its check on purpose passes when the check caught it: shown as caught."""
+    if expects_red and outcome == "passed":
+        return "<td class='caught'>caught (expected red)</td>"
+    if expects_red and outcome == "failed":
+        return "<td class='failed'>failed: not caught</td>"
+    return f"<td class='{outcome}'>{outcome}</td>"
+
+
+def _red_expected(records: list[Record]) -> set[str]:
+    """The names (as migration records give them) of the tests that break their check on purpose."""
+    return {r.test.split("::")[-1] for r in of_kind(records, TestRecord) if r.expects_red}
+
+
 def _verdict_table(records: list[Record]) -> str:
     rows = verdict_rows(records)
     if not rows:
         return "<p class='empty'>No test outcomes in these results.</p>"
     counts: dict[str, int] = defaultdict(int)
     for row in rows:
-        counts[row.outcome] += 1
-    summary = ", ".join(f"<span class='{o}'>{n} {o}</span>" for o, n in sorted(counts.items()))
+        counts["caught (expected red)" if row.expects_red and row.outcome == "passed" else row.outcome] += 1
+    summary = ", ".join(f"<span class='{o.split()[0]}'>{n} {o}</span>" for o, n in sorted(counts.items()))
     body = "".join(
-        f"<tr><td>{escape(r.scenario)}</td><td>{escape(str(r.where or ''))}</td>"
-        f"<td>{_interval_text(r.interval)}</td>"
-        f"<td>{escape(str(r.mechanism or ''))}</td><td class='{r.outcome}'>{r.outcome}</td>"
-        f"<td>{escape(r.reason or '')}</td></tr>"
+        f"<tr><td>{escape(r.scenario)}</td><td>{escape(r.params or r.test.partition('[')[2].rstrip(']'))}</td>"
+        f"<td>{escape(str(r.where or ''))}</td><td>{_interval_text(r.interval)}</td>"
+        f"<td>{escape(str(r.mechanism or ''))}</td>{_outcome_cell(r.outcome, r.expects_red)}"
+        f"<td class='why'>{_why(r.reason or '')}</td></tr>"
         for r in rows
     )
     return (
-        f"<p>{summary}</p><table><tr><th>scenario</th><th>backend</th><th>interval</th><th>mechanism</th>"
-        f"<th>verdict</th><th>reason</th></tr>{body}</table>"
+        f"<p>{summary}</p><table><tr><th>scenario</th><th>parameters</th><th>backend</th><th>interval</th>"
+        f"<th>mechanism</th><th>verdict</th><th>reason</th></tr>{body}</table>"
     )
 
 
@@ -513,6 +573,7 @@ def _migration_table(records: list[Record]) -> str:
     migrations = of_kind(records, MigrationRecord)
     if not migrations:
         return "<p class='empty'>No migration proofs in these results.</p>"
+    red = _red_expected(records)
     body = []
     for m in sorted(migrations, key=lambda m: (m.where, m.interval or 0, m.test)):
         evidence = m.evidence
@@ -520,17 +581,24 @@ def _migration_table(records: list[Record]) -> str:
             f"path {path}: {share:.0%}" for path, share in sorted(evidence.get("split_ratio", {}).items())
         )
         verdict = "passed" if not m.proof_failures else "failed"
+        cell = _outcome_cell(verdict, m.test in red)
+        adherence = (
+            f"up {evidence['adherence_up']:.2f}, down {evidence['adherence_down']:.2f}"
+            if evidence.get("adherence_up") is not None and evidence.get("adherence_down") is not None
+            else ("" if evidence.get("adherence") is None else f"{evidence['adherence']:.2f}")
+        )
         body.append(
             f"<tr><td>{escape(m.test)}</td><td>{escape(m.where)}</td><td>{_interval_text(m.interval)}</td>"
             f"<td>{len(evidence.get('switches', []))} / {evidence.get('planned_switches', '?')}</td>"
-            f"<td>{escape(split)}</td><td>{evidence.get('endpoint_changes', '?')}</td>"
+            f"<td>{escape(split)}</td><td>{escape(adherence)}</td><td>{evidence.get('endpoint_changes', '?')}</td>"
             f"<td>{evidence.get('releases', evidence.get('guard_releases', 0))} "
             f"({escape(str(evidence.get('sticky_source', '?')))})</td>"
-            f"<td class='{verdict}'>{verdict}</td><td>{escape('; '.join(map(str, m.proof_failures)))}</td></tr>"
+            f"{cell}<td class='why'>{_why('; '.join(map(str, m.proof_failures)))}</td></tr>"
         )
     return (
         "<table><tr><th>test</th><th>backend</th><th>interval</th><th>switches done / planned</th>"
-        "<th>bytes per path</th><th>endpoint moves seen by the server</th><th>sticky-source releases</th>"
+        "<th>bytes per path</th><th>adherence</th><th>endpoint moves seen by the server</th>"
+        "<th>sticky-source releases</th>"
         f"<th>proof</th><th>why not</th></tr>{''.join(body)}</table>"
     )
 
@@ -575,13 +643,35 @@ def _environment(records: list[Record]) -> str:
     return f"<table>{table}</table><h3>Reproduce</h3>{commands or '<p class=empty>no run record</p>'}"
 
 
+def _adherence_text(proof: Proof) -> str:
+    def share(value: float | None) -> str:
+        return "?" if value is None else f"{value:.2f}"
+
+    return f"up {share(proof.adherence_up)}, down {share(proof.adherence_down)}"
+
+
 def _cost_table(records: list[Record]) -> str:
     rows = [row for row in cost_rows(records, run_tolerances(records)) if "-degraded" not in row["condition"]]
     if not rows:
         return "<p class='empty'>No measurements with a baseline in these results.</p>"
     body = []
     for row in sorted(rows, key=lambda r: (r["scenario"], r["backend"], r["interval"] or 0, r["metric"])):
-        v = row["verdict"]
+        v, proof = row["verdict"], row["proof"]
+        medians = f"{v['median'] / v['scale']:.4g} vs {v['baseline_median'] / v['scale']:.4g} {v['unit']}"
+        n_text = f"{v['n']}" + (" (one pair: no interval)" if v["n"] == 1 else "")
+        lead = (
+            f"<tr><td>{escape(row['scenario'])}</td><td>{escape(row['backend'])}</td>"
+            f"<td>{_interval_text(row['interval'])}</td><td>{escape(row['metric'])}</td>"
+        )
+        adherence = f"<td>{_adherence_text(proof)}</td>"
+        if proof.outcome != ProofOutcome.PROVEN:  # no cost: the migration measured did not happen as scheduled
+            body.append(
+                f"{lead}<td colspan='2' class='unproven'>{proof.outcome}: {escape(proof.reason)}</td>"
+                f"<td>{n_text}</td><td>{medians}</td>{adherence}<td>{escape(v['rule'])}</td>"
+                f"<td class='{'failed' if proof.outcome == ProofOutcome.FAILED else 'unproven'}'>"
+                f"no cost: {proof.outcome}</td></tr>"
+            )
+            continue
         interval = "" if v["low"] is None else f"[{v['low']:.3f}, {v['high']:.3f}]"
         if not v["judged"]:
             verdict, css = "not judged at this interval", "unjudged"
@@ -593,19 +683,21 @@ def _cost_table(records: list[Record]) -> str:
                 if point_within(v)
                 else ("beyond tolerance, not significantly", "unclear")
             )
-        n_text = f"{v['n']}" + (" (one pair: no interval)" if v["n"] == 1 else "")
         body.append(
-            f"<tr><td>{escape(row['scenario'])}</td><td>{escape(row['backend'])}</td>"
-            f"<td>{_interval_text(row['interval'])}</td><td>{escape(row['metric'])}</td>"
-            f"<td>{v['ratio']:.3f}x</td><td>{interval}</td><td>{n_text}</td>"
-            f"<td>{v['median'] / v['scale']:.4g} vs {v['baseline_median'] / v['scale']:.4g} {v['unit']}</td>"
+            f"{lead}<td>{v['ratio']:.3f}x</td><td>{interval}</td><td>{n_text}</td><td>{medians}</td>{adherence}"
             f"<td>{escape(v['rule'])}</td><td class='{css}'>{verdict}</td></tr>"
         )
     return (
         "<p>Each row: the ratio with migration / without (paired repetitions, measured back to back), its "
-        "95 % interval and n. A verdict fails only when the whole interval lies beyond the tolerance.</p>"
+        "95 % interval and n. A verdict fails only when the whole interval lies beyond the tolerance. A ratio "
+        "is a cost only when every migrating repetition's own evidence proves that the migration happened as "
+        "scheduled, under that load; otherwise the row says <i>unproven</i> (the session followed the schedule "
+        "less closely than --min-adherence, the machine could not keep it, or the interval is below "
+        "--verdict-from-interval) or <i>failed</i> (a broken path), with the proof's reason, and shows no ratio. "
+        "Adherence: the share of the session's packets on the path the schedule named, per direction, from the "
+        "client's own counters; the lowest of the repetitions.</p>"
         "<table><tr><th>scenario</th><th>backend</th><th>interval</th><th>metric</th><th>effect</th>"
-        "<th>95 % interval</th><th>n</th><th>medians</th><th>rule</th><th>verdict</th></tr>"
+        "<th>95 % interval</th><th>n</th><th>medians</th><th>adherence (min)</th><th>rule</th><th>verdict</th></tr>"
         f"{''.join(body)}</table>"
     )
 
