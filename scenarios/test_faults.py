@@ -14,11 +14,12 @@ from __future__ import annotations
 
 import pytest
 
-from harness.measure.services import for_measurement, measure_condition, require_measurement_tools, scenario_measure
+from harness.measure.proofbench import MEASURING, MEASURING_FAULT_AT_S, MEASURING_FAULTS
+from harness.measure.services import measure_with_fault, require_measurement_tools
 from harness.measure.verdicts import judge_repetitions
 from harness.model.evidence import ProofCode, ProofOutcome
 from harness.model.kinds import Fault
-from harness.model.metrics import TCP_UP, Scenario
+from harness.model.metrics import Scenario
 from harness.model.schedule import MigrationPlan
 from harness.model.settings import FaultSpec
 from harness.runtime.migration import run_migration
@@ -80,11 +81,6 @@ def test_fault_turns_the_proof_red(network, results, request, fault):
     )
 
 
-MEASURING_FAULTS = (Fault.PINNED, Fault.FORWARD_DROP, Fault.RETURN_DROP)
-MEASURING = (Scenario.DOWNLOAD, Scenario.PAGELOAD, Scenario.THROUGHPUT)
-MEASURING_FAULT_AT_S = 0.2  # early: a download of the default files takes well under a second
-
-
 @pytest.mark.expect_red
 @pytest.mark.parametrize("scenario", MEASURING, ids=[str(s) for s in MEASURING])
 @pytest.mark.parametrize("fault", MEASURING_FAULTS, ids=[str(f) for f in MEASURING_FAULTS])
@@ -96,18 +92,10 @@ def test_fault_during_a_measurement_fails_its_proof(
     if scenario == Scenario.PAGELOAD:
         require_measurement_tools(browser=True)
     path, codes, named_path, direction, hop = EXPECTED[fault]
-    measure, seconds = scenario_measure(origin_services, scenario, measure_settings, kinds=(TCP_UP,))
-    plan = for_measurement(
-        MigrationPlan(
-            interval=0.1,
-            duration=2.0,
-            paths=network.topology.path_ids,
-            faults=(FaultSpec(fault, MEASURING_FAULT_AT_S, path),),
-        ),
-        seconds,
+    result = measure_with_fault(
+        origin_services, scenario, FaultSpec(fault, MEASURING_FAULT_AT_S, path), measure_settings
     )
-    result = measure_condition(network, plan, measure)
-    record_condition(scenario, f"{plan.label}-{fault}", 0, result)
+    record_condition(scenario, f"{result.plan.label}-{fault}", 0, result)
     assert result.evidence.injected, f"{fault} was never applied during the {scenario} measurement"
     proof = judge_repetitions([result.evidence], tolerances)
     assert proof.outcome == ProofOutcome.FAILED, (

@@ -127,6 +127,28 @@ def cmd_bench_fidelity(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_bench_adherence(args: argparse.Namespace) -> int:
+    """Adherence up and down under each load, interval and sticky-source mode; kernel WireGuard in a guest."""
+    from harness.measure import adherence
+    from harness.measure.services import require_measurement_tools
+    from harness.reporting.results import ResultsWriter
+
+    settings = settings_of(args)
+    if not os.environ.get(IN_VM_ENV):
+        require_measurement_tools(browser=True)
+    results = ResultsWriter(settings.run.run_dir, settings.run.run_id)
+
+    def record(network, condition: str, result) -> None:
+        results.measurement("adherence", "bench adherence", condition, 0, network, result)
+
+    result = adherence.bench(settings, repo=REPO, record=record, progress=progress)
+    if os.environ.get(IN_VM_ENV):  # the guest's part goes back to the host as one JSON line
+        print(json.dumps(result))
+        return 0
+    emit({**result, "results": str(results.path)}, args.json)
+    return 0
+
+
 def cmd_bench_paths(args: argparse.Namespace) -> int:
     """Apply a path profile and measure what each path really does (bench paths)."""
     from harness.data import PROFILES_FILE

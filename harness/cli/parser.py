@@ -43,6 +43,13 @@ BENCHES = (
     ),
     ("observer", "what each proxy sees, by interval and strategy", benches.cmd_bench_observer, [], {}),
     (
+        "adherence",
+        "adherence up and down under each load, interval and sticky-source mode (kernel WireGuard in a guest)",
+        benches.cmd_bench_adherence,
+        options.named(("--repeat",)),
+        {"--repeat": "1"},
+    ),
+    (
         "paths",
         "apply a path profile and measure each path's RTT, rate and loss",
         benches.cmd_bench_paths,
@@ -131,7 +138,7 @@ def build_parser() -> argparse.ArgumentParser:
     bench_sub = bench.add_subparsers(dest="bench", required=True)
     for name, help, func, own, defaults in BENCHES:
         command = bench_sub.add_parser(name, help=help)
-        if name == "fidelity":  # its networks are its own: one per implementation, netns in the guest
+        if name in ("fidelity", "adherence"):  # networks of their own: one per implementation, netns in the guest
             options.add_to_argparse(command, [*options.named(("--run-id",)), *VM_OPTIONS])
         else:
             options.add_to_argparse(command, options.named(RUN_OPTIONS))

@@ -1,8 +1,10 @@
 """`comps-harness bench proof`: does the proof catch every fault, pass a healthy run, and agree with captures?
 
 Every case gets a fresh topology (some faults break a path for good). The healthy control and the
-fault catalogue run at 0.1 s with a constant-rate UDP stream; adherence is measured with the
-default sticky-source mode at 0.1 and 1 s; the capture cross-check gives the largest byte error.
+fault catalogue run at 0.1 s with a constant-rate UDP stream; pinned, forward-drop and return-drop are
+applied during a download, a page-load set and a throughput run, whose proof must fail (measuring faults);
+adherence per direction is measured with the default sticky-source mode at 0.1 and 1 s; the capture
+cross-check gives the largest byte error.
 """
 
 from __future__ import annotations
@@ -11,10 +13,13 @@ from collections.abc import Callable
 from contextlib import AbstractContextManager
 
 from harness.measure.crosscheck import captured_migration
-from harness.model.evidence import MigrationEvidence
+from harness.measure.services import OriginServices, measure_with_fault
+from harness.measure.verdicts import judge_repetitions
+from harness.model.evidence import MigrationEvidence, ProofOutcome
 from harness.model.kinds import Fault
+from harness.model.metrics import Scenario
 from harness.model.schedule import MigrationPlan
-from harness.model.settings import FaultSpec, Tolerances
+from harness.model.settings import FaultSpec, MeasureSettings, Tolerances
 from harness.runtime.migration import run_migration
 from harness.runtime.network import Network
 from harness.runtime.traffic import udp_stream
@@ -23,6 +28,10 @@ FAULT_AT_S = 0.5
 INTERVAL_S = 0.1
 DURATION_S = 2.0
 ADHERENCE_INTERVALS = (0.1, 1.0)
+# the faults a measuring scenario's proof must catch, applied during each scenario's own measurement
+MEASURING_FAULTS = (Fault.PINNED, Fault.FORWARD_DROP, Fault.RETURN_DROP)
+MEASURING = (Scenario.DOWNLOAD, Scenario.PAGELOAD, Scenario.THROUGHPUT)
+MEASURING_FAULT_AT_S = 0.2  # early: a download of the default files takes well under a second
 
 NetworkFactory = Callable[[str], AbstractContextManager[Network]]
 
@@ -58,13 +67,35 @@ def run(new_network: NetworkFactory, tolerances: Tolerances, progress: Callable[
     out["faults_total"] = len(faults)
     out["faults_caught"] = sum(entry["caught"] for entry in faults.values())
     out["faults"] = faults
-    out["adherence"] = {}
+    measuring = {}
+    for scenario in MEASURING:
+        for fault in MEASURING_FAULTS:
+            with new_network(f"{fault}-{scenario}") as network, OriginServices(network) as services:
+                result = measure_with_fault(
+                    services, scenario, FaultSpec(fault, MEASURING_FAULT_AT_S), MeasureSettings()
+                )
+            proof = judge_repetitions([result.evidence], tolerances)
+            measuring[f"{scenario}/{fault}"] = {
+                "caught": proof.outcome == ProofOutcome.FAILED,
+                "outcome": str(proof.outcome),
+                "message": proof.reason,
+                "injected": result.evidence.injected,
+            }
+            progress(f"bench proof: {fault} during {scenario}: {proof.outcome}")
+    out["measuring_faults_total"] = len(measuring)
+    out["measuring_faults_caught"] = sum(entry["caught"] for entry in measuring.values())
+    out["measuring_faults"] = measuring
+    out["adherence_up"], out["adherence_down"] = {}, {}
     for interval in ADHERENCE_INTERVALS:
         with new_network(f"adherence-{interval:g}") as network:
             evidence = _run(network, interval)
-        adherence = evidence.adherence()
-        out["adherence"][f"{interval:g}"] = None if adherence is None else round(adherence, 4)
-        progress(f"bench proof: adherence at {interval:g} s: {out['adherence'][f'{interval:g}']}")
+        for direction in ("up", "down"):
+            value = evidence.adherence(direction=direction)
+            out[f"adherence_{direction}"][f"{interval:g}"] = None if value is None else round(value, 4)
+        progress(
+            f"bench proof: adherence at {interval:g} s: up {out['adherence_up'][f'{interval:g}']}, "
+            f"down {out['adherence_down'][f'{interval:g}']}"
+        )
     with new_network("capture") as network:
         plan = MigrationPlan(interval=INTERVAL_S, duration=30.0, paths=network.topology.path_ids)
         _, checks = captured_migration(network, plan)

@@ -25,7 +25,7 @@ from harness.measure.loss import analyze
 from harness.model.evidence import MigrationEvidence
 from harness.model.metrics import TCP_DOWN, TCP_UP, THROUGHPUT_KINDS, UDP, Scenario
 from harness.model.schedule import MigrationPlan, baseline_of
-from harness.model.settings import MeasureSettings
+from harness.model.settings import FaultSpec, MeasureSettings
 from harness.runtime import content
 from harness.runtime.migration import MigrationController
 from harness.runtime.network import Network
@@ -328,3 +328,13 @@ def interleave(
 def for_measurement(plan: MigrationPlan, seconds: float) -> MigrationPlan:
     """`plan` lasting long enough for a measurement of about `seconds` (it stops when the measurement ends)."""
     return dataclasses.replace(plan, duration=max(plan.duration, seconds * 2 + 10))
+
+
+def measure_with_fault(
+    services: OriginServices, scenario: Scenario, fault: FaultSpec, settings: MeasureSettings, interval: float = 0.1
+) -> ConditionResult:
+    """One migrating repetition of `scenario`'s own measurement (TCP upload alone for throughput) with `fault`
+    applied: what the proof of a measuring scenario must turn red (test_faults, bench proof)."""
+    measure, seconds = scenario_measure(services, scenario, settings, kinds=(TCP_UP,))
+    plan = MigrationPlan(interval=interval, duration=2.0, paths=services.network.topology.path_ids, faults=(fault,))
+    return measure_condition(services.network, for_measurement(plan, seconds), measure)

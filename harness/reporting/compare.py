@@ -33,7 +33,14 @@ def metrics(records: list[Record]) -> dict[tuple, dict]:
     found: dict[tuple, dict] = defaultdict(lambda: {"values": [], "higher_is_better": True})
     for record in of_kind(records, MeasurementRecord):
         key = (record.scenario, record.where, _condition_of(record), record.mechanism)
-        for name, value, higher in compared_values(record.figures, record.scenario):
+        values = list(compared_values(record.figures, record.scenario))
+        if record.migrating:  # how closely the session followed the schedule: a figure of the run like the others
+            values += [
+                (f"adherence_{d}", record.evidence[f"adherence_{d}"], True)
+                for d in ("up", "down")
+                if record.evidence.get(f"adherence_{d}") is not None
+            ]
+        for name, value, higher in values:
             entry = found[(*key, name)]
             entry["values"].append(float(value))
             entry["higher_is_better"] = higher
