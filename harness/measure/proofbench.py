@@ -15,7 +15,7 @@ from contextlib import AbstractContextManager
 from harness.measure.crosscheck import captured_migration
 from harness.measure.services import OriginServices, measure_with_fault
 from harness.measure.verdicts import judge_repetitions
-from harness.model.evidence import MigrationEvidence, ProofOutcome
+from harness.model.evidence import MigrationEvidence, ProofCode, ProofOutcome
 from harness.model.kinds import Fault
 from harness.model.metrics import Scenario
 from harness.model.schedule import MigrationPlan
@@ -32,6 +32,32 @@ ADHERENCE_INTERVALS = (0.1, 1.0)
 MEASURING_FAULTS = (Fault.PINNED, Fault.FORWARD_DROP, Fault.RETURN_DROP)
 MEASURING = (Scenario.DOWNLOAD, Scenario.PAGELOAD, Scenario.THROUGHPUT)
 MEASURING_FAULT_AT_S = 0.2  # early: a download of the default files takes well under a second
+
+LOST = {ProofCode.HOP_LOSS, ProofCode.PATH_DELIVERED_NOTHING}
+# fault -> (path it breaks; what the proof must name: the codes any of which will do, the path, the
+# direction, and for lost packets the hop's receiving end; None: any)
+EXPECTED = {
+    Fault.NAT_REMOVED: (2, LOST, 2, "up", "server"),
+    Fault.FORWARD_DROP: (2, LOST, 2, "up", "server"),
+    Fault.RETURN_DROP: (2, LOST, 2, "down", None),
+    Fault.WIREGUARD_KILLED: (2, {ProofCode.TUNNEL_UNREADABLE}, 2, None, None),
+    Fault.PROXY_DOWN_UP: (2, {ProofCode.HOP_LOSS}, 2, None, None),
+    Fault.ROUTE_REFUSED: (2, {ProofCode.SWITCH_REFUSED}, 2, None, None),
+    Fault.PINNED: (1, {ProofCode.PINNED_SESSION}, 2, None, None),
+    Fault.FOREIGN_WRITER: (1, {ProofCode.TOO_MANY_SWITCHES}, None, None, None),
+}
+
+
+def names(failure, codes: set, path: int | None, direction: str | None, hop: str | None) -> bool:
+    """The failure is one of `codes`, on `path`, in `direction`, at `hop` (None: any; a path that delivered
+    nothing names no hop)."""
+    return (
+        failure.code in codes
+        and (path is None or failure.path == path)
+        and (direction is None or failure.direction == direction)
+        and (hop is None or failure.code != ProofCode.HOP_LOSS or failure.hop == hop)
+    )
+
 
 NetworkFactory = Callable[[str], AbstractContextManager[Network]]
 

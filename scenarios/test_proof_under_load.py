@@ -1,0 +1,72 @@
+"""The proof under the loads the harness measures: a broken path during a measurement turns it red, and
+healthy paths under TCP load keep it green.
+
+The measuring scenarios judge their migrating repetitions with the migration proof (proof_gate):
+`pinned`, `forward-drop` and `return-drop`, applied during a download, a page-load set and a throughput
+run (measured with the scenarios' own scenario_measure), must make that judgement `failed`, naming the
+path: a pinned session would otherwise "cost nothing". The relative hop-loss check (a hop against the
+same hop of the sibling paths) has its healthy control here, under TCP.
+
+Self-checks of the proof, not part of an interval sweep (no `migration` marker): the CI's test run has them.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from harness.measure.proofbench import EXPECTED, MEASURING, MEASURING_FAULT_AT_S, MEASURING_FAULTS, names
+from harness.measure.services import for_measurement, measure_condition, measure_with_fault, require_measurement_tools
+from harness.measure.verdicts import judge_repetitions
+from harness.model.evidence import ProofCode, ProofOutcome
+from harness.model.metrics import Scenario
+from harness.model.schedule import MigrationPlan
+from harness.model.settings import FaultSpec
+
+pytestmark = [pytest.mark.network]
+
+
+@pytest.mark.expect_red
+@pytest.mark.parametrize("scenario", MEASURING, ids=[str(s) for s in MEASURING])
+@pytest.mark.parametrize("fault", MEASURING_FAULTS, ids=[str(f) for f in MEASURING_FAULTS])
+def test_fault_during_a_measurement_fails_its_proof(
+    network, origin_services, measure_settings, tolerances, record_condition, proof_gate, scenario, fault
+):
+    """One migrating repetition of the scenario's own measurement, with the fault applied; the proof_gate's
+    judgement (the scenarios' one path to a verdict) must be failed, naming the broken path."""
+    if scenario == Scenario.PAGELOAD:
+        require_measurement_tools(browser=True)
+    path, codes, named_path, direction, hop = EXPECTED[fault]
+    result = measure_with_fault(
+        origin_services, scenario, FaultSpec(fault, MEASURING_FAULT_AT_S, path), measure_settings
+    )
+    record_condition(scenario, f"{result.plan.label}-{fault}", 0, result)
+    assert result.evidence.injected, f"{fault} was never applied during the {scenario} measurement"
+    proof = judge_repetitions([result.evidence], tolerances)
+    assert proof.outcome == ProofOutcome.FAILED, (
+        f"{fault} on path {path} during {scenario} gave a proof that is {proof.outcome} ({proof.reason or 'no line'}): "
+        "the measurement would have reported a cost"
+    )
+    assert any(names(failure, codes, named_path, direction, hop) for failure in proof.failures), (
+        f"{fault} during {scenario} failed the proof, but not by naming its effect: {proof.reason}"
+    )
+    with pytest.raises(pytest.fail.Exception, match="migration did not happen as planned"):
+        proof_gate([result])
+
+
+CONTROL_RUNS = 10
+
+
+def test_hop_loss_control_under_tcp_load_stays_green(network, origin_services, tolerances, results, request):
+    """The healthy control of the relative loss check: 10 migrations at 0.1 s under iperf3 TCP (up, then down),
+    the load whose congestion loss the absolute limit was sized for; none may name a lost hop."""
+    plan = MigrationPlan(interval=0.1, duration=2.0, paths=network.topology.path_ids)
+    red = []
+    for run in range(CONTROL_RUNS):
+        reverse = bool(run % 2)
+        result = measure_condition(
+            network, for_measurement(plan, 2.0), lambda reverse=reverse: origin_services.iperf3(2.0, reverse=reverse)
+        )
+        failures = result.evidence.failures(tolerances)
+        results.migration(f"{request.node.name}-{run}", network, result.evidence, failures)
+        red += [f"run {run + 1}: {f}" for f in failures if f.code in (ProofCode.HOP_LOSS, ProofCode.SESSION_LOSS)]
+    assert not red, f"healthy paths under TCP load lost packets by the proof: {red}"
