@@ -290,8 +290,9 @@ OPTIONS: tuple[Option, ...] = (
         "--degrade-drop",
         "measure",
         "degrade_drop",
-        "0.05",
-        "share of packets the degraded-path loss scenario drops on the last proxy (default 0.05)",
+        "0.1",
+        "share of packets the degraded-path loss scenario drops on the last proxy (default 0.1: half the proof's "
+        "absolute --max-path-loss, caught by its relative check)",
         lambda text, flag: s.parse_share(text, flag, allow_zero=False),
     ),
     _opt(

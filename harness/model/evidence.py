@@ -22,9 +22,11 @@ from harness.model.stats import summary
 # Packets that may be in flight between two hops when the counters are read (per hop and direction).
 IN_FLIGHT_SLACK = 50
 # A hop that loses more than its sibling paths' same hop in the same run: at least this many percentage points
-# more, and significant with a one-sided two-proportion z test at this z (p < 3e-5 for one of the ~12 hops of
-# a run: a Bonferroni bound far below one false red in a thousand runs).
-RELATIVE_LOSS_EXCESS = 0.02
+# more (under iperf3 TCP, wireguard-go's congestion loss differed between the two paths' same hop by up to 3.8
+# points in one run: 4.6 % against 0.8 %; 2 points gave 4 false reds in 10 healthy runs), and significant with
+# a one-sided two-proportion z test at this z (p < 3e-5 for one of the ~12 hops of a run: a Bonferroni bound
+# far below one false red in a thousand runs).
+RELATIVE_LOSS_EXCESS = 0.06
 RELATIVE_LOSS_Z = 4.0
 IN_FLIGHT_S = 0.005  # how long a packet may take from one hop's counter to the next one's, under load
 DIRECTIONS = ("up", "down")
@@ -84,7 +86,13 @@ class ProofCode(StrEnum):
 # What does not prove a migration without showing a broken path: the session follows the schedule, but less
 # closely than the proof asks, or the machine could not keep the schedule. Such a run is unproven (it gets
 # no cost), not failed. Everything else is a broken path or a broken testbed: failed.
-UNPROVEN_CODES = frozenset({ProofCode.LOW_ADHERENCE, ProofCode.FEW_ENDPOINT_MOVES, ProofCode.BEHIND_SCHEDULE})
+UNPROVEN_CODES = frozenset(
+    {ProofCode.LOW_ADHERENCE, ProofCode.FEW_ENDPOINT_MOVES, ProofCode.BEHIND_SCHEDULE, ProofCode.TOO_FEW_SWITCHES}
+)
+# The pinned floor needs this many windows of a path with packets: in one window (a measurement that ended
+# just after its only switch) healthy wireguard-go under a download stayed on the old path (up 0.05, down
+# 0.02 in 0.78 s, 53 releases): one window cannot tell an implementation that has not followed yet from a pin.
+MIN_FLOOR_WINDOWS = 2
 
 
 def pinned_floor(paths: int) -> float:
@@ -435,14 +443,16 @@ class MigrationEvidence:
             for direction in DIRECTIONS if self.directed else (None,):
                 adherence = self.adherence(path, direction)
                 where = f" {direction}" if direction else ""
-                if adherence is not None and adherence < floor:  # at every interval: a pinned session
+                windows = sum(1 for w in self._windows_of(direction) if w[0] == path)
+                pinned = adherence is not None and adherence < floor and windows >= MIN_FLOOR_WINDOWS
+                if pinned:  # at every interval: a pinned session
                     text = (
                         f"path {path} carried only {adherence:.0%} of the session's packets{where} in the windows "
                         f"the schedule gave it, below the {floor:.0%} that a session not following at all "
                         "still reaches: the session is pinned to another path"
                     )
                     reasons.append(ProofFailure(ProofCode.PINNED_SESSION, text, path, direction, adherence, floor))
-                elif strict and adherence is not None and adherence < rules.min_adherence:
+                elif strict and adherence is not None and adherence < rules.min_adherence:  # includes a lone window
                     text = (
                         f"path {path} carried only {adherence:.0%} of the session's packets{where} in the windows "
                         f"the schedule gave it (limit {rules.min_adherence:.0%})"

@@ -265,7 +265,7 @@ class MeasureSettings:
     udp_rate: str = "50M"
     page_timeout: float = 30.0
     download_mb: tuple[float, ...] = (1.0, 10.0)
-    degrade_drop: float = 0.05
+    degrade_drop: float = 0.1
     degrade_rate: str = "20mbit"
 
 
