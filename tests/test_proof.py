@@ -221,6 +221,8 @@ def test_evidence_comes_back_from_its_record_and_judges_alike():
     assert back.judge() == original.judge() and back.plan == original.plan
     assert back.to_dict() == original.to_dict()
     assert back.follow_summary()["missed"] == 1 and back.follow_summary()["flips_back"] == 2
+    plain = directed(good, good)
+    assert MigrationEvidence.from_dict(json.loads(json.dumps(plain.to_dict()))).judge() == plain.judge()
     legacy = {k: v for k, v in original.to_dict().items() if k not in ("windows_up", "windows_down")}
     assert MigrationEvidence.from_dict(legacy).judge().adherence_up == pytest.approx(0.9625)
 

@@ -251,3 +251,53 @@ def test_the_report_judges_with_the_settings_the_run_recorded():
     recovered = options.with_recorded_settings(old)
     assert isinstance(recovered[0], RunRecord) and report.run_tolerances(recovered).throughput == 0.8
     assert report.run_tolerances(old).throughput == Tolerances().throughput  # not re-derived from text
+
+
+def _evidence(down_share: float) -> dict:
+    from harness.model.evidence import MigrationEvidence, PathDelivery, PathUse, SwitchRecord
+    from harness.model.schedule import MigrationPlan
+
+    good = [(1, 1.0, 100), (2, 0.95, 100), (1, 0.9, 100), (2, 1.0, 100)]
+    down = [(1, 1.0, 100), (2, down_share, 100), (1, 1.0, 100), (2, down_share, 100)]
+    return MigrationEvidence(
+        plan=MigrationPlan(interval=0.1, duration=2.0),
+        duration_s=2.0,
+        planned_switches=4,
+        scheduled_paths=[1, 2],
+        switches=[SwitchRecord(0.1 * (i + 1), 1 + i % 2, 2 - i % 2) for i in range(4)],
+        per_path={1: PathUse(1000, 10), 2: PathUse(1000, 10)},
+        endpoint_changes=4,
+        endpoint_paths=[1, 2],
+        delivery={k: PathDelivery(1000, 1000, 1000, 1000, 1000, 1000) for k in (1, 2)},
+        windows=good,
+        windows_up=good,
+        windows_down=down,
+    ).to_dict()
+
+
+def test_a_cost_row_stands_only_on_proven_migrations():
+    """Proven repetitions give a ratio; one that followed less closely than --min-adherence makes the row
+    'unproven', with the proof's reason and no ratio, and keeps it out of the cost chart."""
+    proven, unproven = raw_records(), raw_records()
+    for data in proven:
+        if data["kind"] == "measurement" and data["interval"]:
+            data["evidence"] = _evidence(0.95)
+    for data in unproven:
+        if data["kind"] == "measurement" and data["interval"]:
+            data["evidence"] = _evidence(0.45 if data["repetition"] == 1 else 0.95)
+    rows = {
+        name: {r["metric"]: r["proof"] for r in report.cost_rows(recs, report.run_tolerances(recs))}
+        for name, recs in (("proven", [parse(d) for d in proven]), ("unproven", [parse(d) for d in unproven]))
+    }
+    assert {str(p.outcome) for p in rows["proven"].values()} == {"proven"}
+    tcp = rows["unproven"]["tcp_up"]
+    assert (str(tcp.outcome), tcp.reason) == ("unproven", "repetition 2 of 3: path 2 adherence down 0.45 < 0.6")
+    assert tcp.adherence_down == pytest.approx(0.725)
+    page = report.build([parse(d) for d in unproven])
+    assert "unproven: repetition 2 of 3: path 2 adherence down 0.45 &lt; 0.6" in page
+    assert "no cost: unproven" in page and "up 0.96, down 0.72" in page
+    charts = report.cost_vs_interval([parse(d) for d in unproven])
+    assert all(not series.points for chart in charts for series in chart.series)
+    assert "within tolerance" in report.build([parse(d) for d in proven]) or "beyond tolerance" in report.build(
+        [parse(d) for d in proven]
+    )

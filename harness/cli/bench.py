@@ -119,8 +119,12 @@ def cmd_bench_fidelity(args: argparse.Namespace) -> int:
 
         return record
 
-    result = fidelity.bench(settings, repo=REPO, recorder=recorder, progress=progress)
-    if os.environ.get(IN_VM_ENV):  # the guest's part goes back to the host as one JSON line
+    return _emit_guest_aware(fidelity.bench(settings, repo=REPO, recorder=recorder, progress=progress), results, args)
+
+
+def _emit_guest_aware(result: dict, results, args: argparse.Namespace) -> int:
+    """A bench with a guest part: in the guest, its result goes back to the host as one JSON line."""
+    if os.environ.get(IN_VM_ENV):
         print(json.dumps(result))
         return 0
     emit({**result, "results": str(results.path)}, args.json)
@@ -141,12 +145,7 @@ def cmd_bench_adherence(args: argparse.Namespace) -> int:
     def record(network, condition: str, result) -> None:
         results.measurement("adherence", "bench adherence", condition, 0, network, result)
 
-    result = adherence.bench(settings, repo=REPO, record=record, progress=progress)
-    if os.environ.get(IN_VM_ENV):  # the guest's part goes back to the host as one JSON line
-        print(json.dumps(result))
-        return 0
-    emit({**result, "results": str(results.path)}, args.json)
-    return 0
+    return _emit_guest_aware(adherence.bench(settings, repo=REPO, record=record, progress=progress), results, args)
 
 
 def cmd_bench_paths(args: argparse.Namespace) -> int:

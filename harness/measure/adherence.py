@@ -11,17 +11,14 @@ endpoint followed each switch (ms until it did, flips back).
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 import statistics
-import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from harness.backends.registry import network_for
-from harness.errors import HarnessError
 from harness.measure.services import OriginServices, for_measurement, measure_condition
 from harness.model.evidence import MigrationEvidence
 from harness.model.kinds import StickySource, WireGuardImpl
@@ -31,7 +28,7 @@ from harness.runtime import content
 from harness.runtime.migration import resolve_sticky_source
 from harness.runtime.traffic import ping_stream, udp_stream
 from harness.vm.command import IN_VM_ENV
-from harness.vm.runner import prepare, run_in_vm
+from harness.vm.runner import bench_in_guest, prepare
 
 LOADS = ("ping", "udp500", "tcp_up", "tcp_down", "download", "pageload")
 GUEST_LOADS = ("ping", "udp500", "tcp_up", "tcp_down")
@@ -166,23 +163,11 @@ def bench(
         settings, WireGuardImpl.WIREGUARD_GO, HOST_MODES, LOADS, INTERVALS, progress=progress, record=record
     )
     progress("bench adherence: kernel WireGuard, in the guest")
-    command = [sys.executable, "-m", "harness", "bench", "adherence", "--json"]
-    command += ["--repeat", str(settings.measure.repeat), "--run-id", f"{settings.run.run_id}-guest"]
-    inner = run_in_vm(
-        settings.vm,
-        command,
-        rwdirs=[repo],
-        cwd=repo,
-        run_id=settings.run.run_id,
-        progress=progress,
-        capture=True,
-        guest=guest,
+    inner, boot_s = bench_in_guest(
+        settings, guest, "adherence", ["--repeat", str(settings.measure.repeat)], repo=repo, progress=progress
     )
-    lines = [line for line in (inner.stdout or "").splitlines() if line.startswith("{")]
-    if inner.returncode != 0 or not lines:
-        raise HarnessError(f"bench adherence: the guest's run exited {inner.returncode} without results")
     return {
         "default_mode": str(resolve_sticky_source("auto", WireGuardImpl.WIREGUARD_GO)),
-        "runs": {**runs, **json.loads(lines[-1])["runs"]},
-        "vm": {"accel": str(guest.accel), "kernel": guest.kernel.describe(), "boot_s": inner.boot_s},
+        "runs": {**runs, **inner["runs"]},
+        "vm": {"accel": str(guest.accel), "kernel": guest.kernel.describe(), "boot_s": boot_s},
     }

@@ -12,15 +12,12 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import json
 import os
-import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from harness.backends.registry import network_for
-from harness.errors import HarnessError
 from harness.measure.services import (
     OriginServices,
     for_measurement,
@@ -34,7 +31,7 @@ from harness.model.schedule import MigrationPlan
 from harness.model.settings import Settings
 from harness.runtime.network import Network
 from harness.vm.command import IN_VM_ENV
-from harness.vm.runner import prepare, run_in_vm
+from harness.vm.runner import bench_in_guest, prepare
 
 PROBE_RATE = 500.0
 HOST_MODES = (StickySource.OFF, StickySource.SWITCH, StickySource.CLIENT, StickySource.ORACLE)
@@ -165,34 +162,10 @@ def bench(settings: Settings, *, repo: Path, recorder: Recorder, progress: Calla
     host_modes = [("wireguard-go", mode) for mode in HOST_MODES]
     runs = _runs(settings, host_modes, intervals, in_guest=None, recorder=recorder, progress=progress)
     progress("bench fidelity: the kernel WireGuard run, in the guest")
-    command = [
-        sys.executable,
-        "-m",
-        "harness",
-        "bench",
-        "fidelity",
-        "--json",
-        "--reps",
-        str(reps),
-        "--run-id",
-        f"{settings.run.run_id}-guest",
-    ]
-    inner = run_in_vm(
-        settings.vm,
-        command,
-        rwdirs=[repo],
-        cwd=repo,
-        run_id=settings.run.run_id,
-        progress=progress,
-        capture=True,
-        guest=guest,
-    )
-    lines = [line for line in (inner.stdout or "").splitlines() if line.startswith("{")]
-    if inner.returncode != 0 or not lines:
-        raise HarnessError(f"bench fidelity: the guest's run exited {inner.returncode} without results")
+    inner, boot_s = bench_in_guest(settings, guest, "fidelity", ["--reps", str(reps)], repo=repo, progress=progress)
     return {
-        "vm": {"accel": str(guest.accel), "kernel": guest.kernel.describe(), "boot_s": inner.boot_s},
+        "vm": {"accel": str(guest.accel), "kernel": guest.kernel.describe(), "boot_s": boot_s},
         "intervals": [f"{interval:g}" for interval in intervals],
         "reps": reps,
-        "runs": {**json.loads(lines[-1])["runs"], **runs},
+        "runs": {**inner["runs"], **runs},
     }

@@ -545,6 +545,7 @@ class MigrationEvidence:
     def from_dict(cls, data: dict[str, Any]) -> MigrationEvidence:
         """Back from `to_dict` (a results file's record), so that reports judge with the very same proof."""
         described = data.get("plan") or {}
+        faults = described.get("faults") or []
         plan = MigrationPlan(
             strategy=described.get("strategy", "alternate"),
             interval=described.get("interval_s", 0.1),
@@ -555,7 +556,7 @@ class MigrationEvidence:
             weights=tuple(described["weights"]) if described.get("weights") else None,
             mechanism=described.get("mechanism", "netlink"),
             sticky_source=described.get("sticky_source", "auto"),
-            faults=parse_faults(",".join(described.get("faults") or []), "the recorded plan's faults"),
+            faults=parse_faults(",".join(faults), "the recorded plan's faults") if faults else (),
         )
         names = {f.name for f in fields(cls)} - {"plan"}
         kept = {name: data[name] for name in names if name in data}

@@ -340,6 +340,29 @@ def run_in_vm(
         return run_guest(spec, tagged_env(run_id), timeout=settings.timeout_s, capture=capture)
 
 
+def bench_in_guest(
+    settings: Settings, guest: Guest, bench: str, args: list[str], *, repo: Path, progress: Callable[[str], None]
+) -> tuple[dict, float | None]:
+    """`comps-harness bench <bench> --json ARGS` in a guest (the bench's own guest part, which prints one JSON
+    line); that line, decoded, and the guest's boot time."""
+    command = [sys.executable, "-m", "harness", "bench", bench, "--json", *args]
+    command += ["--run-id", f"{settings.run.run_id}-guest"]
+    inner = run_in_vm(
+        settings.vm,
+        command,
+        rwdirs=[repo],
+        cwd=repo,
+        run_id=settings.run.run_id,
+        progress=progress,
+        capture=True,
+        guest=guest,
+    )
+    lines = [line for line in (inner.stdout or "").splitlines() if line.startswith("{")]
+    if inner.returncode != 0 or not lines:
+        raise BackendError(f"bench {bench}: the guest's run exited {inner.returncode} without results")
+    return json.loads(lines[-1]), inner.boot_s
+
+
 def rerun_in_guest(
     settings: Settings, command: list[str], *, rwdirs: list[Path], cwd: Path, progress: Callable[[str], None]
 ) -> int:
