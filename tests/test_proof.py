@@ -110,15 +110,18 @@ def test_adherence_is_judged_per_path_from_the_verdict_interval():
     assert texts(fast.failures()) == []  # below --verdict-from-interval: recorded, not judged
 
 
-def test_a_pinned_session_fails_at_every_interval_below_the_floor_of_healthy_runs():
+def test_a_pinned_session_fails_below_the_floor_of_healthy_runs():
     assert pinned_floor(2) == pytest.approx(0.2) and pinned_floor(8) == pytest.approx(0.05)
     windows = [(1, 1.0, 100), (2, 0.0, 100), (1, 1.0, 100), (2, 0.1, 100)]
-    for interval in (0.01, 0.1, 1.0):
+    for interval in (0.1, 1.0):
         pinned = evidence(plan=MigrationPlan(interval=interval, duration=2.0), windows=windows)
         (failure,) = pinned.failures()
         assert (failure.code, failure.path, failure.limit) == (ProofCode.PINNED_SESSION, 2, pytest.approx(0.2))
         assert "pinned to another path" in failure.text
         assert pinned.judge().outcome == ProofOutcome.FAILED
+    # below --verdict-from-interval a lagging implementation looks like a pin (0.17 under a download): unproven
+    fast = evidence(plan=MigrationPlan(interval=0.01, duration=2.0), windows=windows)
+    assert fast.failures() == [] and fast.judge().outcome == ProofOutcome.UNPROVEN
     # one window of a path (a measurement that ended just after its only switch) is no pin: it is judged
     # against --min-adherence alone, unproven
     lone = evidence(windows=[(1, 1.0, 2621), (2, 0.05, 1104)], planned_switches=1)
