@@ -111,12 +111,12 @@ def test_adherence_is_judged_per_path_from_the_verdict_interval():
 
 
 def test_a_pinned_session_fails_below_the_floor_of_healthy_runs():
-    assert pinned_floor(2) == pytest.approx(0.2) and pinned_floor(8) == pytest.approx(0.05)
+    assert pinned_floor(2) == pytest.approx(0.25) and pinned_floor(8) == pytest.approx(0.0625)
     windows = [(1, 1.0, 100), (2, 0.0, 100), (1, 1.0, 100), (2, 0.1, 100)]
     for interval in (0.1, 1.0):
         pinned = evidence(plan=MigrationPlan(interval=interval, duration=2.0), windows=windows)
         (failure,) = pinned.failures()
-        assert (failure.code, failure.path, failure.limit) == (ProofCode.PINNED_SESSION, 2, pytest.approx(0.2))
+        assert (failure.code, failure.path, failure.limit) == (ProofCode.PINNED_SESSION, 2, pytest.approx(0.25))
         assert "pinned to another path" in failure.text
         assert pinned.judge().outcome == ProofOutcome.FAILED
     # below --verdict-from-interval a lagging implementation looks like a pin (0.17 under a download): unproven
