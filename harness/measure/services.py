@@ -146,11 +146,12 @@ class OriginServices:
         )
         self._iperf_server = self._start_iperf_server()
         origin.spawn(origin.python(PROBE_SCRIPT) + ["echo", "--port", str(PROBE_PORT)], name="probe-echo")
-        wait_until(lambda: self._listening(), timeout=10, interval=0.05, what="origin services listening")
+        # under TCG a spawn of ss takes seconds: the deadlines leave room for that
+        wait_until(lambda: self._listening(), timeout=60, interval=0.05, what="origin services listening")
         return self
 
     def _listening(self) -> bool:
-        out = self.network.origin.exec(["ss", "-H", "-ltnu"], timeout=5).stdout
+        out = self.network.origin.exec(["ss", "-H", "-ltnu"], timeout=30).stdout
         return all(f":{port} " in out for port in (HTTP_PORT, iperf.IPERF_PORT, PROBE_PORT))
 
     def __exit__(self, *exc: object) -> None:
@@ -179,7 +180,7 @@ class OriginServices:
                 if not self._iperf_server.running():
                     log.warning("iperf3 server exited (%s); starting a new one", self._iperf_server.log_tail(2))
                     self._iperf_server = self._start_iperf_server()
-                wait_until(self._listening, timeout=10, interval=0.05, what="the iperf3 server listening")
+                wait_until(self._listening, timeout=60, interval=0.05, what="the iperf3 server listening")
                 time.sleep(IPERF_RETRY_S)
         raise MeasurementError(f"iperf3 gave no result in {IPERF_ATTEMPTS} attempts")
 
