@@ -58,7 +58,7 @@ def udp_stream(network: Network, rate: float = 500.0, size: int = 200) -> Iterat
     try:
         wait_until(
             lambda: client.interface_counters("wg0").rx_packets > received + 10 or not sender.running(),
-            timeout=10,
+            timeout=60,  # two Python agents start first: seconds under TCG
             interval=0.01,
             what="the UDP stream's first echo",
         )
