@@ -666,7 +666,7 @@ def _cost_table(records: list[Record]) -> str:
         adherence = f"<td>{_adherence_text(proof)}</td>"
         if proof.outcome != ProofOutcome.PROVEN:  # no cost: the migration measured did not happen as scheduled
             body.append(
-                f"{lead}<td colspan='2' class='unproven'>{proof.outcome}: {escape(proof.reason)}</td>"
+                f"{lead}<td colspan='2' class='unproven why'>{_why(f'{proof.outcome}: {proof.reason}')}</td>"
                 f"<td>{n_text}</td><td>{medians}</td>{adherence}<td>{escape(v['rule'])}</td>"
                 f"<td class='{'failed' if proof.outcome == ProofOutcome.FAILED else 'unproven'}'>"
                 f"no cost: {proof.outcome}</td></tr>"
