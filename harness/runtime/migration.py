@@ -85,6 +85,7 @@ class MigrationController:
         self._watcher: ClientWatcher | None = None
         self._script = None
         self.start = 0.0
+        self._end: tuple[float, LinkCounters | None] = (0.0, None)
         self._switch_interval = sys.getswitchinterval()
 
     # -- sticky source -----------------------------------------------------------------------
@@ -195,6 +196,8 @@ class MigrationController:
         errors = self._stop_switching()
         if exc[0] is None:
             self.network.settle()  # packets still queued on a shaped link are in flight, not lost
+        if exc[0] is None:  # how fast the session still moves as the far edge is read: what may be in flight
+            self._end = (time.monotonic(), accounting.client_counters(self.network).get(accounting.SESSION))
         after = self._reader.snapshot() if exc[0] is None else None  # the window's far edge, all hosts at once
         errors += self._stop_everything()
         if exc[0] is not None:
@@ -245,6 +248,18 @@ class MigrationController:
                 if total > 0:
                     windows[key].append((named, round(min(1.0, max(0, moved.get(named, 0)) / total), 4), total))
         return windows
+
+    def _end_rate(self, after: accounting.Snapshot) -> dict[str, float] | None:
+        """Packets/s of the session (the client's wg0) per direction just before the last read."""
+        at, start = self._end
+        end = after.client.get(accounting.SESSION)
+        if start is None or end is None or after.at <= at:
+            return None
+        seconds = after.at - at
+        return {
+            "up": round(max(0, end.tx_packets - start.tx_packets) / seconds, 1),
+            "down": round(max(0, end.rx_packets - start.rx_packets) / seconds, 1),
+        }
 
     def _follow(self, observed: list, stopped_at: float) -> list[tuple[float | None, int]]:
         """Per switch: ms until the server's endpoint was on the new path, and its flips back before the next."""
@@ -311,6 +326,7 @@ class MigrationController:
             windows_down=windows["down"],
             endpoint_follow=self._follow(observed, stopped_at),
             read_skew_ms=max(before.skew_ms, after.skew_ms),
+            end_rate_pps=self._end_rate(after),
             faults=faults,
             injected=self._injector.injected if self._injector else [],
             applied_late_ms=[round(late, 3) for late in self._runner.late_ms] if self._runner else [],
