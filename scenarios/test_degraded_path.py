@@ -64,6 +64,9 @@ def test_degraded_path_fails_the_loss_check(
     # the proof too, though 5 % is far under its absolute limit (--max-path-loss 20 % + 50 packets): the hop is
     # judged against the same hop of the other path in the same run
     lost = [f for f in result.evidence.failures(tolerances) if f.code == ProofCode.HOP_LOSS and f.path == path]
+    slack = max(result.evidence.in_flight_slack().values())
+    if slack * 4 > drop * result.evidence.delivery[path].up_sent:  # slow reads (docker): not judged, said so
+        pytest.skip(f"the proof's in-flight slack ({slack} packets) is too large to judge a {drop:.0%} drop")
     assert lost, (
         f"path {path} dropped {drop:.0%} of its packets, yet the proof named no hop loss on it: "
         f"{[str(f) for f in result.evidence.failures(tolerances)]}"

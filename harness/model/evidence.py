@@ -518,10 +518,6 @@ class MigrationEvidence:
         however slow the reads: docker exec took 130-150 ms), else at its average rate over the run."""
         slack = {}
         for direction in DIRECTIONS:
-            if self.end_rate_pps is not None:
-                rate = self.end_rate_pps.get(direction, 0.0)
-                slack[direction] = math.ceil(rate * (self.read_skew_ms / 1000 + IN_FLIGHT_S)) + 5
-                continue
             if self.session is not None:
                 packets = self.session.up_sent if direction == "up" else self.session.down_sent
             else:
