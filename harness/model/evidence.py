@@ -513,9 +513,8 @@ class MigrationEvidence:
         return self.end_rate_pps is None or all(rate < AT_REST_PPS for rate in self.end_rate_pps.values())
 
     def in_flight_slack(self) -> dict[str, int]:
-        """Per direction, the packets that may be in flight between two hops at the last read (in_flight): at
-        the session's rate as the last counters were read (a measurement that ended leaves nothing in flight,
-        however slow the reads: docker exec took 130-150 ms), else at its average rate over the run."""
+        """Per direction, the packets that may be in flight between two hops at the last read (in_flight), at
+        the session's average rate over the run; the relative check is judged only at rest (at_rest)."""
         slack = {}
         for direction in DIRECTIONS:
             if self.session is not None:
