@@ -254,25 +254,11 @@ def test_the_report_judges_with_the_settings_the_run_recorded():
 
 
 def _evidence(down_share: float) -> dict:
-    from harness.model.evidence import MigrationEvidence, PathDelivery, PathUse, SwitchRecord
-    from harness.model.schedule import MigrationPlan
+    from test_proof import evidence  # the proof tests' evidence: 4 switches, healthy delivery on both paths
 
     good = [(1, 1.0, 100), (2, 0.95, 100), (1, 0.9, 100), (2, 1.0, 100)]
     down = [(1, 1.0, 100), (2, down_share, 100), (1, 1.0, 100), (2, down_share, 100)]
-    return MigrationEvidence(
-        plan=MigrationPlan(interval=0.1, duration=2.0),
-        duration_s=2.0,
-        planned_switches=4,
-        scheduled_paths=[1, 2],
-        switches=[SwitchRecord(0.1 * (i + 1), 1 + i % 2, 2 - i % 2) for i in range(4)],
-        per_path={1: PathUse(1000, 10), 2: PathUse(1000, 10)},
-        endpoint_changes=4,
-        endpoint_paths=[1, 2],
-        delivery={k: PathDelivery(1000, 1000, 1000, 1000, 1000, 1000) for k in (1, 2)},
-        windows=good,
-        windows_up=good,
-        windows_down=down,
-    ).to_dict()
+    return evidence(windows_up=good, windows_down=down).to_dict()
 
 
 def test_a_cost_row_stands_only_on_proven_migrations():
