@@ -46,7 +46,10 @@ class MigrationError(HarnessError):
 
 
 class MeasurementError(HarnessError):
-    """A measurement tool failed or produced output that could not be read."""
+    """A measurement tool failed or produced output that could not be read. One that failed while the client
+    migrated carries that migration's evidence (`evidence`), so the proof can still say whether a path broke."""
+
+    evidence = None
 
 
 class WaitTimeout(HarnessError):

@@ -4,7 +4,9 @@ healthy paths under TCP load keep it green.
 The measuring scenarios judge their migrating repetitions with the migration proof (proof_gate):
 `pinned`, `forward-drop` and `return-drop`, applied during a download, a page-load set and a throughput
 run (measured with the scenarios' own scenario_measure), must make that judgement `failed`, naming the
-path: a pinned session would otherwise "cost nothing". The relative hop-loss check (a hop against the
+path (a pinned session would otherwise "cost nothing"), or `unproven` because the fault stalled the session
+so that it no longer followed the schedule: either way no cost is reported. A measurement the fault broke
+(a page load that timed out) is judged from its evidence all the same. The relative hop-loss check (a hop against the
 same hop of the sibling paths) has its healthy control here, under TCP.
 
 Self-checks of the proof, not part of an interval sweep (no `migration` marker): the CI's test run has them.
@@ -24,6 +26,8 @@ from harness.model.settings import FaultSpec
 
 pytestmark = [pytest.mark.network]
 
+FOLLOW_CODES = {ProofCode.FEW_ENDPOINT_MOVES, ProofCode.LOW_ADHERENCE}  # the session did not follow the schedule
+
 
 @pytest.mark.expect_red
 @pytest.mark.parametrize("scenario", MEASURING, ids=[str(s) for s in MEASURING])
@@ -32,7 +36,8 @@ def test_fault_during_a_measurement_fails_its_proof(
     network, origin_services, measure_settings, tolerances, record_condition, proof_gate, scenario, fault, request
 ):
     """One migrating repetition of the scenario's own measurement, with the fault applied; the proof_gate's
-    judgement (the scenarios' one path to a verdict) must be failed, naming the broken path."""
+    judgement (the scenarios' one path to a verdict) must be failed, naming the broken path, or unproven
+    because the session stopped following the schedule; never proven."""
     if scenario == Scenario.PAGELOAD:
         require_measurement_tools(browser=True)
     path, codes, named_path, direction, hop = EXPECTED[fault]
@@ -42,10 +47,15 @@ def test_fault_during_a_measurement_fails_its_proof(
     record_condition(scenario, f"{result.plan.label}-{fault}", 0, result)
     assert result.evidence.injected, f"{fault} was never applied during the {scenario} measurement"
     proof = judge_repetitions([result.evidence], tolerances)
-    assert proof.outcome == ProofOutcome.FAILED, (
-        f"{fault} on path {path} during {scenario} gave a proof that is {proof.outcome} ({proof.reason or 'no line'}): "
-        "the measurement would have reported a cost"
+    assert proof.outcome != ProofOutcome.PROVEN, (
+        f"{fault} on path {path} during {scenario} gave a proof that holds: the measurement would have reported a cost"
     )
+    if proof.outcome == ProofOutcome.UNPROVEN:
+        # a return-drop that stalls TCP early leaves the session silent, with too few lost packets to stand out
+        # from congestion loss: the session did not follow the schedule, so no cost is reported either
+        assert {f.code for f in proof.failures} & FOLLOW_CODES, f"{fault} during {scenario}: {proof.reason}"
+        request.node.user_properties.append(("caught_by", f"unproven: {proof.reason}"))
+        return  # (not through proof_gate: it would mark this self-check's own verdict unproven)
     # under load a fault shows in more than one way (a forward-drop that stalls TCP may leave the path's
     # windows nearly empty before its hop loss is beyond the slack): any broken-path line on the faulted path
     broken = [f for f in proof.failures if f.code not in UNPROVEN_CODES and f.path == named_path]

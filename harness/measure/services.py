@@ -22,7 +22,7 @@ from pathlib import Path
 from harness.errors import MeasurementError
 from harness.measure import iperf
 from harness.measure.loss import analyze
-from harness.model.evidence import MigrationEvidence
+from harness.model.evidence import MigrationEvidence, ProofOutcome
 from harness.model.metrics import TCP_DOWN, TCP_UP, THROUGHPUT_KINDS, UDP, Scenario
 from harness.model.schedule import MigrationPlan, baseline_of
 from harness.model.settings import FaultSpec, MeasureSettings
@@ -260,10 +260,24 @@ class ConditionResult:
 
 
 def measure_condition(network: Network, plan: MigrationPlan, measure: Callable[[], dict]) -> ConditionResult:
-    """Run `measure` while `plan` migrates the client (strategy none: the baseline)."""
+    """Run `measure` while `plan` migrates the client (strategy none: the baseline). A measurement that fails
+    (a page load that timed out) still ends its migration: the error carries the evidence, and its line gains
+    the proof's when that names a broken path (the likelier cause than the tool)."""
+    failed = None
     with MigrationController(network, plan) as controller:
-        figures = measure()
-    return ConditionResult(plan, figures, controller.result())
+        try:
+            figures = measure()
+        except MeasurementError as error:
+            failed = error
+    evidence = controller.result()
+    if failed is not None:
+        proof = evidence.judge() if evidence.planned_switches else None  # a baseline proves nothing
+        broken = proof is not None and proof.outcome == ProofOutcome.FAILED
+        said = f"{failed}; the migration's proof: {proof.reason}" if broken else str(failed)
+        error = MeasurementError(said)
+        error.evidence = evidence
+        raise error from failed
+    return ConditionResult(plan, figures, evidence)
 
 
 def loss_figures(probe: dict, evidence: MigrationEvidence, interval: float | None) -> dict:
@@ -335,7 +349,16 @@ def measure_with_fault(
     services: OriginServices, scenario: Scenario, fault: FaultSpec, settings: MeasureSettings, interval: float = 0.1
 ) -> ConditionResult:
     """One migrating repetition of `scenario`'s own measurement (TCP upload alone for throughput) with `fault`
-    applied: what the proof of a measuring scenario must turn red (test_faults, bench proof)."""
+    applied: what the proof of a measuring scenario must turn red (test_faults, bench proof). A measurement the
+    fault broke (a page load that timed out) gives its evidence with figures {"error": its line}."""
     measure, seconds = scenario_measure(services, scenario, settings, kinds=(TCP_UP,))
-    plan = MigrationPlan(interval=interval, duration=2.0, paths=services.network.topology.path_ids, faults=(fault,))
-    return measure_condition(services.network, for_measurement(plan, seconds), measure)
+    plan = for_measurement(
+        MigrationPlan(interval=interval, duration=2.0, paths=services.network.topology.path_ids, faults=(fault,)),
+        seconds,
+    )
+    try:
+        return measure_condition(services.network, plan, measure)
+    except MeasurementError as error:
+        if error.evidence is None:
+            raise
+        return ConditionResult(plan, {"error": str(error)}, error.evidence)
