@@ -207,11 +207,15 @@ class OriginServices:
         )
         return json.loads(out.stdout)
 
-    def download(self, path: str) -> dict:
+    def download(self, path: str, max_seconds: float = 240.0) -> dict:
+        """One download of `path` with curl; one that fails or outlasts `max_seconds` is a MeasurementError
+        (curl's partial figures of a transfer it gave up on are no download time)."""
         out = self.network.client.exec(
             [
                 "curl",
                 "-sS",
+                "--max-time",
+                f"{max_seconds:g}",
                 "-o",
                 "/dev/null",
                 "-H",
@@ -221,12 +225,14 @@ class OriginServices:
                 self.url(path),
             ],
             check=False,
-            timeout=300,
+            timeout=max_seconds + 60,
         )
         try:
             code, size, seconds = out.stdout.split()
         except ValueError:
             raise MeasurementError(f"download of {path} failed: {out.stderr.strip()}") from None
+        if out.returncode != 0:
+            raise MeasurementError(f"download of {path} failed (curl exit {out.returncode}): {out.stderr.strip()}")
         if code != "200":
             raise MeasurementError(f"download of {path}: HTTP {code}")
         return {"path": path, "bytes": int(size), "seconds": float(seconds)}
@@ -307,19 +313,25 @@ PAGE_NAMES = [f"{name}.html" for name in content.PAGES]
 
 
 def scenario_measure(
-    services: OriginServices, scenario: Scenario, settings: MeasureSettings, kinds: tuple[str, ...] = THROUGHPUT_KINDS
+    services: OriginServices,
+    scenario: Scenario,
+    settings: MeasureSettings,
+    kinds: tuple[str, ...] = THROUGHPUT_KINDS,
+    give_up_s: float | None = None,
 ) -> tuple[Callable[[], dict], float]:
     """What one repetition of a measuring scenario runs, and about how many seconds of traffic it makes:
-    the scenarios and the fault checks of their proofs (test_faults) measure with this very function."""
+    the scenarios and the fault checks of their proofs (test_faults) measure with this very function.
+    `give_up_s` bounds each page load and download (a fault check's stalled transfer need not run out)."""
     if scenario == Scenario.THROUGHPUT:
         seconds = settings.iperf_seconds
         return lambda: services.throughput(seconds, kinds, udp_rate=settings.udp_rate), len(kinds) * seconds
     if scenario == Scenario.PAGELOAD:
         shots = services.network.workdir / "screenshots"
-        return lambda: services.page_set(PAGE_NAMES, timeout=settings.page_timeout, screenshots=shots), 10.0
+        timeout = min(settings.page_timeout, give_up_s or settings.page_timeout)
+        return lambda: services.page_set(PAGE_NAMES, timeout=timeout, screenshots=shots), 10.0
     if scenario == Scenario.DOWNLOAD:
         files = [content.file_name(int(mb * content.MB)) for mb in settings.download_mb]
-        return lambda: {"downloads": [services.download(name) for name in files]}, 10.0
+        return lambda: {"downloads": [services.download(name, give_up_s or 240.0) for name in files]}, 10.0
     raise MeasurementError(f"no repeated measurement for scenario {scenario}")
 
 
@@ -345,13 +357,16 @@ def for_measurement(plan: MigrationPlan, seconds: float) -> MigrationPlan:
     return dataclasses.replace(plan, duration=max(plan.duration, seconds * 2 + 10))
 
 
+FAULT_GIVE_UP_S = 10.0  # a healthy page or file loads in well under this; a fault's stall then ends early
+
+
 def measure_with_fault(
     services: OriginServices, scenario: Scenario, fault: FaultSpec, settings: MeasureSettings, interval: float = 0.1
 ) -> ConditionResult:
     """One migrating repetition of `scenario`'s own measurement (TCP upload alone for throughput) with `fault`
     applied: what the proof of a measuring scenario must turn red (test_faults, bench proof). A measurement the
     fault broke (a page load that timed out) gives its evidence with figures {"error": its line}."""
-    measure, seconds = scenario_measure(services, scenario, settings, kinds=(TCP_UP,))
+    measure, seconds = scenario_measure(services, scenario, settings, kinds=(TCP_UP,), give_up_s=FAULT_GIVE_UP_S)
     plan = for_measurement(
         MigrationPlan(interval=interval, duration=2.0, paths=services.network.topology.path_ids, faults=(fault,)),
         seconds,
