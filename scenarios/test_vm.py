@@ -8,6 +8,7 @@ all. The inner pytest's results land in this run's directory on the host, and ar
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -73,8 +74,6 @@ def test_kernel_wireguard_migrates_inside_the_guest(run_settings):
         "test_traffic_moves_from_path_1_to_path_2[netns]",
         "test_route_change_alone_moves_kernel_wireguard_but_not_wireguard_go[netns]",
         "test_migration_moves_the_traffic[netns-alternate-i1s]",
-        # with netem in the guest: the wan profile applied and measured within 10 % (+1 ms)
-        "test_a_delay_profile_runs_where_netem_is_and_is_refused_plainly_where_not[netns]",
         "test_a_path_that_is_not_what_its_profile_says_fails_the_check[netns]",
     ):
         assert outcomes[name].outcome == "passed", f"{name}: {outcomes[name].reason}\n{said}"
@@ -83,16 +82,30 @@ def test_kernel_wireguard_migrates_inside_the_guest(run_settings):
     assert one_second.wireguard == "kernel" and one_second.evidence["sticky_source"] == "off"
     assert one_second.evidence["releases"] == 0, "kernel WireGuard was helped with a sticky-source release"
     fast = outcomes["test_migration_moves_the_traffic[netns-alternate-i0.1s]"]
+    # with netem in the guest: the wan profile applied and measured within 10 % (+1 ms)
+    wan = outcomes["test_a_delay_profile_runs_where_netem_is_and_is_refused_plainly_where_not[netns]"]
     if vm["accel"] == "tcg":
-        # TCG keeps a 0.1 s schedule only just (the switcher 24-29 ms late at the median, against the quarter
-        # interval the proof allows): either the proof holds, or the verdict says the machine could not
-        # follow; nothing else. The exit status passes back either way.
+        # TCG keeps a 0.1 s schedule only just (the switcher 24-29 ms late at the median on a quiet machine,
+        # against the quarter interval the proof allows): either the proof holds, or the verdict says the
+        # machine could not follow; nothing else.
         honest = fast.outcome == "failed" and "the machine could not" in fast.reason
         assert fast.outcome == "passed" or honest, fast.reason
-        assert done.returncode == (0 if fast.outcome == "passed" else 1), said
+        # TCG cannot carry wan's 50 Mbit/s: its iperf3 sent 40.7 of the 62.5 Mbit/s offered over a bare veth
+        # with netem, which dropped nothing. The check must then fail on the rates it measured below the spec,
+        # and on nothing else (netem's delay, the RTT, still within 10 % + 1 ms).
+        assert wan.outcome == "passed" or tcg_rate_shortfall_only(wan.reason), wan.reason
+        assert done.returncode == (0 if fast.outcome == wan.outcome == "passed" else 1), said
     else:
-        assert fast.outcome == "passed", fast.reason
+        assert fast.outcome == wan.outcome == "passed", (fast.reason, wan.reason)
         assert done.returncode == 0, said
+
+
+def tcg_rate_shortfall_only(reason: str) -> bool:
+    """Whether a profile check's failure lines are all rates measured below a 50 Mbit/s spec."""
+    lines = reason.split("AssertionError: ", 1)[-1].split("\n", maxsplit=1)[0].split("; ")
+    shortfall = re.compile(r"path \d (up|down): ([\d.]+) Mbit/s, spec 50 Mbit/s \(±10 %\)")
+    matches = [shortfall.fullmatch(line.strip()) for line in lines]
+    return all(m is not None and float(m.group(2)) < 50 for m in matches)
 
 
 def test_an_interrupt_powers_the_guest_off_and_leaves_nothing(run_settings):
