@@ -85,7 +85,7 @@ class Network:
         self.shapes: dict = {}  # (host, device) -> the profile's Shape there, while one is applied
         self.settlers: list[Callable[[], None]] = []  # run before a final counter read (shaped queues drain)
         self.builder = builder
-        self.progress = progress or _no_progress
+        self._progress = progress or _no_progress
         self.hosts: dict[str, Host] = {}
         self.keys = Keyring.generate(topology)
         self._stack = contextlib.ExitStack()
@@ -111,6 +111,11 @@ class Network:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+    def progress(self, message: str) -> None:
+        """One progress line; then a signal its handler deferred (it landed in logging's code) is raised."""
+        self._progress(message)
+        signals.checkpoint()
 
     def close(self) -> None:
         """Remove everything this network created, in reverse order; safe to call twice."""

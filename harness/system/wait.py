@@ -6,6 +6,7 @@ import time
 from collections.abc import Callable
 
 from harness.errors import WaitTimeout
+from harness.system import signals
 
 
 def wait_until(predicate: Callable[[], object], *, timeout: float, interval: float = 0.002, what: str) -> None:
@@ -18,3 +19,4 @@ def wait_until(predicate: Callable[[], object], *, timeout: float, interval: flo
         if time.monotonic() > deadline:
             raise WaitTimeout(f"timed out after {timeout:g} s waiting for {what}")
         time.sleep(interval)
+        signals.checkpoint()  # a signal deferred by its handler stops the wait here
