@@ -237,12 +237,21 @@ OPTIONS: tuple[Option, ...] = (
     ),
     # -- measurements ------------------------------------------------------------------------
     _opt(
-        ("--repeat", "--reps"),
+        ("--min-pairs", "--repeat", "--reps"),
         "measure",
         "repeat",
         "3",
-        "interleaved repetitions of baseline and migration (default 3)",
+        "interleaved pairs (baseline, migration) every condition gets (default 3; page loads and downloads 5)",
         lambda text, flag: s.parse_count(text, flag, minimum=1, maximum=1000),
+    ),
+    _opt(
+        "--max-pairs",
+        "measure",
+        "max_pairs",
+        "0",
+        "pairs a condition may grow to while its verdict is undecided, with group-sequential intervals "
+        "(default 0: fixed at --min-pairs)",
+        lambda text, flag: s.parse_count(text, flag, minimum=0, maximum=1000),
     ),
     _opt(
         "--probe-rate",

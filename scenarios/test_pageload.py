@@ -8,42 +8,37 @@ from __future__ import annotations
 import pytest
 
 from harness.errors import HarnessError
-from harness.measure.services import (
-    MIN_PAIRS,
-    PAGE_NAMES,
-    for_measurement,
-    interleave,
-    page_load_ms,
-    require_measurement_tools,
-    scenario_measure,
-)
+from harness.measure.services import PAGE_NAMES, measured_pairs, page_load_ms, require_measurement_tools
 from harness.measure.verdicts import describe, ratio_verdict
 from harness.model.metrics import Scenario
 
 pytestmark = [pytest.mark.network, pytest.mark.migration, pytest.mark.measurement]
 
 
-def measured(network, origin_services, migration_plan, measure_settings, record_condition, scenario):
-    measure, seconds = scenario_measure(origin_services, scenario, measure_settings)
-    return interleave(
-        network,
-        for_measurement(migration_plan, seconds),
-        max(measure_settings.repeat, MIN_PAIRS[scenario]),
-        measure,
+def measured(origin_services, migration_plan, measure_settings, tolerances, record_condition, scenario, request):
+    pairs = measured_pairs(
+        origin_services,
+        migration_plan,
+        scenario,
+        measure_settings,
+        tolerances,
         lambda cond, rep, result: record_condition(scenario, cond, rep, result),
     )
+    request.node.user_properties += pairs.properties()
+    return pairs
 
 
 def test_page_loads(
-    network, origin_services, migration_plan, tolerances, measure_settings, record_condition, proof_gate
+    origin_services, migration_plan, tolerances, measure_settings, record_condition, proof_gate, request
 ):
     try:
         require_measurement_tools(browser=True)
     except HarnessError as exc:  # a missing browser is an error naming it, never a skip
         pytest.fail(str(exc), pytrace=False)
-    baseline, migrating = measured(
-        network, origin_services, migration_plan, measure_settings, record_condition, Scenario.PAGELOAD
+    pairs = measured(
+        origin_services, migration_plan, measure_settings, tolerances, record_condition, Scenario.PAGELOAD, request
     )
+    baseline, migrating = pairs.baseline, pairs.migrating
     if not proof_gate(migrating):
         return
     failed = []
@@ -54,6 +49,7 @@ def test_page_loads(
             limit=tolerances.pageload,
             higher_is_better=False,
             unit="ms",
+            design=pairs.design,
         )
         if not verdict["ok"]:
             failed.append(describe(page, verdict))
@@ -62,11 +58,12 @@ def test_page_loads(
 
 
 def test_download_time(
-    network, origin_services, migration_plan, tolerances, measure_settings, record_condition, proof_gate
+    network, origin_services, migration_plan, tolerances, measure_settings, record_condition, proof_gate, request
 ):
-    baseline, migrating = measured(
-        network, origin_services, migration_plan, measure_settings, record_condition, Scenario.DOWNLOAD
+    pairs = measured(
+        origin_services, migration_plan, measure_settings, tolerances, record_condition, Scenario.DOWNLOAD, request
     )
+    baseline, migrating = pairs.baseline, pairs.migrating
     if not proof_gate(migrating):
         return
     failed = []
@@ -77,6 +74,7 @@ def test_download_time(
             limit=tolerances.pageload,
             higher_is_better=False,
             unit="s",
+            design=pairs.design,
         )
         if not verdict["ok"]:
             failed.append(describe(download["path"], verdict))

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pytest
 
-from harness.measure.services import for_measurement, interleave, scenario_measure
+from harness.measure.services import measured_pairs
 from harness.measure.verdicts import describe, throughput_verdicts
 from harness.model.metrics import Scenario
 
@@ -16,20 +16,24 @@ pytestmark = [pytest.mark.network, pytest.mark.migration, pytest.mark.measuremen
 
 
 def test_throughput(
-    network, origin_services, migration_plan, tolerances, measure_settings, record_condition, proof_gate
+    network, origin_services, migration_plan, tolerances, measure_settings, record_condition, proof_gate, request
 ):
-    measure, seconds = scenario_measure(origin_services, Scenario.THROUGHPUT, measure_settings)
-    baseline, migrating = interleave(
-        network,
-        for_measurement(migration_plan, seconds),
-        measure_settings.repeat,
-        measure,
+    pairs = measured_pairs(
+        origin_services,
+        migration_plan,
+        Scenario.THROUGHPUT,
+        measure_settings,
+        tolerances,
         lambda cond, rep, result: record_condition(Scenario.THROUGHPUT, cond, rep, result),
     )
-    if not proof_gate(migrating):
+    request.node.user_properties += pairs.properties()
+    if not proof_gate(pairs.migrating):
         return
     verdicts = throughput_verdicts(
-        [r.figures for r in baseline], [r.figures for r in migrating], limit=tolerances.throughput
+        [r.figures for r in pairs.baseline],
+        [r.figures for r in pairs.migrating],
+        limit=tolerances.throughput,
+        design=pairs.design,
     )
     failed = [describe(kind, v) for kind, v in verdicts.items() if not v["ok"]]
     if failed:  # a verdict: one line with the effect, its interval and units, not a traceback

@@ -26,7 +26,7 @@ def sequential(design: Design, draw, limit: float, higher_is_better: bool) -> tu
         if len(logs) < design.min_pairs:
             continue
         interval = look(design, logs)
-        decision = decide(interval, limit, higher_is_better)
+        decision = decide(interval.low, interval.high, limit, higher_is_better)
         if stop_reason([decision], len(logs), design):
             return interval, decision, len(logs)
 
@@ -109,7 +109,7 @@ def test_a_plain_t_interval_read_at_every_pair_would_not_be_valid():
             if math.exp(mean + half) < 0.9:
                 red += 1
                 break
-    assert red / RUNS > 0.05
+    assert red / RUNS > 0.07  # 0.082 with this seed
 
 
 def test_why_a_condition_stopped():
@@ -121,3 +121,30 @@ def test_why_a_condition_stopped():
     assert stop_reason([Decision.WITHIN, Decision.UNDECIDED], 6, design) is None
     assert stop_reason([Decision.UNDECIDED], 5, design, budget_left=False) == StopReason.BUDGET
     assert stop_reason([Decision.UNDECIDED], 12, design) == StopReason.MAX_PAIRS
+
+
+def test_a_sequential_verdict_uses_the_designs_interval_and_says_why_it_stopped():
+    from harness.measure.verdicts import metric_decisions, ratio_verdict, scenario_design, why_stopped
+    from harness.model.metrics import PAGELOAD, THROUGHPUT
+    from harness.model.settings import MeasureSettings
+
+    assert scenario_design(MeasureSettings(), 0) is None  # --max-pairs 0: fixed, as before
+    assert scenario_design(MeasureSettings(repeat=3, max_pairs=12), 5) == Design(5, 12)  # page loads start at 5
+    assert scenario_design(MeasureSettings(repeat=3, max_pairs=5), 5) is None
+    with pytest.raises(ConfigError, match="--max-pairs 2: below --min-pairs 3"):
+        MeasureSettings(repeat=3, max_pairs=2)
+    base, value = [100.0, 102.0, 98.0], [99.0, 101.0, 98.5]
+    fixed = ratio_verdict(base, value, limit=0.9, higher_is_better=True)
+    design = Design(3, 12)
+    sequential = ratio_verdict(base, value, limit=0.9, higher_is_better=True, design=design)
+    assert sequential["ratio"] == fixed["ratio"] and sequential["low"] < fixed["low"]  # wider: it may stop early
+    assert sequential["decision"] == "within" and why_stopped(sequential, True, design) == "decided"
+    assert why_stopped(fixed, True, None) == "fixed pairs" and why_stopped(fixed, False, design) == "unproven"
+    wide = ratio_verdict([100.0] * 4, [60.0, 140.0, 95.0, 105.0], limit=0.9, higher_is_better=True, design=design)
+    assert wide["decision"] == "undecided" and why_stopped(wide, True, design) == "stopped early"
+    figures = [{"tcp_up": {"bits_per_second": b}, "udp": {"bits_per_second": b}} for b in base]
+    slower = [{"tcp_up": {"bits_per_second": v / 2}, "udp": {"bits_per_second": v}} for v in value]
+    assert metric_decisions(THROUGHPUT, figures, slower, 0.9, design) == [Decision.BEYOND, Decision.WITHIN]
+    assert metric_decisions(THROUGHPUT, figures, slower, None, design) == []  # not judged: nothing to decide
+    loads = [{"loads": [{"url": "x/small.html", "load_ms": ms, "ok": True}]} for ms in base]
+    assert metric_decisions(PAGELOAD, loads[:2], loads[:2], 1.15, design) == [Decision.UNDECIDED]  # below min

@@ -32,7 +32,7 @@ BENCHES = (
         "throughput, page-load and loss ratios against a baseline",
         benches.cmd_bench_migration,
         options.named(("--intervals", "--repeat", "--iperf-seconds", "--probe-rate", "--page-timeout")),
-        {"--intervals": "0.01,0.1", "--repeat": "5"},
+        {"--intervals": "0.01,0.1", "--min-pairs": "5"},
     ),
     (
         "proof",
@@ -47,7 +47,7 @@ BENCHES = (
         "adherence up and down under each load, interval and sticky-source mode (kernel WireGuard in a guest)",
         benches.cmd_bench_adherence,
         options.named(("--repeat",)),
-        {"--repeat": "1"},
+        {"--min-pairs": "1"},
     ),
     (
         "paths",

@@ -22,10 +22,12 @@ from pathlib import Path
 from harness.errors import MeasurementError
 from harness.measure import iperf
 from harness.measure.loss import analyze
+from harness.measure.verdicts import judge_repetitions, metric_decisions, scenario_design
 from harness.model.evidence import MigrationEvidence, ProofOutcome
-from harness.model.metrics import TCP_DOWN, TCP_UP, THROUGHPUT_KINDS, UDP, Scenario
+from harness.model.metrics import METRICS, TCP_DOWN, TCP_UP, THROUGHPUT_KINDS, UDP, Scenario
 from harness.model.schedule import MigrationPlan, baseline_of
-from harness.model.settings import FaultSpec, MeasureSettings
+from harness.model.sequential import Decision, Design, StopReason, stop_reason
+from harness.model.settings import FaultSpec, MeasureSettings, Tolerances
 from harness.runtime import content
 from harness.runtime.migration import MigrationController
 from harness.runtime.network import Network
@@ -306,9 +308,6 @@ def page_load_ms(results: list[ConditionResult], page: str) -> list[float]:
     return [load["load_ms"] for r in results for load in r.figures["loads"] if load["url"].endswith(page)]
 
 
-# Page loads and downloads vary a lot from one load to the next (n=3 gave intervals like [0.4, 2.7]);
-# with one browser per test a pair costs ~5 s, so they take at least this many pairs.
-MIN_PAIRS = {Scenario.PAGELOAD: 5, Scenario.DOWNLOAD: 5}
 PAGE_NAMES = [f"{name}.html" for name in content.PAGES]
 
 
@@ -350,6 +349,78 @@ def interleave(
             bucket.append(result)
             on_result(condition, rep, result)
     return baseline, migrating
+
+
+def interleave_until(
+    network: Network,
+    plan: MigrationPlan,
+    design: Design,
+    measure: Callable[[], dict],
+    on_result: Callable[[str, int, ConditionResult], None],
+    decisions: Callable[[list[ConditionResult], list[ConditionResult]], list[Decision] | None],
+) -> tuple[list[ConditionResult], list[ConditionResult], StopReason]:
+    """Pairs of baseline and `plan`, as `interleave`, from the design's minimum on until `decisions` (the
+    judged metrics' decisions on the pairs so far; None: the proof does not hold) say to stop, or the
+    design's maximum. Returns the results and why the condition stopped."""
+    baseline: list[ConditionResult] = []
+    migrating: list[ConditionResult] = []
+    while True:
+        rep = len(migrating)
+        for condition, bucket in (("baseline", baseline), (plan.label, migrating)):
+            result = measure_condition(network, baseline_of(plan) if condition == "baseline" else plan, measure)
+            bucket.append(result)
+            on_result(condition, rep, result)
+        if len(migrating) < design.min_pairs:
+            continue
+        decided = decisions(baseline, migrating)
+        reason = StopReason.UNPROVEN if decided is None else stop_reason(decided, len(migrating), design)
+        if reason is not None:
+            return baseline, migrating, reason
+
+
+@dataclass
+class Pairs:
+    """A scenario's interleaved pairs: the results, and with a sequential design, the design and why it stopped."""
+
+    baseline: list[ConditionResult]
+    migrating: list[ConditionResult]
+    design: Design | None = None
+    stopped: StopReason | None = None
+
+    def properties(self) -> list[tuple[str, object]]:
+        """What the test's JUnit properties say of its pairs."""
+        return [("pairs", len(self.migrating)), ("stopped", str(self.stopped or "fixed pairs"))]
+
+
+def measured_pairs(
+    services: OriginServices,
+    plan: MigrationPlan,
+    scenario: Scenario,
+    settings: MeasureSettings,
+    tolerances: Tolerances,
+    on_result: Callable[[str, int, ConditionResult], None],
+) -> Pairs:
+    """A measuring scenario's pairs under `plan`: fixed at --min-pairs (at least the scenario's own minimum),
+    or, with --max-pairs above it, sequential: pairs are added while a judged metric is undecided and the
+    migration is proven, up to --max-pairs, with the group-sequential design's intervals."""
+    measure, seconds = scenario_measure(services, scenario, settings)
+    plan = for_measurement(plan, seconds)
+    metric = next(m for m in METRICS if m.scenario == scenario)
+    design = scenario_design(settings, metric.min_pairs)
+    if design is None:
+        baseline, migrating = interleave(
+            services.network, plan, max(settings.repeat, metric.min_pairs), measure, on_result
+        )
+        return Pairs(baseline, migrating)
+    limit = metric.limit(tolerances) if metric.judged_at(plan.interval, tolerances) else None
+
+    def decisions(baseline: list[ConditionResult], migrating: list[ConditionResult]) -> list[Decision] | None:
+        if judge_repetitions([r.evidence for r in migrating], tolerances).outcome != ProofOutcome.PROVEN:
+            return None  # more pairs would not make a cost of an unproven migration
+        return metric_decisions(metric, [r.figures for r in baseline], [r.figures for r in migrating], limit, design)
+
+    baseline, migrating, stopped = interleave_until(services.network, plan, design, measure, on_result, decisions)
+    return Pairs(baseline, migrating, design, stopped)
 
 
 def for_measurement(plan: MigrationPlan, seconds: float) -> MigrationPlan:

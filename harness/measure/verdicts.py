@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import math
 import statistics
 from collections.abc import Sequence
 
 from harness.errors import MeasurementError
 from harness.model.evidence import MigrationEvidence, Proof, ProofOutcome
-from harness.model.metrics import THROUGHPUT, THROUGHPUT_KINDS
-from harness.model.settings import Tolerances
+from harness.model.metrics import THROUGHPUT, THROUGHPUT_KINDS, Metric
+from harness.model.sequential import Decision, Design, decide, look
+from harness.model.settings import MeasureSettings, Tolerances
 from harness.model.stats import RatioEstimate, paired_ratio
 
 
@@ -20,9 +22,11 @@ def ratio_verdict(
     higher_is_better: bool,
     unit: str = "",
     scale: float = 1.0,
+    design: Design | None = None,
 ) -> dict:
     """The paired ratio condition/baseline (repetition i of each measured back to back) with its 95 %
-    interval, judged against `limit` (None: measured, not judged).
+    interval, judged against `limit` (None: measured, not judged). With a sequential `design` the interval
+    is the design's at the pairs measured (valid although the data chose how many).
 
     A verdict fails only when the whole interval lies beyond the limit: the cost is then significant,
     not noise. With one pair there is no interval, and the point estimate decides (said so).
@@ -30,6 +34,10 @@ def ratio_verdict(
     if not baseline or not condition:
         raise MeasurementError("a ratio needs measurements of both the baseline and the condition")
     estimate = paired_ratio(baseline, condition)
+    logs = pair_logs(baseline, condition)
+    if design is not None and len(logs) >= design.min_pairs:
+        at = look(design, logs)
+        estimate = RatioEstimate(estimate.ratio, round(at.low, 4), round(at.high, 4), at.n)
     base, value = statistics.median(baseline), statistics.median(condition)
     worse_bound = estimate.high if higher_is_better else estimate.low
     if worse_bound is None:
@@ -54,9 +62,68 @@ def ratio_verdict(
         "unit": unit,
         "scale": scale,
         "higher_is_better": higher_is_better,
+        "decision": str(decision_of(estimate, limit, higher_is_better)),
+        "sequential": design.to_dict() if design is not None else None,
         "baseline": list(baseline),
         "values": list(condition),
     }
+
+
+def pair_logs(baseline: Sequence[float], condition: Sequence[float]) -> list[float]:
+    """The log ratios condition/baseline of the pairs whose both sides are positive."""
+    return [math.log(c / b) for b, c in zip(baseline, condition) if b > 0 and c > 0]
+
+
+def decision_of(estimate: RatioEstimate, limit: float | None, higher_is_better: bool) -> Decision:
+    """Within, beyond or undecided: where the interval lies against the limit (no interval: undecided)."""
+    if limit is None or estimate.low is None or estimate.high is None:
+        return Decision.UNDECIDED
+    return decide(estimate.low, estimate.high, limit, higher_is_better)
+
+
+def scenario_design(settings: MeasureSettings, min_pairs: int) -> Design | None:
+    """The sequential design of a scenario whose conditions get at least `min_pairs` pairs (None: fixed)."""
+    start = max(settings.repeat, min_pairs)
+    return Design(start, settings.max_pairs) if settings.max_pairs > start else None
+
+
+def metric_decisions(
+    metric: Metric, baseline: Sequence[dict], condition: Sequence[dict], limit: float | None, design: Design
+) -> list[Decision]:
+    """Per item of `metric` (a page, a file, an iperf3 kind): the design's decision on the pairs so far
+    ([] when the metric is not judged here: nothing to decide)."""
+    if limit is None:
+        return []
+    items: dict[str, tuple[list[float], list[float]]] = {}
+    for base, value in zip(baseline, condition):
+        base_values = dict(metric.values(base))
+        for item, raw in metric.values(value):
+            if item in base_values:
+                items.setdefault(item, ([], []))[0].append(base_values[item])
+                items[item][1].append(raw)
+    decisions = []
+    for pairs in items.values():
+        logs = pair_logs(*pairs)
+        if len(logs) < design.min_pairs:
+            decisions.append(Decision.UNDECIDED)
+        else:
+            at = look(design, logs)
+            decisions.append(decide(at.low, at.high, limit, metric.higher_is_better))
+    return decisions
+
+
+def why_stopped(verdict: dict, proven: bool, design: Design | None) -> str:
+    """Why a cost row has the pairs it has: unproven, fixed pairs, not judged, decided, max pairs, or stopped
+    early (a budget or an interruption ended it undecided before --max-pairs)."""
+    if not proven:
+        return "unproven"
+    if design is None:
+        return "fixed pairs"
+    if not verdict.get("judged", True):
+        return "not judged"
+    if verdict.get("decision") != str(Decision.UNDECIDED) and verdict["n"] in design.looks:
+        return "decided"
+    return "max pairs" if verdict["n"] >= design.max_pairs else "stopped early"
 
 
 def describe(name: str, verdict: dict) -> str:
@@ -81,7 +148,9 @@ def point_within(verdict: dict) -> bool:
     return verdict["ratio"] >= limit if verdict.get("higher_is_better", True) else verdict["ratio"] <= limit
 
 
-def throughput_verdicts(baseline: Sequence[dict], condition: Sequence[dict], *, limit: float | None) -> dict:
+def throughput_verdicts(
+    baseline: Sequence[dict], condition: Sequence[dict], *, limit: float | None, design: Design | None = None
+) -> dict:
     """Per iperf3 kind (tcp_up, tcp_down, udp): the ratio verdict of bits/s; `*` are measure() figures."""
     return {
         kind: ratio_verdict(
@@ -91,6 +160,7 @@ def throughput_verdicts(baseline: Sequence[dict], condition: Sequence[dict], *, 
             higher_is_better=THROUGHPUT.higher_is_better,
             unit=THROUGHPUT.unit,
             scale=THROUGHPUT.scale,
+            design=design,
         )
         for kind in THROUGHPUT_KINDS
         if baseline and kind in baseline[0]

@@ -184,19 +184,11 @@ def look(design: Design, logs: Sequence[float]) -> Look:
     return Look(math.exp(mean), math.exp(mean - half), math.exp(mean + half), n, share)
 
 
-def decide(interval: Look, limit: float, higher_is_better: bool) -> Decision:
-    """Within: the whole interval on the good side of `limit`; beyond: the whole interval past it."""
+def decide(low: float, high: float, limit: float, higher_is_better: bool) -> Decision:
+    """Within: the whole interval [low, high] on the good side of `limit`; beyond: the whole of it past."""
     if higher_is_better:
-        return (
-            Decision.WITHIN
-            if interval.low >= limit
-            else Decision.BEYOND
-            if interval.high < limit
-            else Decision.UNDECIDED
-        )
-    return (
-        Decision.WITHIN if interval.high <= limit else Decision.BEYOND if interval.low > limit else Decision.UNDECIDED
-    )
+        return Decision.WITHIN if low >= limit else Decision.BEYOND if high < limit else Decision.UNDECIDED
+    return Decision.WITHIN if high <= limit else Decision.BEYOND if low > limit else Decision.UNDECIDED
 
 
 def stop_reason(

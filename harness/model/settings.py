@@ -259,7 +259,8 @@ class PlanOptions:
 class MeasureSettings:
     """How measurements are taken: repetitions, tool settings, the degraded-path controls."""
 
-    repeat: int = 3
+    repeat: int = 3  # --min-pairs: the pairs every condition gets
+    max_pairs: int = 0  # --max-pairs: an undecided condition grows to this many (0: fixed at --min-pairs)
     probe_rate: float = 2000.0
     iperf_seconds: float = 2.0
     udp_rate: str = "50M"
@@ -267,6 +268,17 @@ class MeasureSettings:
     download_mb: tuple[float, ...] = (1.0, 10.0)
     degrade_drop: float = 0.1
     degrade_rate: str = "20mbit"
+
+    def __post_init__(self) -> None:
+        if self.max_pairs and self.max_pairs < self.repeat:
+            raise ConfigError(f"--max-pairs {self.max_pairs}: below --min-pairs {self.repeat}")
+        if self.max_pairs > self.repeat < 2:
+            raise ConfigError(f"--min-pairs {self.repeat}: sequential pairs (--max-pairs) start from at least 2")
+
+    @property
+    def sequential(self) -> bool:
+        """Whether conditions add pairs while undecided (--max-pairs above --min-pairs)."""
+        return self.max_pairs > self.repeat
 
 
 MEMORY_PATTERN = re.compile(r"(\d+)([MG])")
@@ -327,6 +339,12 @@ def recorded(settings: Settings) -> dict[str, Any]:
     """The typed settings as a run record stores them (JSON: enums and paths as text, tuples as lists)."""
     data: dict[str, Any] = json.loads(json.dumps(asdict(settings), default=str))
     return data
+
+
+def recorded_pairs(data: dict[str, Any] | None) -> tuple[int, int]:
+    """(--min-pairs, --max-pairs) a run measured with, from its record's settings ((3, 0): the defaults)."""
+    section = (data or {}).get("measure") or {}
+    return int(section.get("repeat", 3)), int(section.get("max_pairs", 0))
 
 
 def recorded_tolerances(data: dict[str, Any] | None) -> Tolerances:

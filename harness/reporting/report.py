@@ -13,8 +13,14 @@ from collections import defaultdict
 from html import escape
 from pathlib import Path
 
-from harness.errors import HarnessError
-from harness.measure.verdicts import judge_repetitions, point_within, ratio_verdict
+from harness.errors import ConfigError, HarnessError
+from harness.measure.verdicts import (
+    judge_repetitions,
+    point_within,
+    ratio_verdict,
+    scenario_design,
+    why_stopped,
+)
 from harness.model.evidence import MigrationEvidence, Proof, ProofOutcome
 from harness.model.metrics import COSTED, KIND_LABELS, TCP_DOWN, TCP_UP, THROUGHPUT_KINDS, Scenario, costed_values
 from harness.model.records import (
@@ -26,7 +32,7 @@ from harness.model.records import (
     load,
     of_kind,
 )
-from harness.model.settings import Tolerances, recorded_tolerances
+from harness.model.settings import MeasureSettings, Tolerances, recorded_pairs, recorded_tolerances
 from harness.reporting import svg
 
 CSS = """
@@ -135,6 +141,16 @@ def run_tolerances(records: list[Record]) -> Tolerances:
     return recorded_tolerances(run.settings if run else None)
 
 
+def run_pairs(records: list[Record]) -> MeasureSettings:
+    """--min-pairs and --max-pairs of the run (the defaults when its record has no settings)."""
+    run = next((r for r in of_kind(records, RunRecord) if r.settings), None)
+    least, most = recorded_pairs(run.settings if run else None)
+    try:
+        return MeasureSettings(repeat=least, max_pairs=most)
+    except ConfigError:
+        return MeasureSettings(repeat=least)
+
+
 def read_evidence(record: MeasurementRecord | MigrationRecord) -> MigrationEvidence | None:
     """A record's evidence as the proof reads it (None: written by a harness whose evidence it cannot read)."""
     try:
@@ -166,7 +182,9 @@ def cost_rows(records: list[Record], tolerances: Tolerances) -> list[dict]:
     proof of its migrating repetitions (a cost only when proven; otherwise the row says why not)."""
     rows = []
     proofs = condition_proofs(records, tolerances)
+    pairs = run_pairs(records)
     for metric in COSTED:
+        design = scenario_design(pairs, metric.min_pairs)
         for (backend, interval, condition, item), (base, value) in sorted(
             paired(records, metric.scenario).items(), key=lambda kv: str(kv[0])
         ):
@@ -177,6 +195,11 @@ def cost_rows(records: list[Record], tolerances: Tolerances) -> list[dict]:
                 higher_is_better=metric.higher_is_better,
                 unit=metric.unit,
                 scale=metric.scale,
+                design=design,
+            )
+            proof = proofs.get(
+                (backend, interval, condition, metric.scenario),
+                Proof(ProofOutcome.UNPROVEN, "no migration evidence was recorded"),
             )
             rows.append(
                 {
@@ -186,10 +209,8 @@ def cost_rows(records: list[Record], tolerances: Tolerances) -> list[dict]:
                     "condition": condition,
                     "metric": item,
                     "verdict": verdict,
-                    "proof": proofs.get(
-                        (backend, interval, condition, metric.scenario),
-                        Proof(ProofOutcome.UNPROVEN, "no migration evidence was recorded"),
-                    ),
+                    "proof": proof,
+                    "stopped": why_stopped(verdict, proof.outcome == ProofOutcome.PROVEN, design),
                 }
             )
     return rows
@@ -658,7 +679,7 @@ def _cost_table(records: list[Record]) -> str:
     for row in sorted(rows, key=lambda r: (r["scenario"], r["backend"], r["interval"] or 0, r["metric"])):
         v, proof = row["verdict"], row["proof"]
         medians = f"{v['median'] / v['scale']:.4g} vs {v['baseline_median'] / v['scale']:.4g} {v['unit']}"
-        n_text = f"{v['n']}" + (" (one pair: no interval)" if v["n"] == 1 else "")
+        n_text = f"{v['n']} ({'one pair: no interval' if v['n'] == 1 else row['stopped']})"
         lead = (
             f"<tr><td>{escape(row['scenario'])}</td><td>{escape(row['backend'])}</td>"
             f"<td>{_interval_text(row['interval'])}</td><td>{escape(row['metric'])}</td>"
@@ -695,7 +716,10 @@ def _cost_table(records: list[Record]) -> str:
         "less closely than --min-adherence, the machine could not keep it, or the interval is below "
         "--verdict-from-interval) or <i>failed</i> (a broken path), with the proof's reason, and shows no ratio. "
         "Adherence: the share of the session's packets on the path the schedule named, per direction, from the "
-        "client's own counters; the lowest of the repetitions.</p>"
+        "client's own counters; the lowest of the repetitions. Beside n, why the row has that many pairs: fixed "
+        "pairs (--min-pairs), or with --max-pairs decided (the whole interval within or beyond), max pairs, "
+        "stopped early, unproven; sequential intervals are the group-sequential design's (docs/measurements.md)."
+        "</p>"
         "<table><tr><th>scenario</th><th>backend</th><th>interval</th><th>metric</th><th>effect</th>"
         "<th>95 % interval</th><th>n</th><th>medians</th><th>adherence (min)</th><th>rule</th><th>verdict</th></tr>"
         f"{''.join(body)}</table>"
