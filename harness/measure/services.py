@@ -125,6 +125,9 @@ class BrowserSession:
             self.process.stdout.close()
 
 
+DOWNLOAD_MAX_S = 240.0  # curl's --max-time for one download
+
+
 @dataclass
 class OriginServices:
     network: Network
@@ -209,7 +212,7 @@ class OriginServices:
         )
         return json.loads(out.stdout)
 
-    def download(self, path: str, max_seconds: float = 240.0) -> dict:
+    def download(self, path: str, max_seconds: float = DOWNLOAD_MAX_S) -> dict:
         """One download of `path` with curl; one that fails or outlasts `max_seconds` is a MeasurementError
         (curl's partial figures of a transfer it gave up on are no download time)."""
         out = self.network.client.exec(
@@ -330,7 +333,7 @@ def scenario_measure(
         return lambda: services.page_set(PAGE_NAMES, timeout=timeout, screenshots=shots), 10.0
     if scenario == Scenario.DOWNLOAD:
         files = [content.file_name(int(mb * content.MB)) for mb in settings.download_mb]
-        return lambda: {"downloads": [services.download(name, give_up_s or 240.0) for name in files]}, 10.0
+        return lambda: {"downloads": [services.download(name, give_up_s or DOWNLOAD_MAX_S) for name in files]}, 10.0
     raise MeasurementError(f"no repeated measurement for scenario {scenario}")
 
 
@@ -342,13 +345,27 @@ def interleave(
     on_result: Callable[[str, int, ConditionResult], None],
 ) -> tuple[list[ConditionResult], ...]:
     """Baseline and `plan` measured alternately `repeat` times; every result is handed to `on_result` at once."""
-    baseline, migrating = [], []
-    for rep in range(repeat):
-        for condition, bucket in (("baseline", baseline), (plan.label, migrating)):
-            result = measure_condition(network, baseline_of(plan) if condition == "baseline" else plan, measure)
-            bucket.append(result)
-            on_result(condition, rep, result)
+    baseline: list[ConditionResult] = []
+    migrating: list[ConditionResult] = []
+    for _ in range(repeat):
+        _measure_pair(network, plan, measure, on_result, baseline, migrating)
     return baseline, migrating
+
+
+def _measure_pair(
+    network: Network,
+    plan: MigrationPlan,
+    measure: Callable[[], dict],
+    on_result: Callable[[str, int, ConditionResult], None],
+    baseline: list[ConditionResult],
+    migrating: list[ConditionResult],
+) -> None:
+    """One pair: the baseline, then `plan`, each appended and handed to `on_result` at once."""
+    rep = len(migrating)
+    for condition, bucket in (("baseline", baseline), (plan.label, migrating)):
+        result = measure_condition(network, baseline_of(plan) if condition == "baseline" else plan, measure)
+        bucket.append(result)
+        on_result(condition, rep, result)
 
 
 def interleave_until(
@@ -365,11 +382,7 @@ def interleave_until(
     baseline: list[ConditionResult] = []
     migrating: list[ConditionResult] = []
     while True:
-        rep = len(migrating)
-        for condition, bucket in (("baseline", baseline), (plan.label, migrating)):
-            result = measure_condition(network, baseline_of(plan) if condition == "baseline" else plan, measure)
-            bucket.append(result)
-            on_result(condition, rep, result)
+        _measure_pair(network, plan, measure, on_result, baseline, migrating)
         if len(migrating) < design.min_pairs:
             continue
         decided = decisions(baseline, migrating)

@@ -36,8 +36,7 @@ def ratio_verdict(
     estimate = paired_ratio(baseline, condition)
     logs = pair_logs(baseline, condition)
     if design is not None and len(logs) >= design.min_pairs:
-        at = look(design, logs)
-        estimate = RatioEstimate(estimate.ratio, round(at.low, 4), round(at.high, 4), at.n)
+        estimate = design_estimate(design, logs, estimate.ratio)
     base, value = statistics.median(baseline), statistics.median(condition)
     worse_bound = estimate.high if higher_is_better else estimate.low
     if worse_bound is None:
@@ -74,6 +73,12 @@ def pair_logs(baseline: Sequence[float], condition: Sequence[float]) -> list[flo
     return [math.log(c / b) for b, c in zip(baseline, condition) if b > 0 and c > 0]
 
 
+def design_estimate(design: Design, logs: list[float], ratio: float) -> RatioEstimate:
+    """The point `ratio` with the design's interval at len(logs) pairs."""
+    at = look(design, logs)
+    return RatioEstimate(ratio, round(at.low, 4), round(at.high, 4), at.n)
+
+
 def decision_of(estimate: RatioEstimate, limit: float | None, higher_is_better: bool) -> Decision:
     """Within, beyond or undecided: where the interval lies against the limit (no interval: undecided)."""
     if limit is None or estimate.low is None or estimate.high is None:
@@ -104,11 +109,9 @@ def metric_decisions(
     decisions = []
     for pairs in items.values():
         logs = pair_logs(*pairs)
-        if len(logs) < design.min_pairs:
-            decisions.append(Decision.UNDECIDED)
-        else:
-            at = look(design, logs)
-            decisions.append(decide(at.low, at.high, limit, metric.higher_is_better))
+        enough = len(logs) >= design.min_pairs
+        estimate = design_estimate(design, logs, 1.0) if enough else RatioEstimate(1.0, None, None, len(logs))
+        decisions.append(decision_of(estimate, limit, metric.higher_is_better))
     return decisions
 
 

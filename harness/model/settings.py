@@ -275,11 +275,6 @@ class MeasureSettings:
         if self.max_pairs > self.repeat < 2:
             raise ConfigError(f"--min-pairs {self.repeat}: sequential pairs (--max-pairs) start from at least 2")
 
-    @property
-    def sequential(self) -> bool:
-        """Whether conditions add pairs while undecided (--max-pairs above --min-pairs)."""
-        return self.max_pairs > self.repeat
-
 
 MEMORY_PATTERN = re.compile(r"(\d+)([MG])")
 MIN_VM_MEMORY_MB = 512

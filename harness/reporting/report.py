@@ -137,14 +137,18 @@ def paired(records: list[Record], scenario: str) -> dict[tuple, tuple[list[float
 
 def run_tolerances(records: list[Record]) -> Tolerances:
     """The tolerances the run judged with, read back from its record's typed settings."""
+    return recorded_tolerances(_run_settings(records))
+
+
+def _run_settings(records: list[Record]) -> dict | None:
+    """The typed settings the run's record stored (None: a record written before settings were)."""
     run = next((r for r in of_kind(records, RunRecord) if r.settings), None)
-    return recorded_tolerances(run.settings if run else None)
+    return run.settings if run else None
 
 
 def run_pairs(records: list[Record]) -> MeasureSettings:
     """--min-pairs and --max-pairs of the run (the defaults when its record has no settings)."""
-    run = next((r for r in of_kind(records, RunRecord) if r.settings), None)
-    least, most = recorded_pairs(run.settings if run else None)
+    least, most = recorded_pairs(_run_settings(records))
     try:
         return MeasureSettings(repeat=least, max_pairs=most)
     except ConfigError:
