@@ -95,12 +95,6 @@ class Design:
     def to_dict(self) -> dict[str, Any]:
         return {"min_pairs": self.min_pairs, "max_pairs": self.max_pairs, "alpha": self.alpha, "method": METHOD}
 
-    @classmethod
-    def from_dict(cls, data: dict[str, Any] | None) -> Design | None:
-        if not data:
-            return None
-        return cls(int(data["min_pairs"]), int(data["max_pairs"]), float(data.get("alpha", ALPHA)))
-
 
 # -- Student's t, without scipy ------------------------------------------------------------------
 def _betacf(a: float, b: float, x: float) -> float:
