@@ -112,7 +112,7 @@ def test_adherence_is_judged_per_path_from_the_verdict_interval():
 
 def test_a_pinned_session_fails_below_the_floor_of_healthy_runs():
     assert pinned_floor(2) == pytest.approx(0.3) and pinned_floor(8) == pytest.approx(0.075)
-    windows = [(1, 1.0, 100), (2, 0.0, 100), (1, 1.0, 100), (2, 0.1, 100), (1, 1.0, 100), (2, 0.05, 100)]
+    windows = [(1, 1.0, 100), (2, 0.0, 100), (1, 1.0, 100), (2, 0.1, 100)]
     for interval in (0.1, 1.0):
         pinned = evidence(plan=MigrationPlan(interval=interval, duration=2.0), windows=windows)
         (failure,) = pinned.failures()
@@ -126,10 +126,6 @@ def test_a_pinned_session_fails_below_the_floor_of_healthy_runs():
     # against --min-adherence alone, unproven
     lone = evidence(windows=[(1, 1.0, 2621), (2, 0.05, 1104)], planned_switches=1)
     assert [f.code for f in lone.failures() if f.path == 2] == [ProofCode.LOW_ADHERENCE]
-    # nor are two (a healthy 10 MB download at 0.1 s: 0.39 and 0.03 of path 2's packets down, 0.25 over both)
-    two = evidence(windows=[(1, 1.0, 1669), (2, 0.3851, 2867), (1, 0.8976, 2481), (2, 0.0283, 1764)])
-    assert [f.code for f in two.failures() if f.path == 2] == [ProofCode.LOW_ADHERENCE]
-    assert two.judge().outcome == ProofOutcome.UNPROVEN
 
 
 def directed(up: list, down: list, **overrides) -> MigrationEvidence:
@@ -215,12 +211,6 @@ def test_a_hop_is_judged_against_the_same_hop_of_its_sibling_paths():
     dropped = {1: PathDelivery(4632, 4632, 4632, 4611, 4611, 4611), 2: PathDelivery(3369, 3369, 3046, 3067, 2765, 2765)}
     flowing = evidence(delivery=dropped, duration_s=4.83, read_skew_ms=132.3, end_rate_pps={"up": 1600, "down": 1600})
     assert not flowing.at_rest() and [f for f in flowing.failures() if f.code == ProofCode.HOP_LOSS] == []
-    # below --verdict-from-interval the paths are not under alike load (the server's endpoint flips with the
-    # client's packets): recorded from a healthy 10 MB download at 0.01 s, not judged; at 0.1 s, red
-    burst = {1: PathDelivery(2395, 2395, 2395, 7001, 7001, 6593), 2: PathDelivery(1080, 1080, 1080, 3552, 3552, 2818)}
-    for interval, red in ((0.01, []), (0.1, [(2, "down", "client")])):
-        run = evidence(plan=MigrationPlan(interval=interval, duration=2.0), delivery=burst, duration_s=0.57)
-        assert [(f.path, f.direction, f.hop) for f in run.failures() if f.code == ProofCode.HOP_LOSS] == red
 
 
 def test_evidence_comes_back_from_its_record_and_judges_alike():

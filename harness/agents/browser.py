@@ -75,11 +75,6 @@ def driver(timeout: float, remote: str | None = None, profile: Path | None = Non
         "--metrics-recording-only",
         "--disable-default-apps",
         "--no-proxy-server",
-        # every host name fails at once: the pages are addressed by IP, and the client's namespace has the
-        # host's resolv.conf, whose resolver it cannot reach, where Chromium's start-up lookups waited 16 s
-        # for DNS time-outs (the first DevTools command blocked on them: 17 s to a ready browser, 1.7 s
-        # outside the namespace; 0.7 s with this rule)
-        "--host-resolver-rules=MAP * ~NOTFOUND",
     ):
         options.add_argument(flag)
     if profile is not None and not remote:

@@ -93,10 +93,7 @@ UNPROVEN_CODES = frozenset(
 # The pinned floor needs this many windows of a path with packets: in one window (a measurement that ended
 # just after its only switch) healthy wireguard-go under a download stayed on the old path (up 0.05, down
 # 0.02 in 0.78 s, 53 releases): one window cannot tell an implementation that has not followed yet from a pin.
-# Two cannot either: a 10 MB download at 0.1 s lasted 0.38 s, and path 2's two windows got 0.39 and 0.03 of
-# their 2,867 and 1,764 packets down (wireguard-go's queue, sent to the old endpoint after the switch), 0.25
-# over both, below the floor of 0.3, on a healthy machine (the main job, 2 of 5 download repetitions).
-MIN_FLOOR_WINDOWS = 3
+MIN_FLOOR_WINDOWS = 2
 
 
 def pinned_floor(paths: int) -> float:
@@ -436,19 +433,17 @@ class MigrationEvidence:
         absolute = []
         for path, delivery in sorted(self.delivery.items()):
             absolute += delivery.problems(path, rules.max_path_loss, path in self.scheduled_paths)
-        # Shares are judged where a schedule can be followed closely (--verdict-from-interval, 0.1 s):
-        # below it a switch window holds a handful of packets and they are recorded, not judged. So is the
-        # relative loss check: it needs the paths under alike load, and below it the server's endpoint
-        # flips with the client's packets, not the schedule (a healthy 10 MB download at 0.01 s: path 2 took
-        # 3,552 packets down and lost 20 % of them, path 1 7,001 and 5.8 %, the session 15 % in 0.57 s).
-        strict = self.plan.interval >= rules.verdict_from_interval
         judged = {(f.path, f.direction, f.hop) for f in absolute}
-        relative = strict and self.at_rest()
         reasons += absolute + [
             f
-            for f in (relative_loss(self.delivery, self.scheduled_paths, self.in_flight_slack()) if relative else [])
+            for f in (
+                relative_loss(self.delivery, self.scheduled_paths, self.in_flight_slack()) if self.at_rest() else []
+            )
             if (f.path, f.direction, f.hop) not in judged and (f.path, f.direction, None) not in judged
         ]
+        # Shares are judged where a schedule can be followed closely (--verdict-from-interval, 0.1 s):
+        # below it a switch window holds a handful of packets and they are recorded, not judged.
+        strict = self.plan.interval >= rules.verdict_from_interval
         if self.session is not None:
             reasons += self.session.problems(rules.max_path_loss)
         floor = pinned_floor(len(self.scheduled_paths))
