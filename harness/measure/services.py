@@ -61,6 +61,7 @@ class BrowserSession:
 
     def __init__(self, network: Network, *, timeout: float, screenshots: Path, profile: Path) -> None:
         args = ["--serve", "--timeout", f"{timeout:g}", "--screenshots", str(screenshots), "--profile", str(profile)]
+        args += ["--reachable", str(network.topology.origin_address().ip)]
         remote = network.browser_url()
         argv = (
             network.client.command_prefix() + network.client.python() + ["-m", BROWSER_MODULE, *args]
