@@ -162,7 +162,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--profile", type=Path, help="directory for the browser's profile and temp files")
     parser.add_argument("--serve", action="store_true", help="keep the browser; URL lists on stdin, one per line")
     parser.add_argument(
-        "--reachable", action="append", default=[], help="the one host (IP) to resolve; every other lookup fails"
+        "--reachable",
+        action="append",
+        default=[],
+        help="a host (IP) Chromium may resolve, repeatable; with any given, every other lookup fails at once",
     )
     parser.add_argument("urls", nargs="*")
     args = parser.parse_args(argv)
