@@ -241,17 +241,36 @@ OPTIONS: tuple[Option, ...] = (
         "measure",
         "repeat",
         "3",
-        "interleaved pairs (baseline, migration) every condition gets (default 3; page loads and downloads 5)",
+        "interleaved pairs (baseline, migration) every condition gets at least (default 3)",
         lambda text, flag: s.parse_count(text, flag, minimum=1, maximum=1000),
     ),
     _opt(
         "--max-pairs",
         "measure",
         "max_pairs",
-        "0",
+        "12",
         "pairs a condition may grow to while its verdict is undecided, with group-sequential intervals "
-        "(default 0: fixed at --min-pairs)",
+        "(default 12; 0: fixed at --min-pairs)",
         lambda text, flag: s.parse_count(text, flag, minimum=0, maximum=1000),
+    ),
+    _opt(
+        "--budget",
+        "measure",
+        "budget_s",
+        None,
+        "the sweep's time from its start to the report written, bring-up included (e.g. 270s, 4m30s): every "
+        "test's minimum pairs first (from the durations table), the rest to undecided conditions; a test that no "
+        "longer fits is skipped, said so (default: no limit; the main job: 4m45s)",
+        s.parse_duration,
+    ),
+    _opt(
+        "--budget-table",
+        "measure",
+        "durations",
+        None,
+        "the durations table --budget plans with: an earlier run's durations.json (default: the table shipped, "
+        "measured on the 2-core reference machine)",
+        lambda text, flag: s.existing_file(text, flag),
     ),
     _opt(
         "--probe-rate",
@@ -450,6 +469,11 @@ OPTIONS: tuple[Option, ...] = (
         "backend only); see --kernel, --accel, --cpus, --memory",
         action="store_true",
         scope="both",
+    ),
+    _flag(
+        "--budget-from",
+        "sweep: the wall-clock time (epoch seconds) the sweep started at, which --budget counts from",
+        scope="pytest",
     ),
     _flag(
         "--sweep-progress",

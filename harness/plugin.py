@@ -20,9 +20,11 @@ import pytest
 
 from harness import options
 from harness.backends.registry import Prepared, check_backend, network_for, sweep_child_runs
+from harness.data import DURATIONS_FILE
 from harness.errors import HarnessError
 from harness.measure.services import OriginServices, require_measurement_tools
 from harness.measure.verdicts import judge_repetitions
+from harness.model import budget as budgets
 from harness.model.evidence import ProofOutcome
 from harness.model.kinds import Outcome
 from harness.model.profiles import Profile
@@ -132,6 +134,12 @@ def estimate_left(remaining: list[str], seconds: dict[str, list[float]]) -> floa
     return sum(sum(seconds[name]) / len(seconds[name]) if seconds.get(name) else overall for name in remaining)
 
 
+def _interval_of(item: pytest.Item) -> float | None:
+    callspec = getattr(item, "callspec", None)
+    plan = callspec.params.get("migration_plan") if callspec is not None else None
+    return plan.interval if plan is not None else None
+
+
 def _minutes(seconds: float) -> str:
     return f"{int(seconds // 60)}m{int(seconds % 60):02d}s"
 
@@ -176,6 +184,8 @@ class HarnessSession:
         self.deselected: list[str] = []
         self.swept: list[str] = []
         self.networks = itertools.count(1)  # run ids of the tests' networks: <run id>-<n>
+        self.budget: budgets.Budget | None = None  # --budget, planned once the tests are collected
+        self.durations: dict[str, dict[str, float]] = {}  # per test: its fixed part and pair (durations.json)
         # SIGTERM unwinds like Ctrl-C, so fixture finalizers remove what the run built.
         self._unwind = signals.interrupts_unwind()
         self._unwind.__enter__()
@@ -213,6 +223,35 @@ class HarnessSession:
 
     def pytest_collection_finish(self, session: pytest.Session) -> None:
         self.progress = Progress(items=list(session.items))
+        measure = self.settings.measure
+        if measure.budget_s is not None:
+            begun = self.config.getoption("--budget-from")
+            elapsed = max(0.0, time.time() - float(begun)) if begun else 0.0
+            table = budgets.read_table(measure.durations or DURATIONS_FILE)
+            measuring = [item for item in session.items if item.get_closest_marker("measurement")]
+            judged_from = self.settings.tolerances.verdict_from_interval
+            below = {item.name for item in measuring if (_interval_of(item) or judged_from) < judged_from}
+            costs = {item.name for item in measuring} - below
+            order = budgets.run_order([item.name for item in session.items], costs, below)
+            session.items.sort(key=lambda item: order.index(item.name))
+            self.progress = Progress(items=list(session.items))
+            names = order
+            self.budget = budgets.Budget.plan(measure.budget_s, elapsed, names, table, measure.repeat)
+            if self.budget.planned_s() > self.budget.left_s():
+                print(
+                    f"comps-harness: --budget {measure.budget_s:g} s: the minimum pairs of these {len(names)} tests "
+                    f"take about {self.budget.planned_s():.0f} s: the last ones will be skipped (budget)",
+                    file=sys.stderr,
+                    flush=True,
+                )
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_runtest_setup(self, item: pytest.Item) -> None:
+        """--budget: a test whose minimum no longer fits in what is left is skipped, with the figures."""
+        if self.budget is not None:
+            reason = self.budget.start(item.name)
+            if reason:
+                pytest.skip(reason)
 
     @pytest.hookimpl(hookwrapper=True)
     def pytest_runtest_makereport(self, item: pytest.Item, call: pytest.CallInfo):
@@ -232,6 +271,8 @@ class HarnessSession:
             state.done += 1
             seconds, state.running = state.running, 0.0
             state.seconds[item.originalname or item.name].append(seconds)
+            if state.worst != Outcome.SKIPPED:
+                self._note_duration(item, seconds)
             if report.failed:
                 self._record_outcome(item, report, call)
             if self.config.getoption("--sweep-progress"):
@@ -243,6 +284,9 @@ class HarnessSession:
         cannot tear down what its child harness made (a guest's work dir, a topology)."""
         if any(item.get_closest_marker("network") for item in session.items):
             self.swept = sweep_child_runs(self.settings.run.run_id, self.settings.run.backends)
+        if self.durations and self.settings.run.run_dir is not None:
+            path = self.settings.run.run_dir / "durations.json"
+            path.write_text(budgets.table_json(self.durations, f"run {self.settings.run.run_id}"))
 
     def pytest_terminal_summary(self, terminalreporter, exitstatus: int, config: pytest.Config) -> None:
         if self.swept:
@@ -261,6 +305,19 @@ class HarnessSession:
             )
 
     # -- helpers ---------------------------------------------------------------------------------
+    def _note_duration(self, item: pytest.Item, seconds: float) -> None:
+        """A test that ran (not skipped): its fixed part and its pair, from the pairs its properties name."""
+        properties = dict(item.user_properties)
+        if item.get_closest_marker("network") is None:
+            return
+        pairs, pair_s = properties.get("pairs"), properties.get("pair_s")
+        paired = float(pair_s) * int(pairs) if pairs and pair_s else 0.0
+        self.durations[item.name] = {
+            "fixed_s": round(max(0.0, seconds - paired), 2),
+            "pair_s": round(float(pair_s), 2) if pair_s else 0.0,
+            "pairs": int(pairs) if pairs else 0,
+        }
+
     def _progress_line(self, item: pytest.Item, outcome: Outcome, seconds: float) -> None:
         """--sweep-progress: one line per finished test, with its outcome, and an estimate of what is left."""
         state = self.progress
@@ -268,6 +325,8 @@ class HarnessSession:
         remaining = [i.originalname or i.name for i in state.items[state.done :]]
         left = estimate_left(remaining, state.seconds)
         left_text = "" if left is None else f", about {_minutes(left)} left"
+        if self.budget is not None:
+            left_text += f", budget left {budgets.left_text(self.budget.left_s())}"
         print(
             f"[{state.done}/{len(state.items)}] {outcome:8} {item.nodeid} ({seconds:.1f} s; "
             f"{_minutes(elapsed)} so far{left_text})",
@@ -297,7 +356,10 @@ class HarnessSession:
         reason = ""
         if report.failed or report.skipped:
             crash = getattr(report.longrepr, "reprcrash", None)
-            reason = crash.message if crash is not None else str(report.longrepr)
+            if isinstance(report.longrepr, tuple):  # a skip: (file, line, "Skipped: why")
+                reason = str(report.longrepr[2]).removeprefix("Skipped: ")
+            else:
+                reason = crash.message if crash is not None else str(report.longrepr)
             reason = reason.splitlines()[0][:500] if reason else ""
         elif ("verdict", "unproven") in item.user_properties:
             reason = f"unproven: {dict(item.user_properties).get('unproven', '')}"
@@ -452,6 +514,13 @@ def record_condition(results: ResultsWriter, network: Network, request: pytest.F
         results.measurement(scenario, request.node.name, condition, rep, network, result, proof)
 
     return record
+
+
+@pytest.fixture(scope="session")
+def may_spend(request: pytest.FixtureRequest) -> Callable[[float], bool] | None:
+    """--budget: whether a running condition may spend that many more seconds (None: no budget)."""
+    budget = session_of(request.config).budget
+    return None if budget is None else budget.may_spend
 
 
 @pytest.fixture

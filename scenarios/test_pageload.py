@@ -10,12 +10,13 @@ import pytest
 from harness.errors import HarnessError
 from harness.measure.services import PAGE_NAMES, measured_pairs, page_load_ms, require_measurement_tools
 from harness.measure.verdicts import describe, ratio_verdict
-from harness.model.metrics import Scenario
+from harness.model.metrics import DOWNLOAD, Scenario, series
 
 pytestmark = [pytest.mark.network, pytest.mark.migration, pytest.mark.measurement]
 
 
 def measured(origin_services, migration_plan, measure_settings, tolerances, record_condition, scenario, request):
+    may_spend = request.getfixturevalue("may_spend")
     pairs = measured_pairs(
         origin_services,
         migration_plan,
@@ -23,6 +24,7 @@ def measured(origin_services, migration_plan, measure_settings, tolerances, reco
         measure_settings,
         tolerances,
         lambda cond, rep, result: record_condition(scenario, cond, rep, result),
+        may_spend,
     )
     request.node.user_properties += pairs.properties()
     return pairs
@@ -67,16 +69,18 @@ def test_download_time(
     if not proof_gate(migrating):
         return
     failed = []
-    for i, download in enumerate(baseline[0].figures["downloads"]):
+    before = series(DOWNLOAD, [r.figures for r in baseline])
+    after = series(DOWNLOAD, [r.figures for r in migrating])
+    for path, seconds in before.items():
         verdict = ratio_verdict(
-            [r.figures["downloads"][i]["seconds"] for r in baseline],
-            [r.figures["downloads"][i]["seconds"] for r in migrating],
+            seconds,
+            after[path],
             limit=tolerances.pageload,
             higher_is_better=False,
             unit="s",
             design=pairs.design,
         )
         if not verdict["ok"]:
-            failed.append(describe(download["path"], verdict))
+            failed.append(describe(path, verdict))
     if failed:  # a verdict: one line with the effect, its interval and units, not a traceback
         pytest.fail("; ".join(failed), pytrace=False)

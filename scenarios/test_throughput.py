@@ -16,7 +16,15 @@ pytestmark = [pytest.mark.network, pytest.mark.migration, pytest.mark.measuremen
 
 
 def test_throughput(
-    network, origin_services, migration_plan, tolerances, measure_settings, record_condition, proof_gate, request
+    network,
+    origin_services,
+    migration_plan,
+    tolerances,
+    measure_settings,
+    record_condition,
+    proof_gate,
+    may_spend,
+    request,
 ):
     pairs = measured_pairs(
         origin_services,
@@ -25,6 +33,7 @@ def test_throughput(
         measure_settings,
         tolerances,
         lambda cond, rep, result: record_condition(Scenario.THROUGHPUT, cond, rep, result),
+        may_spend,
     )
     request.node.user_properties += pairs.properties()
     if not proof_gate(pairs.migrating):

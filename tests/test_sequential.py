@@ -11,49 +11,16 @@ from pathlib import Path
 import pytest
 
 from harness.errors import ConfigError
-from harness.model.sequential import Decision, Design, StopReason, decide, look, stop_reason, t_quantile
+from harness.model import simulation
+from harness.model.sequential import Decision, Design, StopReason, stop_reason, t_quantile
+from harness.model.simulation import RUNS, normal, simulate
 from harness.model.stats import t_975
 
-RUNS = 2000
 PAGELOADS = json.loads((Path(__file__).parent / "data" / "pageloads.json").read_text())["load_ms"]
 
 
-def sequential(design: Design, draw, limit: float, higher_is_better: bool) -> tuple:
-    """One condition measured pair by pair until the procedure stops: (final interval, decision, pairs)."""
-    logs = []
-    while True:
-        logs.append(draw())
-        if len(logs) < design.min_pairs:
-            continue
-        interval = look(design, logs)
-        decision = decide(interval.low, interval.high, limit, higher_is_better)
-        if stop_reason([decision], len(logs), design):
-            return interval, decision, len(logs)
-
-
-def simulate(draw_of, truth: float, limit: float, higher_is_better: bool, design: Design | None = None) -> dict:
-    design = design or Design()
-    rng = random.Random(20261202)
-    draw = draw_of(rng)
-    covered = red = decided = 0
-    pairs = []
-    for _ in range(RUNS):
-        interval, decision, n = sequential(design, draw, limit, higher_is_better)
-        covered += interval.low <= truth <= interval.high
-        red += decision == Decision.BEYOND
-        decided += decision != Decision.UNDECIDED
-        pairs.append(n)
-    return {"coverage": covered / RUNS, "red": red / RUNS, "decided": decided / RUNS, "pairs": statistics.fmean(pairs)}
-
-
-def normal(mu: float, sigma: float):
-    return lambda rng: lambda: rng.gauss(mu, sigma)
-
-
 def resampled(page: str, effect: float = 1.0):
-    """A pair of two loads drawn from the recorded baseline loads of `page`, the second times `effect`."""
-    loads = PAGELOADS[page]
-    return lambda rng: lambda: math.log(rng.choice(loads) * effect / rng.choice(loads))
+    return simulation.resampled(PAGELOADS[page], effect)
 
 
 def test_t_quantiles_match_the_table_and_the_design_spends_alpha_once():
@@ -96,6 +63,11 @@ def test_recorded_page_load_noise_keeps_coverage_and_false_reds(page):
     assert slower["coverage"] >= 0.94 and slower["red"] >= 0.5, slower
 
 
+def test_the_bench_figures_meet_the_targets():
+    figures = simulation.bench_figures(PAGELOADS)
+    assert figures["coverage_sim"] >= 0.94 and figures["false_red_sim"] <= 0.05, figures
+
+
 def test_a_plain_t_interval_read_at_every_pair_would_not_be_valid():
     """Why the design exists: stopping at the first pair whose fixed 95 % t interval excludes the truth's
     side, over 3..12 pairs, gives false reds well above 5 % at the tolerance."""
@@ -128,7 +100,8 @@ def test_a_sequential_verdict_uses_the_designs_interval_and_says_why_it_stopped(
     from harness.model.metrics import PAGELOAD, THROUGHPUT
     from harness.model.settings import MeasureSettings
 
-    assert scenario_design(MeasureSettings(), 0) is None  # --max-pairs 0: fixed, as before
+    assert scenario_design(MeasureSettings(), 0) == Design(3, 12)  # sequential by default
+    assert scenario_design(MeasureSettings(max_pairs=0), 0) is None  # --max-pairs 0: fixed, as before
     assert scenario_design(MeasureSettings(repeat=3, max_pairs=12), 5) == Design(5, 12)  # page loads start at 5
     assert scenario_design(MeasureSettings(repeat=3, max_pairs=5), 5) is None
     with pytest.raises(ConfigError, match="--max-pairs 2: below --min-pairs 3"):

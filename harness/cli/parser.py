@@ -57,6 +57,13 @@ BENCHES = (
         {"--profile": "asymmetric"},
     ),
     (
+        "budget",
+        "the default main job within its default --budget, timed, and the sequential procedure simulated",
+        benches.cmd_bench_budget,
+        options.named(("--out",)),
+        {},
+    ),
+    (
         "fidelity",
         "kernel WireGuard (in a guest) vs wireguard-go in each sticky-source mode: the same migration side by side",
         benches.cmd_bench_fidelity,
@@ -140,6 +147,8 @@ def build_parser() -> argparse.ArgumentParser:
         command = bench_sub.add_parser(name, help=help)
         if name in ("fidelity", "adherence"):  # networks of their own: one per implementation, netns in the guest
             options.add_to_argparse(command, [*options.named(("--run-id",)), *VM_OPTIONS])
+        elif name == "budget":  # the main job as it is: no option of the run
+            pass
         else:
             options.add_to_argparse(command, options.named(RUN_OPTIONS))
             add_vm_flag(command)

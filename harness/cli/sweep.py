@@ -11,6 +11,7 @@ import shlex
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 from harness import options
@@ -20,7 +21,7 @@ from harness.model.records import load as load_records
 from harness.model.settings import (
     new_run_id,
 )
-from harness.reporting.summary import sweep_verdict
+from harness.reporting.summary import cost_line, cost_stops, sweep_verdict
 from harness.system import signals
 from harness.vm.command import IN_VM_ENV
 
@@ -63,6 +64,7 @@ def cmd_sweep(args: argparse.Namespace, pytest_args: list[str]) -> int:
     except OSError as exc:
         raise ConfigError(f"--out {out}: cannot write there ({exc.strerror})") from None
     run_id = run_id_for(out)
+    begun = time.time()  # --budget counts from here, through pytest's start and the tests, to the report
     given = options.passthrough_argv(vars(args), SWEEP_OPTIONS) + (["--observe"] if args.observe else [])
     # pytest's own terminal output is off: the progress lines and the summary below say it all
     argv = [
@@ -82,6 +84,8 @@ def cmd_sweep(args: argparse.Namespace, pytest_args: list[str]) -> int:
         "--run-dir",
         str(out),
         "--sweep-progress",
+        "--budget-from",
+        f"{begun:.3f}",
         "--junitxml",
         str(out / "junit.xml"),
         *pytest_args,
@@ -96,8 +100,10 @@ def cmd_sweep(args: argparse.Namespace, pytest_args: list[str]) -> int:
     if not results.exists():
         raise HarnessError(f"the sweep produced no results ({results} is missing); pytest exited {status}")
     path = report.write(results, records=options.with_recorded_settings(load_records(results)))
-    verdict = sweep_verdict(load_records(results), strict=args.strict)
-    for line in verdict.lines:
+    records = options.with_recorded_settings(load_records(results))
+    verdict = sweep_verdict(records, strict=args.strict)
+    rows = report.cost_rows(records, report.run_tolerances(records))
+    for line in [*verdict.lines, *([cost_line(cost_stops(rows))] if rows else [])]:
         print(line)
     print(f"report: {path}\nresults: {results}")
     if status not in (0, 1):  # pytest itself failed (usage, internal error, nothing collected)

@@ -1,5 +1,6 @@
-"""Files the harness ships: the demo's migrate.sh and the named path profiles here; the compose demo and
-the Docker images' build contexts in the checkout's top-level docker/ (shipped as harness.docker).
+"""Files the harness ships: the demo's migrate.sh, the named path profiles and the durations table here;
+the compose demo and the Docker images' build contexts in the checkout's top-level docker/ (shipped as
+harness.docker).
 
 Found through importlib.resources, so they resolve the same from a source checkout or an install.
 """
@@ -30,3 +31,4 @@ DOCKER_DIR = _docker_dir()
 DEMO_DIR = DOCKER_DIR / "demo"
 IMAGES_DIR = DOCKER_DIR  # docker/<image name>/Dockerfile
 PROFILES_FILE = data_path("profiles", "profiles.toml")
+DURATIONS_FILE = data_path("durations.json")  # the budget's table, measured on the 2-core reference machine

@@ -24,8 +24,8 @@ from harness.measure import iperf
 from harness.measure.loss import analyze
 from harness.measure.verdicts import judge_repetitions, metric_decisions, scenario_design
 from harness.model.evidence import MigrationEvidence, ProofOutcome
-from harness.model.metrics import METRICS, TCP_DOWN, TCP_UP, THROUGHPUT_KINDS, UDP, Scenario
-from harness.model.schedule import MigrationPlan, baseline_of
+from harness.model.metrics import METRICS, PAGELOAD, TCP_DOWN, TCP_UP, THROUGHPUT_KINDS, UDP, Scenario, series
+from harness.model.schedule import MIN_SPAN_S, MigrationPlan, baseline_of, measurement_span
 from harness.model.sequential import Decision, Design, StopReason, stop_reason
 from harness.model.settings import FaultSpec, MeasureSettings, Tolerances
 from harness.runtime import content
@@ -308,8 +308,8 @@ def measure_loss(
 
 
 def page_load_ms(results: list[ConditionResult], page: str) -> list[float]:
-    """The load-event times of `page` in page_set figures."""
-    return [load["load_ms"] for r in results for load in r.figures["loads"] if load["url"].endswith(page)]
+    """The load-event time of `page` in each of `results` (page_set figures; the mean over its rounds)."""
+    return series(PAGELOAD, [r.figures for r in results]).get(page, [])
 
 
 PAGE_NAMES = [f"{name}.html" for name in content.PAGES]
@@ -321,21 +321,42 @@ def scenario_measure(
     settings: MeasureSettings,
     kinds: tuple[str, ...] = THROUGHPUT_KINDS,
     give_up_s: float | None = None,
+    span_s: float = MIN_SPAN_S,
 ) -> tuple[Callable[[], dict], float]:
     """What one repetition of a measuring scenario runs, and about how many seconds of traffic it makes:
     the scenarios and the fault checks of their proofs (test_faults) measure with this very function.
-    `give_up_s` bounds each page load and download (a fault check's stalled transfer need not run out)."""
+    `give_up_s` bounds each page load and download (a fault check's stalled transfer need not run out);
+    page sets and download sets repeat for `span_s` (measurement_span of the plan)."""
     if scenario == Scenario.THROUGHPUT:
         seconds = settings.iperf_seconds
         return lambda: services.throughput(seconds, kinds, udp_rate=settings.udp_rate), len(kinds) * seconds
     if scenario == Scenario.PAGELOAD:
         shots = services.network.workdir / "screenshots"
         timeout = min(settings.page_timeout, give_up_s or settings.page_timeout)
-        return lambda: services.page_set(PAGE_NAMES, timeout=timeout, screenshots=shots), 10.0
+
+        def page_set() -> list[dict]:
+            return services.page_set(PAGE_NAMES, timeout=timeout, screenshots=shots)["loads"]
+
+        return lambda: in_rounds("loads", page_set, span_s), max(10.0, span_s)
     if scenario == Scenario.DOWNLOAD:
         files = [content.file_name(int(mb * content.MB)) for mb in settings.download_mb]
-        return lambda: {"downloads": [services.download(name, give_up_s or DOWNLOAD_MAX_S) for name in files]}, 10.0
+
+        def download_set() -> list[dict]:
+            return [services.download(name, give_up_s or DOWNLOAD_MAX_S) for name in files]
+
+        return lambda: in_rounds("downloads", download_set, span_s), max(10.0, span_s)
     raise MeasurementError(f"no repeated measurement for scenario {scenario}")
+
+
+def in_rounds(key: str, one_round: Callable[[], list[dict]], span_s: float) -> dict:
+    """`one_round` (a page set, a download set) again and again until `span_s` have passed (at least once):
+    figures {key: every transfer, each with its "round"; "rounds": how many}. The metrics take the mean per
+    page or file of one measurement (harness.model.metrics)."""
+    started, done, rounds = time.monotonic(), [], 0
+    while rounds == 0 or time.monotonic() - started < span_s:
+        done += [{**item, "round": rounds} for item in one_round()]
+        rounds += 1
+    return {key: done, "rounds": rounds}
 
 
 def interleave(
@@ -376,18 +397,33 @@ def interleave_until(
     measure: Callable[[], dict],
     on_result: Callable[[str, int, ConditionResult], None],
     decisions: Callable[[list[ConditionResult], list[ConditionResult]], list[Decision] | None],
+    may_spend: Callable[[float], bool] | None = None,
+    pair_seconds: list[float] | None = None,
 ) -> tuple[list[ConditionResult], list[ConditionResult], StopReason]:
-    """Pairs of baseline and `plan`, as `interleave`, from the design's minimum on until `decisions` (the
-    judged metrics' decisions on the pairs so far; None: the proof does not hold) say to stop, or the
-    design's maximum. Returns the results and why the condition stopped."""
+    """Pairs of baseline and `plan`, as `interleave`, until `decisions` (the judged metrics' decisions on the
+    pairs so far, asked after every pair; None: the proof does not hold) say to stop, from the design's
+    minimum on, or the design's maximum. A repetition whose proof does not hold stops the condition at once:
+    its migration is unproven (or failed) whatever the next pairs show. At an undecided look the next look's
+    pairs are taken only when `may_spend` (the time budget) grants their time, at this condition's own pace.
+    Each pair's seconds go into `pair_seconds`. Returns the results and why it stopped."""
     baseline: list[ConditionResult] = []
     migrating: list[ConditionResult] = []
+    seconds = pair_seconds if pair_seconds is not None else []
     while True:
+        started = time.monotonic()
         _measure_pair(network, plan, measure, on_result, baseline, migrating)
-        if len(migrating) < design.min_pairs:
-            continue
+        seconds.append(time.monotonic() - started)
         decided = decisions(baseline, migrating)
-        reason = StopReason.UNPROVEN if decided is None else stop_reason(decided, len(migrating), design)
+        if decided is None:  # an unproven repetition leaves the condition unproven, whatever follows
+            return baseline, migrating, StopReason.UNPROVEN
+        n = len(migrating)
+        if n < design.min_pairs:
+            continue
+        reason = stop_reason(decided, n, design)
+        following = design.next_look(n) if n in design.looks else None
+        granted = following is None or may_spend is None or may_spend((following - n) * sum(seconds) / len(seconds))
+        if reason is None and not granted:
+            reason = StopReason.BUDGET
         if reason is not None:
             return baseline, migrating, reason
 
@@ -400,10 +436,12 @@ class Pairs:
     migrating: list[ConditionResult]
     design: Design | None = None
     stopped: StopReason | None = None
+    pair_seconds: list[float] = field(default_factory=list)
 
     def properties(self) -> list[tuple[str, object]]:
-        """What the test's JUnit properties say of its pairs."""
-        return [("pairs", len(self.migrating)), ("stopped", str(self.stopped or "fixed pairs"))]
+        """What the test's JUnit properties say of its pairs (the durations table reads pairs and pair_s)."""
+        pair_s = round(sum(self.pair_seconds) / len(self.pair_seconds), 3) if self.pair_seconds else None
+        return [("pairs", len(self.migrating)), ("stopped", str(self.stopped or "fixed pairs")), ("pair_s", pair_s)]
 
 
 def measured_pairs(
@@ -413,19 +451,22 @@ def measured_pairs(
     settings: MeasureSettings,
     tolerances: Tolerances,
     on_result: Callable[[str, int, ConditionResult], None],
+    may_spend: Callable[[float], bool] | None = None,
 ) -> Pairs:
     """A measuring scenario's pairs under `plan`: fixed at --min-pairs (at least the scenario's own minimum),
     or, with --max-pairs above it, sequential: pairs are added while a judged metric is undecided and the
-    migration is proven, up to --max-pairs, with the group-sequential design's intervals."""
-    measure, seconds = scenario_measure(services, scenario, settings)
+    migration is proven, up to --max-pairs and while `may_spend` (the --budget) grants the time, with the
+    group-sequential design's intervals."""
+    measure, seconds = scenario_measure(services, scenario, settings, span_s=measurement_span(plan))
     plan = for_measurement(plan, seconds)
     metric = next(m for m in METRICS if m.scenario == scenario)
     design = scenario_design(settings, metric.min_pairs)
     if design is None:
+        started = time.monotonic()
         baseline, migrating = interleave(
             services.network, plan, max(settings.repeat, metric.min_pairs), measure, on_result
         )
-        return Pairs(baseline, migrating)
+        return Pairs(baseline, migrating, pair_seconds=[(time.monotonic() - started) / max(1, len(migrating))])
     limit = metric.limit(tolerances) if metric.judged_at(plan.interval, tolerances) else None
 
     def decisions(baseline: list[ConditionResult], migrating: list[ConditionResult]) -> list[Decision] | None:
@@ -433,8 +474,11 @@ def measured_pairs(
             return None  # more pairs would not make a cost of an unproven migration
         return metric_decisions(metric, [r.figures for r in baseline], [r.figures for r in migrating], limit, design)
 
-    baseline, migrating, stopped = interleave_until(services.network, plan, design, measure, on_result, decisions)
-    return Pairs(baseline, migrating, design, stopped)
+    seconds: list[float] = []
+    baseline, migrating, stopped = interleave_until(
+        services.network, plan, design, measure, on_result, decisions, may_spend, seconds
+    )
+    return Pairs(baseline, migrating, design, stopped, seconds)
 
 
 def for_measurement(plan: MigrationPlan, seconds: float) -> MigrationPlan:
@@ -451,11 +495,11 @@ def measure_with_fault(
     """One migrating repetition of `scenario`'s own measurement (TCP upload alone for throughput) with `fault`
     applied: what the proof of a measuring scenario must turn red (test_faults, bench proof). A measurement the
     fault broke (a page load that timed out) gives its evidence with figures {"error": its line}."""
-    measure, seconds = scenario_measure(services, scenario, settings, kinds=(TCP_UP,), give_up_s=FAULT_GIVE_UP_S)
-    plan = for_measurement(
-        MigrationPlan(interval=interval, duration=2.0, paths=services.network.topology.path_ids, faults=(fault,)),
-        seconds,
+    plan = MigrationPlan(interval=interval, duration=2.0, paths=services.network.topology.path_ids, faults=(fault,))
+    measure, seconds = scenario_measure(
+        services, scenario, settings, kinds=(TCP_UP,), give_up_s=FAULT_GIVE_UP_S, span_s=measurement_span(plan)
     )
+    plan = for_measurement(plan, seconds)
     try:
         return measure_condition(services.network, plan, measure)
     except MeasurementError as error:

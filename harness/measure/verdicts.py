@@ -115,9 +115,9 @@ def metric_decisions(
     return decisions
 
 
-def why_stopped(verdict: dict, proven: bool, design: Design | None) -> str:
-    """Why a cost row has the pairs it has: unproven, fixed pairs, not judged, decided, max pairs, or stopped
-    early (a budget or an interruption ended it undecided before --max-pairs)."""
+def why_stopped(verdict: dict, proven: bool, design: Design | None, budgeted: bool = False) -> str:
+    """Why a cost row has the pairs it has: unproven, fixed pairs, not judged, decided, max pairs, budget (the
+    run's --budget ended it undecided before --max-pairs) or stopped early (so did an interruption)."""
     if not proven:
         return "unproven"
     if design is None:
@@ -126,7 +126,9 @@ def why_stopped(verdict: dict, proven: bool, design: Design | None) -> str:
         return "not judged"
     if verdict.get("decision") != str(Decision.UNDECIDED) and verdict["n"] in design.looks:
         return "decided"
-    return "max pairs" if verdict["n"] >= design.max_pairs else "stopped early"
+    if verdict["n"] >= design.max_pairs:
+        return "max pairs"
+    return "budget" if budgeted else "stopped early"
 
 
 def describe(name: str, verdict: dict) -> str:

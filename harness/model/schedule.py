@@ -203,3 +203,19 @@ def build_plans(options: PlanOptions, paths: tuple[int, ...]) -> list[MigrationP
 def baseline_of(plan: MigrationPlan) -> MigrationPlan:
     """The same run without migration."""
     return replace(plan, strategy=Strategy.NONE, mechanism=Mechanism.NETLINK, jitter=0.0, fixed=(), faults=())
+
+
+# A measurement of a few short transfers (a page set, a download set) repeats them for at least this long and
+# a whole window of every scheduled path: one 10 MB download (0.3-0.5 s) crossed 3-5 switches at
+# 0.1 s and gave false reds on healthy paths (a lagging send queue judged over 2 windows as a pin, burst loss
+# clustered on one path judged as hop loss), and a 1-2 s page set at 1 s could end before path 2's window.
+MIN_SPAN_S = 2.0
+SPAN_WINDOWS_OVER = 0.5  # windows beyond one of every path: the last path's window is a whole one
+
+
+def measurement_span(plan: MigrationPlan) -> float:
+    """Seconds a set measurement under `plan` repeats its transfers for (the baseline of a pair gets the same):
+    at least MIN_SPAN_S, and a whole window of every path (2.5 s at 1 s with two paths)."""
+    if not plan.interval:
+        return MIN_SPAN_S
+    return max(MIN_SPAN_S, (len(plan.paths) + SPAN_WINDOWS_OVER) * plan.interval)

@@ -79,6 +79,10 @@ class Design:
             n *= 2
         return (*out, self.max_pairs)
 
+    def next_look(self, pairs: int) -> int | None:
+        """The first look after `pairs` pairs (None: none is left)."""
+        return next((n for n in self.looks if n > pairs), None)
+
     def spent(self, pairs: int) -> float:
         """The error spent up to the look after `pairs` pairs (Pocock's type: alpha ln(1 + (e - 1) t))."""
         t = min(pairs, self.max_pairs) / self.max_pairs

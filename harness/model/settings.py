@@ -129,12 +129,27 @@ def parse_seconds(text: str, what: str) -> float:
     return parse_number(text, what, maximum=MAX_INTERVAL_S)
 
 
+def existing_file(text: str, what: str) -> Path:
+    """A path to a readable file, else a ConfigError naming the option."""
+    path = Path(text)
+    if not path.is_file():
+        raise ConfigError(f"{what} {text}: no such file")
+    return path
+
+
 DURATION_UNITS_S = {"h": 3600.0, "min": 60.0, "m": 60.0, "s": 1.0}
 
 
+COMPOUND_DURATION = re.compile(r"(?:(\d+)h)?(?:(\d+)m)?(?:(\d+(?:\.\d+)?)s)?")
+
+
 def parse_duration(text: str, what: str, *, maximum_s: float = 7 * 24 * 3600.0) -> float:
-    """'4h', '30m', '90s' or '600' (seconds) -> seconds, above 0."""
+    """'4h', '30m', '90s', '4m30s', '1h15m' or '600' (seconds) -> seconds, above 0."""
     text = str(text).strip().lower()
+    compound = COMPOUND_DURATION.fullmatch(text)
+    if compound and sum(part is not None for part in compound.groups()) > 1:
+        hours, minutes, seconds = (float(part or 0) for part in compound.groups())
+        return parse_number(f"{hours * 3600 + minutes * 60 + seconds:g}", what, maximum=maximum_s)
     for suffix, scale in DURATION_UNITS_S.items():
         if text.endswith(suffix) and text[: -len(suffix)].strip():
             return parse_number(text[: -len(suffix)], what, maximum=maximum_s / scale) * scale
@@ -260,7 +275,7 @@ class MeasureSettings:
     """How measurements are taken: repetitions, tool settings, the degraded-path controls."""
 
     repeat: int = 3  # --min-pairs: the pairs every condition gets
-    max_pairs: int = 0  # --max-pairs: an undecided condition grows to this many (0: fixed at --min-pairs)
+    max_pairs: int = 12  # --max-pairs: an undecided condition grows to this many (0: fixed at --min-pairs)
     probe_rate: float = 2000.0
     iperf_seconds: float = 2.0
     udp_rate: str = "50M"
@@ -268,6 +283,8 @@ class MeasureSettings:
     download_mb: tuple[float, ...] = (1.0, 10.0)
     degrade_drop: float = 0.1
     degrade_rate: str = "20mbit"
+    budget_s: float | None = None  # --budget: the sweep's time, start to report (None: no limit)
+    durations: Path | None = None  # --budget-table: the durations table the budget plans with (None: shipped)
 
     def __post_init__(self) -> None:
         if self.max_pairs and self.max_pairs < self.repeat:
@@ -340,6 +357,12 @@ def recorded_pairs(data: dict[str, Any] | None) -> tuple[int, int]:
     """(--min-pairs, --max-pairs) a run measured with, from its record's settings ((3, 0): the defaults)."""
     section = (data or {}).get("measure") or {}
     return int(section.get("repeat", 3)), int(section.get("max_pairs", 0))
+
+
+def recorded_budget(data: dict[str, Any] | None) -> float | None:
+    """The --budget a run measured with, from its record's settings (None: none, or an older record)."""
+    value = ((data or {}).get("measure") or {}).get("budget_s")
+    return None if value is None else float(value)
 
 
 def recorded_tolerances(data: dict[str, Any] | None) -> Tolerances:

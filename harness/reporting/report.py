@@ -32,7 +32,7 @@ from harness.model.records import (
     load,
     of_kind,
 )
-from harness.model.settings import MeasureSettings, Tolerances, recorded_pairs, recorded_tolerances
+from harness.model.settings import MeasureSettings, Tolerances, recorded_budget, recorded_pairs, recorded_tolerances
 from harness.reporting import svg
 
 CSS = """
@@ -187,6 +187,7 @@ def cost_rows(records: list[Record], tolerances: Tolerances) -> list[dict]:
     rows = []
     proofs = condition_proofs(records, tolerances)
     pairs = run_pairs(records)
+    budgeted = recorded_budget(_run_settings(records)) is not None
     for metric in COSTED:
         design = scenario_design(pairs, metric.min_pairs)
         for (backend, interval, condition, item), (base, value) in sorted(
@@ -214,7 +215,7 @@ def cost_rows(records: list[Record], tolerances: Tolerances) -> list[dict]:
                     "metric": item,
                     "verdict": verdict,
                     "proof": proof,
-                    "stopped": why_stopped(verdict, proof.outcome == ProofOutcome.PROVEN, design),
+                    "stopped": why_stopped(verdict, proof.outcome == ProofOutcome.PROVEN, design, budgeted),
                 }
             )
     return rows

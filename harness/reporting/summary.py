@@ -38,6 +38,24 @@ def final_outcomes(records: list[Record]) -> list[TestRecord]:
     return list(chosen.values())
 
 
+def cost_stops(rows: list[dict]) -> dict:
+    """Why the cost rows (harness.reporting.report.cost_rows) stopped: a count per reason, and the decided
+    share: of the rows that were judged on a proven migration, those whose interval decided the verdict
+    (unproven and not judged rows have nothing to decide: they are left out of it)."""
+    counts = Counter(row["stopped"] for row in rows)
+    judged = [row for row in rows if row["stopped"] not in ("unproven", "not judged") and row["verdict"]["judged"]]
+    decided = sum(1 for row in judged if row["stopped"] == "decided")
+    return {"rows": len(rows), "stopped": dict(counts), "decided_share": decided / len(judged) if judged else None}
+
+
+def cost_line(stops: dict) -> str:
+    """One line of the summary: the cost rows by why they stopped, and the decided share."""
+    share = stops["decided_share"]
+    said = ", ".join(f"{n} {reason}" for reason, n in sorted(stops["stopped"].items()))
+    shown = "no judged row" if share is None else f"decided share {share:.0%}"
+    return f"cost rows: {stops['rows']} ({said}); {shown} (an undecided row needs more time: not a finding)"
+
+
 def sweep_verdict(records: list[Record], *, strict: bool = False) -> SweepVerdict:
     tests = final_outcomes(records)
     counts = Counter(test.outcome for test in tests)
@@ -61,11 +79,17 @@ def sweep_verdict(records: list[Record], *, strict: bool = False) -> SweepVerdic
             "costs not proven: the migration did not happen as scheduled (no cost reported)",
             [t for t in tests if t.outcome == Outcome.UNPROVEN],
         ),
+        (
+            "not run: the --budget was spent",
+            [t for t in tests if t.outcome == Outcome.SKIPPED and t.reason.startswith("budget")],
+        ),
     ):
         if selected:
             lines.append(f"{title}:")
             lines += [f"  {t.test}: {t.reason}" for t in selected]
-            if ("research" not in title and "not proven" not in title) or (strict and "research" in title):
+            if ("research" not in title and "not proven" not in title and "budget" not in title) or (
+                strict and "research" in title
+            ):
                 failing += selected
     if not tests:
         return SweepVerdict(1, lines)
