@@ -324,6 +324,8 @@ class HarnessSession:
         elapsed = time.monotonic() - state.started
         remaining = [i.originalname or i.name for i in state.items[state.done :]]
         left = estimate_left(remaining, state.seconds)
+        if self.budget is not None and left is not None:  # what does not fit is skipped
+            left = max(0.0, min(left, self.budget.left_s()))
         left_text = "" if left is None else f", about {_minutes(left)} left"
         if self.budget is not None:
             left_text += f", budget left {budgets.left_text(self.budget.left_s())}"

@@ -126,6 +126,14 @@ def test_a_pinned_session_fails_below_the_floor_of_healthy_runs():
     # against --min-adherence alone, unproven
     lone = evidence(windows=[(1, 1.0, 2621), (2, 0.05, 1104)], planned_switches=1)
     assert [f.code for f in lone.failures() if f.path == 2] == [ProofCode.LOW_ADHERENCE]
+    # a lag is no pin: healthy wireguard-go under iperf3 at 1 s stayed on path 1 for most of one window of
+    # path 2 (0.62, 0.09) and followed in the next (0.99), 0.28 over path 2's windows down: unproven
+    lag = evidence(
+        plan=MigrationPlan(interval=1.0, duration=6.0),
+        windows=[(1, 1.0, 5000), (2, 0.62, 3000), (1, 0.92, 1500), (2, 0.09, 6000), (1, 1.0, 4000), (2, 0.99, 400)],
+    )
+    assert [f.code for f in lag.failures() if f.path == 2] == [ProofCode.LOW_ADHERENCE]
+    assert lag.judge().outcome == ProofOutcome.UNPROVEN
 
 
 def directed(up: list, down: list, **overrides) -> MigrationEvidence:
