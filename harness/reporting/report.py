@@ -703,9 +703,11 @@ def _cost_table(records: list[Record]) -> str:
             verdict, css = "not judged at this interval", "unjudged"
         elif not v["ok"]:
             verdict, css = "significantly beyond tolerance", "failed"
-        else:
+        elif v.get("decision", "within") == "within":  # results written before decisions: as they read then
+            verdict, css = "within tolerance", "passed"
+        else:  # the interval straddles the tolerance: no finding, it needs more pairs
             verdict, css = (
-                ("within tolerance", "passed")
+                ("undecided: within at the point, needs more pairs", "unclear")
                 if point_within(v)
                 else ("beyond tolerance, not significantly", "unclear")
             )
@@ -723,7 +725,8 @@ def _cost_table(records: list[Record]) -> str:
         "Adherence: the share of the session's packets on the path the schedule named, per direction, from the "
         "client's own counters; the lowest of the repetitions. Beside n, why the row has that many pairs: fixed "
         "pairs (--min-pairs), or with --max-pairs decided (the whole interval within or beyond), max pairs, "
-        "stopped early, unproven; sequential intervals are the group-sequential design's (docs/measurements.md)."
+        "budget (its share of --budget was spent), stopped early, unproven: an undecided row needs more time, it "
+        "is no finding; sequential intervals are the group-sequential design's (docs/measurements.md)."
         "</p>"
         "<table><tr><th>scenario</th><th>backend</th><th>interval</th><th>metric</th><th>effect</th>"
         "<th>95 % interval</th><th>n</th><th>medians</th><th>adherence (min)</th><th>rule</th><th>verdict</th></tr>"
