@@ -140,10 +140,6 @@ def _interval_of(item: pytest.Item) -> float | None:
     return plan.interval if plan is not None else None
 
 
-def _minutes(seconds: float) -> str:
-    return f"{int(seconds // 60)}m{int(seconds % 60):02d}s"
-
-
 def outcome_of(item: pytest.Item, report: pytest.TestReport, call: pytest.CallInfo | None) -> Outcome:
     """A verdict (passed, failed), unjudged (passed, but measured without a verdict), an infrastructure error
     (a HarnessError, or a failure outside the test's call), or skipped."""
@@ -222,7 +218,6 @@ class HarnessSession:
             self.deselected = [item.nodeid for item in dropped]
 
     def pytest_collection_finish(self, session: pytest.Session) -> None:
-        self.progress = Progress(items=list(session.items))
         measure = self.settings.measure
         if measure.budget_s is not None:
             begun = self.config.getoption("--budget-from")
@@ -234,16 +229,15 @@ class HarnessSession:
             costs = {item.name for item in measuring} - below
             order = budgets.run_order([item.name for item in session.items], costs, below)
             session.items.sort(key=lambda item: order.index(item.name))
-            self.progress = Progress(items=list(session.items))
-            names = order
-            self.budget = budgets.Budget.plan(measure.budget_s, elapsed, names, table, measure.repeat)
+            self.budget = budgets.Budget.plan(measure.budget_s, elapsed, order, table, measure.repeat)
             if self.budget.planned_s() > self.budget.left_s():
                 print(
-                    f"comps-harness: --budget {measure.budget_s:g} s: the minimum pairs of these {len(names)} tests "
+                    f"comps-harness: --budget {measure.budget_s:g} s: the minimum pairs of these {len(order)} tests "
                     f"take about {self.budget.planned_s():.0f} s: the last ones will be skipped (budget)",
                     file=sys.stderr,
                     flush=True,
                 )
+        self.progress = Progress(items=list(session.items))
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_runtest_setup(self, item: pytest.Item) -> None:
@@ -307,9 +301,9 @@ class HarnessSession:
     # -- helpers ---------------------------------------------------------------------------------
     def _note_duration(self, item: pytest.Item, seconds: float) -> None:
         """A test that ran (not skipped): its fixed part and its pair, from the pairs its properties name."""
-        properties = dict(item.user_properties)
         if item.get_closest_marker("network") is None:
             return
+        properties = dict(item.user_properties)
         pairs, pair_s = properties.get("pairs"), properties.get("pair_s")
         paired = float(pair_s) * int(pairs) if pairs and pair_s else 0.0
         self.durations[item.name] = {
@@ -326,12 +320,12 @@ class HarnessSession:
         left = estimate_left(remaining, state.seconds)
         if self.budget is not None and left is not None:  # what does not fit is skipped
             left = max(0.0, min(left, self.budget.left_s()))
-        left_text = "" if left is None else f", about {_minutes(left)} left"
+        left_text = "" if left is None else f", about {budgets.minutes_text(left)} left"
         if self.budget is not None:
-            left_text += f", budget left {budgets.left_text(self.budget.left_s())}"
+            left_text += f", budget left {budgets.minutes_text(self.budget.left_s())}"
         print(
             f"[{state.done}/{len(state.items)}] {outcome:8} {item.nodeid} ({seconds:.1f} s; "
-            f"{_minutes(elapsed)} so far{left_text})",
+            f"{budgets.minutes_text(elapsed)} so far{left_text})",
             file=sys.stderr,
             flush=True,
         )

@@ -68,7 +68,7 @@ def test_the_costs_run_first_and_a_test_seen_unproven_reserves_its_pairs():
 def test_an_unknown_test_is_estimated_from_its_function_or_as_a_short_check():
     assert estimate_for(TABLE, "test_throughput[docker-alternate-i0.1s]") == Estimate(2.0, 12.0)
     assert estimate_for(TABLE, "test_new_thing[netns]") == Estimate()
-    assert budgets.left_text(75.0) == "1m15s" and budgets.left_text(-5.0) == "-0m05s"
+    assert budgets.minutes_text(75.0) == "1m15s" and budgets.minutes_text(-5.0) == "-0m05s"
 
 
 def test_the_shipped_table_reads_and_holds_the_main_job(tmp_path: Path):

@@ -8,6 +8,7 @@ from collections import Counter
 from pathlib import Path
 
 from harness import options
+from harness.model.metrics import COSTED
 from harness.model.records import MeasurementRecord, load, of_kind
 from harness.model.simulation import bench_figures
 from harness.reporting.report import cost_rows, run_tolerances
@@ -21,7 +22,7 @@ def figures_of_run(results: Path, pageloads: Path) -> dict:
     pairs = Counter(
         (r.scenario, r.where, r.interval, r.condition)
         for r in of_kind(records, MeasurementRecord)
-        if r.migrating and r.scenario in ("throughput", "pageload", "download")
+        if r.migrating and r.scenario in {metric.scenario for metric in COSTED}
     )
     stops = cost_stops(cost_rows(records, run_tolerances(records))) if records else {"decided_share": None}
     simulated = bench_figures(json.loads(pageloads.read_text())["load_ms"])

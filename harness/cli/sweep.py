@@ -99,8 +99,8 @@ def cmd_sweep(args: argparse.Namespace, pytest_args: list[str]) -> int:
     results = out / "results.jsonl"
     if not results.exists():
         raise HarnessError(f"the sweep produced no results ({results} is missing); pytest exited {status}")
-    path = report.write(results, records=options.with_recorded_settings(load_records(results)))
     records = options.with_recorded_settings(load_records(results))
+    path = report.write(results, records=records)
     verdict = sweep_verdict(records, strict=args.strict)
     rows = report.cost_rows(records, report.run_tolerances(records))
     for line in [*verdict.lines, *([cost_line(cost_stops(rows))] if rows else [])]:

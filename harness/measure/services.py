@@ -12,6 +12,7 @@ import dataclasses
 import json
 import logging
 import select
+import statistics
 import subprocess
 import sys
 import time
@@ -398,34 +399,31 @@ def interleave_until(
     on_result: Callable[[str, int, ConditionResult], None],
     decisions: Callable[[list[ConditionResult], list[ConditionResult]], list[Decision] | None],
     may_spend: Callable[[float], bool] | None = None,
-    pair_seconds: list[float] | None = None,
-) -> tuple[list[ConditionResult], list[ConditionResult], StopReason]:
+) -> Pairs:
     """Pairs of baseline and `plan`, as `interleave`, until `decisions` (the judged metrics' decisions on the
     pairs so far, asked after every pair; None: the proof does not hold) say to stop, from the design's
     minimum on, or the design's maximum. A repetition whose proof does not hold stops the condition at once:
     its migration is unproven (or failed) whatever the next pairs show. At an undecided look the next look's
     pairs are taken only when `may_spend` (the time budget) grants their time, at this condition's own pace.
-    Each pair's seconds go into `pair_seconds`. Returns the results and why it stopped."""
+    Returns the pairs, each pair's seconds and why it stopped."""
     baseline: list[ConditionResult] = []
     migrating: list[ConditionResult] = []
-    seconds = pair_seconds if pair_seconds is not None else []
+    seconds: list[float] = []
     while True:
         started = time.monotonic()
         _measure_pair(network, plan, measure, on_result, baseline, migrating)
         seconds.append(time.monotonic() - started)
         decided = decisions(baseline, migrating)
         if decided is None:  # an unproven repetition leaves the condition unproven, whatever follows
-            return baseline, migrating, StopReason.UNPROVEN
+            return Pairs(baseline, migrating, design, StopReason.UNPROVEN, seconds)
         n = len(migrating)
         if n < design.min_pairs:
             continue
-        reason = stop_reason(decided, n, design)
         following = design.next_look(n) if n in design.looks else None
-        granted = following is None or may_spend is None or may_spend((following - n) * sum(seconds) / len(seconds))
-        if reason is None and not granted:
-            reason = StopReason.BUDGET
+        affordable = following is None or may_spend is None or may_spend((following - n) * statistics.fmean(seconds))
+        reason = stop_reason(decided, n, design, budget_left=affordable)
         if reason is not None:
-            return baseline, migrating, reason
+            return Pairs(baseline, migrating, design, reason, seconds)
 
 
 @dataclass
@@ -474,11 +472,7 @@ def measured_pairs(
             return None  # more pairs would not make a cost of an unproven migration
         return metric_decisions(metric, [r.figures for r in baseline], [r.figures for r in migrating], limit, design)
 
-    seconds: list[float] = []
-    baseline, migrating, stopped = interleave_until(
-        services.network, plan, design, measure, on_result, decisions, may_spend, seconds
-    )
-    return Pairs(baseline, migrating, design, stopped, seconds)
+    return interleave_until(services.network, plan, design, measure, on_result, decisions, may_spend)
 
 
 def for_measurement(plan: MigrationPlan, seconds: float) -> MigrationPlan:

@@ -74,10 +74,6 @@ def run_order(names: list[str], costs: set[str], recorded_only: set[str]) -> lis
     return [name for name in names if name in costs] + rest + [name for name in names if name in recorded_only]
 
 
-def _clock() -> float:
-    return time.monotonic()
-
-
 @dataclass
 class Budget:
     """What is left of --budget as the tests run (deadline on the monotonic clock)."""
@@ -87,7 +83,7 @@ class Budget:
     min_pairs: int
     order: list[str] = field(default_factory=list)  # the tests in run order
     started: set[str] = field(default_factory=set)
-    clock: Callable[[], float] = _clock
+    clock: Callable[[], float] = time.monotonic
 
     @classmethod
     def plan(
@@ -97,7 +93,7 @@ class Budget:
         names: Iterable[str],
         table: dict[str, Estimate],
         min_pairs: int,
-        clock: Callable[[], float] = _clock,
+        clock: Callable[[], float] = time.monotonic,
     ) -> Budget:
         """A budget of `total_s` of which `elapsed_s` were spent before the tests (the sweep's start)."""
         order = list(names)
@@ -141,8 +137,8 @@ class Budget:
         return {"deadline_left_s": round(self.left_s(), 1), "planned_s": round(self.planned_s(), 1)}
 
 
-def left_text(seconds: float) -> str:
-    """The budget left, for a progress line."""
+def minutes_text(seconds: float) -> str:
+    """Seconds as 4m05s (-0m05s for a budget overspent), for a progress line."""
     sign = "-" if seconds < 0 else ""
     seconds = abs(seconds)
     return f"{sign}{int(seconds // 60)}m{int(seconds % 60):02d}s"

@@ -65,31 +65,33 @@ def sweep_verdict(records: list[Record], *, strict: bool = False) -> SweepVerdic
         else "sweep: no test outcomes were recorded"
     ]
     failing = []
-    for title, selected in (
-        ("errors (no verdict: a tool failed)", [t for t in tests if t.outcome == Outcome.ERROR]),
+    for title, selected, fails in (  # fails: whether the group fails the run
+        ("errors (no verdict: a tool failed)", [t for t in tests if t.outcome == Outcome.ERROR], True),
         (
             "proofs and self-checks that failed",
             [t for t in tests if t.outcome == Outcome.FAILED and t.check != "research"],
+            True,
         ),
         (
             "research verdicts beyond tolerance" + ("" if strict else " (listed; --strict makes them fail)"),
             [t for t in tests if t.outcome == Outcome.FAILED and t.check == "research"],
+            strict,
         ),
         (
             "costs not proven: the migration did not happen as scheduled (no cost reported)",
             [t for t in tests if t.outcome == Outcome.UNPROVEN],
+            False,
         ),
         (
             "not run: the --budget was spent",
             [t for t in tests if t.outcome == Outcome.SKIPPED and t.reason.startswith("budget")],
+            False,
         ),
     ):
         if selected:
             lines.append(f"{title}:")
             lines += [f"  {t.test}: {t.reason}" for t in selected]
-            if ("research" not in title and "not proven" not in title and "budget" not in title) or (
-                strict and "research" in title
-            ):
+            if fails:
                 failing += selected
     if not tests:
         return SweepVerdict(1, lines)
