@@ -120,8 +120,13 @@ def test_an_interrupt_powers_the_guest_off_and_leaves_nothing(run_settings):
         text=True,
     )
     try:
-        _, up = read_until(child.stdout, "guest-up", BOOT_TIMEOUT_S)  # a deadline on every read
-        assert up, f"the guest did not say guest-up within {BOOT_TIMEOUT_S} s (exit {child.poll()})"
+        lines, up = read_until(child.stdout, "guest-up", BOOT_TIMEOUT_S)  # a deadline on every read
+        if not up:
+            if child.poll() is None:
+                child.send_signal(signal.SIGINT)
+            _, err = child.communicate(timeout=60)
+            said = "\n".join(lines[-20:]) + f"\nstderr: {err[-3000:]}"
+            pytest.fail(f"the guest did not say guest-up within {BOOT_TIMEOUT_S} s (exit {child.returncode})\n{said}")
         child.send_signal(signal.SIGINT)
         said = child.communicate(timeout=60)[1]
         assert child.returncode == 130, said

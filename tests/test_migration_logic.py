@@ -8,7 +8,7 @@ from collections import Counter
 import pytest
 
 from harness.errors import ConfigError
-from harness.model.evidence import MigrationEvidence, PathUse, ProofCode, SwitchRecord
+from harness.model.evidence import UNPROVEN_CODES, MigrationEvidence, PathUse, ProofCode, SwitchRecord
 from harness.model.records import SCHEMA_VERSION, MigrationRecord, RunRecord, load
 from harness.model.schedule import MigrationPlan
 from harness.model.settings import Tolerances, parse_fixed, parse_weights
@@ -133,6 +133,21 @@ def test_evidence_failures_name_the_reason():
     assert dead[0].code == ProofCode.PATH_CARRIED_NOTHING and dead[0].path == 2
     assert "never saw the client's endpoint move" in evidence(endpoint_changes=0).failures()[0].text
     assert evidence(planned_switches=0, switches=[], endpoint_changes=0, scheduled_paths=[1]).failures() == []
+
+
+def test_a_path_the_session_was_silent_in_is_a_stall_not_a_broken_path():
+    """A forward-drop on path 2 that ate a download's SYN and its retransmission left the session silent in
+    every window of path 1 (docker, CI): path 1 carried nothing and the server never saw it there, but the
+    path is not what broke. Unproven, named once; a path that carried nothing while the session sent in its
+    windows stays failed."""
+    windows = [(1, 0.0, 0), (2, 1.0, 12), (1, 0.0, 0), (2, 1.0, 3)]
+    stalled = evidence(per_path={2: PathUse(3000, 30)}, windows=windows, endpoint_changes=0, endpoint_paths=[2])
+    failures = stalled.failures()
+    assert [f.code for f in failures] == [ProofCode.SESSION_SILENT] and failures[0].path == 1
+    assert set(f.code for f in failures) <= UNPROVEN_CODES
+    sending = [(1, 0.0, 9), (2, 1.0, 12), (1, 0.0, 4), (2, 1.0, 3)]
+    broken = evidence(per_path={2: PathUse(3000, 30)}, windows=sending, endpoint_changes=0, endpoint_paths=[2])
+    assert ProofCode.PATH_CARRIED_NOTHING in {f.code for f in broken.failures()}
 
 
 def test_percentiles():

@@ -76,6 +76,7 @@ class ProofCode(StrEnum):
     HOP_LOSS = "hop-loss"
     SESSION_LOSS = "session-loss"
     LOW_ADHERENCE = "low-adherence"  # the session followed the schedule less closely than --min-adherence
+    SESSION_SILENT = "session-silent"  # the session sent nothing in a path's windows: nothing to follow
     PINNED_SESSION = "pinned-session"  # a path carried less in its windows than any healthy run: pinned
     ENDPOINT_NEVER_MOVED = "endpoint-never-moved"
     PATH_NEVER_SEEN = "path-never-seen"  # the server never saw the client on a scheduled path
@@ -88,7 +89,13 @@ class ProofCode(StrEnum):
 # closely than the proof asks, or the machine could not keep the schedule. Such a run is unproven (it gets
 # no cost), not failed. Everything else is a broken path or a broken testbed: failed.
 UNPROVEN_CODES = frozenset(
-    {ProofCode.LOW_ADHERENCE, ProofCode.FEW_ENDPOINT_MOVES, ProofCode.BEHIND_SCHEDULE, ProofCode.TOO_FEW_SWITCHES}
+    {
+        ProofCode.LOW_ADHERENCE,
+        ProofCode.SESSION_SILENT,
+        ProofCode.FEW_ENDPOINT_MOVES,
+        ProofCode.BEHIND_SCHEDULE,
+        ProofCode.TOO_FEW_SWITCHES,
+    }
 )
 # The pinned floor needs this many windows of a path with packets: in one window (a measurement that ended
 # just after its only switch) healthy wireguard-go under a download stayed on the old path (up 0.05, down
@@ -428,6 +435,13 @@ class MigrationEvidence:
         for path in self.scheduled_paths:
             use = self.per_path.get(path)
             if use is None or use.bytes == 0 or use.packets == 0:
+                if self.silent_in(path):
+                    text = (
+                        f"path {path} carried nothing, and the session sent nothing in the windows the schedule "
+                        "gave it (its traffic had stalled): nothing to follow"
+                    )
+                    timing.append(ProofFailure(ProofCode.SESSION_SILENT, text, path, figure=0))
+                    continue
                 text = f"path {path} was scheduled but carried nothing"
                 reasons.append(ProofFailure(ProofCode.PATH_CARRIED_NOTHING, text, path, figure=0))
         absolute = []
@@ -474,7 +488,9 @@ class MigrationEvidence:
                     timing.append(
                         ProofFailure(ProofCode.LOW_ADHERENCE, text, path, direction, adherence, rules.min_adherence)
                     )
-        if planned:
+        # a path the session was silent in is named once, as such: the server cannot have seen the client on it
+        silent = {f.path for f in timing if f.code == ProofCode.SESSION_SILENT}
+        if planned and not silent:
             unseen = sorted(set(self.scheduled_paths) - set(self.endpoint_paths))
             if self.endpoint_changes == 0:
                 text = (
@@ -511,6 +527,14 @@ class MigrationEvidence:
             )
             return [*reasons, ProofFailure(ProofCode.BEHIND_SCHEDULE, text)]
         return reasons + timing
+
+    def silent_in(self, path: int) -> bool:
+        """Whether the client's wg0 counted no packet of the session in any window the schedule gave `path`
+        (windows recorded): then a path that carried nothing shows a stalled session, not a broken path. A
+        forward-drop on path 2 that ate a download's SYN and its retransmission left the session silent
+        for the rest of the 2 s run, and path 1 carried nothing."""
+        windows = [packets for named, _, packets in self.windows if named == path]
+        return bool(windows) and not any(windows)
 
     def still_away(self, path: int, floor: float) -> bool:
         """Whether the session was still away from `path` in the last window the schedule gave it (both

@@ -150,6 +150,13 @@ def stop_guest(child: subprocess.Popen) -> None:
     wait_exit(child, STOP_GRACE_S, "vng (the guest's virtme-ng), after SIGKILL")
 
 
+class BootFailed(BackendError):
+    """vng exited before the guest reached its script: nothing of the command ran, so it may boot again."""
+
+
+BOOT_ATTEMPTS = 2  # a boot that stops before the command starts is tried once more, and says so
+
+
 @dataclass
 class GuestRun:
     returncode: int
@@ -232,6 +239,8 @@ def run_guest(spec: GuestSpec, env: dict[str, str], *, timeout: float, capture: 
     stdout = b"".join(kept).decode(errors="replace") if capture else None
     written = spec.status_file.read_text() if spec.status_file.exists() else None
     status, problem = passed_back(returncode, written)
+    if problem and written is None and not spec.up_marker.exists():
+        raise BootFailed(f"vm: the guest stopped before its command started (vng exited {returncode})")
     if problem:
         raise BackendError(f"vm: {problem}")
     return GuestRun(status, round(up[0], 2) if up else None, stdout)
@@ -337,6 +346,11 @@ def run_in_vm(
             command=tuple(command),
         )
         progress(f"vm: booting {guest.kernel.version} under {guest.accel} ({settings.cpus} CPUs, {settings.memory})")
+        for _ in range(BOOT_ATTEMPTS - 1):
+            try:
+                return run_guest(spec, tagged_env(run_id), timeout=settings.timeout_s, capture=capture)
+            except BootFailed as failed:
+                progress(f"{failed}: booting once more")
         return run_guest(spec, tagged_env(run_id), timeout=settings.timeout_s, capture=capture)
 
 
