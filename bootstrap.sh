@@ -4,6 +4,8 @@
 #   ./bootstrap.sh test [options]  -> unit tests and network scenarios on both backends (what .ci/run calls)
 #   ./bootstrap.sh install         -> only the install phase both call, for everything `test` needs
 #                                     (the pristine-root scenario checks that list on a minimal Debian)
+#   ./bootstrap.sh merge DIR... --out DIR -> only .venv, then `comps-harness merge` of a sweep's shards
+#                                     (the nightly's merge job: no network, no apt package but python3-venv)
 # `test` starts dockerd when none runs (there is no systemd here) and stops it again afterwards;
 # the Docker images are built by the harness on first use (offline with debootstrap if no registry answers).
 set -euo pipefail
@@ -12,7 +14,7 @@ cd "$(dirname "$0")"
 # (a --budget given after `main` replaces it); harness/cli/bench.py's MAIN_BUDGET is the same
 MAIN_BUDGET=4m45s
 mode=${1:-test}; shift || true
-case "$mode" in main|test|install) ;; *) echo "usage: $0 main|test|install [options]" >&2; exit 2 ;; esac
+case "$mode" in main|test|install|merge) ;; *) echo "usage: $0 main|test|install|merge [options]" >&2; exit 2 ;; esac
 
 # What each part needs (recommended packages are not installed: no kernel image, no systemd, no
 # desktop pieces; so every package the harness calls is named here)
@@ -35,8 +37,10 @@ vm_packages=(qemu-system-x86 busybox-static kmod udev binutils file)
 needs_docker=
 needs_vm=
 not_vm=
-if [ "$mode" != main ] || [[ " $* " =~ [[:space:]=,](docker|all)[[:space:],] ]]; then needs_docker=1; fi
-if [ "$mode" != main ] || [[ " $* " =~ [[:space:]]--vm[[:space:]] ]]; then
+if [ "$mode" = merge ]; then :
+elif [ "$mode" != main ] || [[ " $* " =~ [[:space:]=,](docker|all)[[:space:],] ]]; then needs_docker=1; fi
+if [ "$mode" = merge ]; then :
+elif [ "$mode" != main ] || [[ " $* " =~ [[:space:]]--vm[[:space:]] ]]; then
   if grep -qx 'ID=debian' /etc/os-release 2>/dev/null; then
     needs_vm=1
   else
@@ -54,6 +58,7 @@ install_phase() {
   fi
   [ -n "$needs_docker" ] && packages+=("${docker_packages[@]}")
   [ -n "$needs_vm" ] && packages+=("${vm_packages[@]}")
+  [ "$mode" = merge ] && packages=(python3-venv)
   local missing=()
   for p in "${packages[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
   if [ ${#missing[@]} -gt 0 ]; then
@@ -101,6 +106,8 @@ install_phase
 case "$mode" in
   install)
     echo "installed: apt packages, .venv, the guest kernel" >&2 ;;
+  merge)
+    exec .venv/bin/comps-harness merge "$@" ;;
   main)
     [ -n "$needs_docker" ] && start_dockerd
     status=0

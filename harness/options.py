@@ -25,6 +25,7 @@ from harness.model.settings import (
     Tolerances,
     VmSettings,
 )
+from harness.model.shards import parse_shard
 
 SECTIONS = {
     "run": RunSettings,
@@ -157,6 +158,32 @@ OPTIONS: tuple[Option, ...] = (
         "a TOML file of more path profiles (the shipped file, harness/data/profiles/profiles.toml, shows the format)",
         lambda text, flag: Path(text),
     ),
+    _opt(
+        "--shard",
+        "run",
+        "shard",
+        None,
+        "run only the K-th of N parts of the collected tests, e.g. 2/4: parts balanced by expected duration "
+        "(--shard-durations), a test's pairs always in one part; `comps-harness merge` joins the parts' results",
+        lambda text, flag: parse_shard(text, flag),
+    ),
+    _opt(
+        "--sweep-id",
+        "run",
+        "sweep_id",
+        None,
+        "the sweep this run is a shard of, recorded in every record; give every shard the same (default: the run id)",
+        lambda text, flag: s.check_run_id(text, flag),
+    ),
+    _opt(
+        "--shard-durations",
+        "run",
+        "shard_durations",
+        None,
+        "the durations table --shard balances with: an earlier run's durations.json (default: the table shipped); "
+        "every shard must be given the same",
+        lambda text, flag: s.existing_file(text, flag),
+    ),
     # -- migration plans ---------------------------------------------------------------------
     _opt(
         "--intervals",
@@ -260,8 +287,8 @@ OPTIONS: tuple[Option, ...] = (
         None,
         "the sweep's time from its start to the report written, bring-up included (e.g. 270s, 4m30s): every "
         "test's minimum pairs first (from the durations table), the rest to undecided conditions; a test that no "
-        "longer fits is skipped, said so (default: no limit; the main job: 4m45s)",
-        s.parse_duration,
+        "longer fits is skipped, said so (default and none: no limit; the main job: 4m45s)",
+        lambda text, flag: None if str(text).strip().lower() == "none" else s.parse_duration(text, flag),
     ),
     _opt(
         "--budget-table",
@@ -450,7 +477,7 @@ OPTIONS: tuple[Option, ...] = (
         "where the output goes: a sweep's directory (default reports/<new run id>/; its name is the run "
         "id), the report's HTML file (default: report.html beside the results), the compose demo's directory",
     ),
-    _flag("--force", "sweep: replace the results of a non-empty --out", action="store_true"),
+    _flag("--force", "sweep, merge: replace the results of a non-empty --out", action="store_true"),
     _flag(
         "--strict",
         "sweep: research verdicts beyond tolerance fail the sweep too (default: listed, exit 0)",
@@ -484,6 +511,7 @@ OPTIONS: tuple[Option, ...] = (
     _flag("--hold", "up: seconds to hold the topology (default 5)", default="5"),
     _flag("--traffic", "up: ping the origin through wg0 while holding", action="store_true"),
     _flag("--dry-run", "clean: list what would be removed, remove nothing", action="store_true"),
+    _flag("--shards", "bench shards: the shard counts to predict, comma separated (default 1,2,4)", default="1,2,4"),
     _flag("--runs", "bench bringup: how many bring-ups and teardowns (default 10)", default="10"),
     _flag(
         "--tolerance",

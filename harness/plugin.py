@@ -25,6 +25,7 @@ from harness.errors import HarnessError
 from harness.measure.services import OriginServices, require_measurement_tools
 from harness.measure.verdicts import judge_repetitions
 from harness.model import budget as budgets
+from harness.model import shards
 from harness.model.evidence import ProofOutcome
 from harness.model.kinds import Outcome
 from harness.model.profiles import Profile
@@ -175,7 +176,14 @@ class HarnessSession:
         self.plans = plans
         self.profiles = profiles
         self.profile_checks: dict[tuple[str, str], dict] = {}
-        self.results = ResultsWriter(settings.run.run_dir, settings.run.run_id, run=_run_fields(config, settings))
+        run = settings.run
+        self.results = ResultsWriter(
+            run.run_dir,
+            run.run_id,
+            run=_run_fields(config, settings),
+            sweep_id=run.sweep_id,
+            shard=str(run.shard or "1/1"),
+        )
         self.progress = Progress()
         self.deselected: list[str] = []
         self.swept: list[str] = []
@@ -207,15 +215,36 @@ class HarnessSession:
                 plans = one_interval(plans)
             metafunc.parametrize("migration_plan", plans, ids=[plan.label for plan in plans])
 
+    @pytest.hookimpl(trylast=True)  # after -k and -m deselected: a shard splits what the sweep selected
     def pytest_collection_modifyitems(self, config: pytest.Config, items: list[pytest.Item]) -> None:
-        """Docker-only scenarios (the compose demo) leave the run, with a line saying so, without docker."""
-        if "docker" in self.settings.run.backends:
-            return
-        dropped = [item for item in items if item.get_closest_marker("docker_only")]
-        if dropped:
-            items[:] = [item for item in items if item not in dropped]
-            config.hook.pytest_deselected(items=dropped)
-            self.deselected = [item.nodeid for item in dropped]
+        """Docker-only scenarios (the compose demo) leave the run, with a line saying so, without docker; with
+        --shard K/N only the K-th part of what is left stays (every shard computes the same split)."""
+        if "docker" not in self.settings.run.backends:
+            dropped = [item for item in items if item.get_closest_marker("docker_only")]
+            if dropped:
+                items[:] = [item for item in items if item not in dropped]
+                config.hook.pytest_deselected(items=dropped)
+                self.deselected = [item.nodeid for item in dropped]
+        self._shard(config, items)
+
+    def _shard(self, config: pytest.Config, items: list[pytest.Item]) -> None:
+        """--shard K/N: keep the K-th part (model.shards.partition); the run record keeps the sweep's tests."""
+        run = self.settings.run
+        recorded = [item.nodeid for item in items if item.get_closest_marker("network")]
+        sweep = {"sweep_id": run.sweep_id or run.run_id, "shard": str(run.shard or "1/1"), "collected": recorded}
+        if run.shard is not None:
+            table = budgets.read_table(run.shard_durations or DURATIONS_FILE)
+            parts = shards.partition(
+                [item.nodeid for item in items], table, run.shard.count, self.settings.measure.repeat
+            )
+            keep = set(parts[run.shard.index - 1])
+            others = [item for item in items if item.nodeid not in keep]
+            items[:] = [item for item in items if item.nodeid in keep]
+            if others:
+                config.hook.pytest_deselected(items=others)
+            sweep["durations"] = str(run.shard_durations or "shipped")
+        sweep["tests"] = [item.nodeid for item in items if item.get_closest_marker("network")]
+        self.results.add_run_fields(sweep=sweep)
 
     def pytest_collection_finish(self, session: pytest.Session) -> None:
         measure = self.settings.measure

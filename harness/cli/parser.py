@@ -8,6 +8,7 @@ from harness import options
 from harness.cli import bench as benches
 from harness.cli import commands
 from harness.cli.common import VM_OPTIONS
+from harness.cli.merge import cmd_bench_shards, cmd_merge
 from harness.cli.sweep import SWEEP_OPTIONS, cmd_sweep
 
 RUN_OPTIONS = ("--backend", "--paths", "--wireguard", "--run-id")
@@ -64,6 +65,13 @@ BENCHES = (
         {},
     ),
     (
+        "shards",
+        "runs nothing: the main job's tests split into shards, the longest shard's predicted time and the balance",
+        cmd_bench_shards,
+        options.named(("--shards", "--shard-durations")),
+        {},
+    ),
+    (
         "fidelity",
         "kernel WireGuard (in a guest) vs wireguard-go in each sticky-source mode: the same migration side by side",
         benches.cmd_bench_fidelity,
@@ -114,6 +122,11 @@ def build_parser() -> argparse.ArgumentParser:
     flags(report, "--out")
     report.set_defaults(func=commands.cmd_report)
 
+    merge = sub.add_parser("merge", help="join the shards of one sweep (--shard K/N) into one run and one report")
+    merge.add_argument("runs", nargs="+", metavar="RUN_DIR", help="a shard's run directory (or its results.jsonl)")
+    flags(merge, "--out", "--force")
+    merge.set_defaults(func=cmd_merge)
+
     compare = sub.add_parser("compare", help="per-metric changes between two runs; exit 1 on a regression")
     compare.add_argument("old")
     compare.add_argument("new")
@@ -147,7 +160,7 @@ def build_parser() -> argparse.ArgumentParser:
         command = bench_sub.add_parser(name, help=help)
         if name in ("fidelity", "adherence"):  # networks of their own: one per implementation, netns in the guest
             options.add_to_argparse(command, [*options.named(("--run-id",)), *VM_OPTIONS])
-        elif name == "budget":  # the main job as it is: no option of the run
+        elif name in ("budget", "shards"):  # the main job as it is: no option of the run
             pass
         else:
             options.add_to_argparse(command, options.named(RUN_OPTIONS))

@@ -41,7 +41,8 @@ SWEEP_OPTIONS = [
     option
     for option in options.OPTIONS
     if option.section in ("plan", "measure", "tolerances")
-    or option.flag in ("--backend", "--paths", "--wireguard", "--profile", "--profiles")
+    or option.flag
+    in ("--backend", "--paths", "--wireguard", "--profile", "--profiles", "--shard", "--sweep-id", "--shard-durations")
 ]
 
 

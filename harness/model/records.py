@@ -16,8 +16,9 @@ from typing import Any, ClassVar
 from harness.model.evidence import ProofFailure
 
 # 3: proof failures are records (code, path, direction, figure, limit, text); 4: every measurement carries its
-# proof (proven, failed, unproven) and the evidence adherence per direction
-SCHEMA_VERSION = 4
+# proof (proven, failed, unproven) and the evidence adherence per direction; 5: every record carries its
+# sweep_id and shard, the run record the sweep's tests (`sweep`, for comps-harness merge)
+SCHEMA_VERSION = 5
 log = logging.getLogger(__name__)
 
 
@@ -26,6 +27,8 @@ class Record:
     kind: ClassVar[str] = "abstract"
     run_id: str = ""
     time: float = 0.0
+    sweep_id: str = ""  # the sweep it belongs to (--sweep-id; the run id when not sharded)
+    shard: str = ""  # K/N (--shard; 1/1 when not sharded)
 
     def to_json(self) -> str:
         data = {"schema_version": SCHEMA_VERSION, "kind": self.kind, **asdict(self)}
@@ -62,6 +65,8 @@ class RunRecord(Record):
     environment: dict[str, Any] = field(default_factory=dict)
     reproduce: list[str] = field(default_factory=list)  # a command that makes a new run like this one
     settings: dict[str, Any] = field(default_factory=dict)  # the typed settings it ran with (settings.recorded)
+    # the sweep: sweep_id, shard, this shard's tests and the whole sweep's (collected), its durations table
+    sweep: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

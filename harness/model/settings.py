@@ -26,6 +26,7 @@ from harness.model.kinds import (
     choose,
     wireguard_request,
 )
+from harness.model.shards import Shard
 from harness.model.topology import MAX_PATHS, MIN_PATHS
 
 BACKENDS = ("netns", "docker")
@@ -233,6 +234,9 @@ class RunSettings:
     run_dir_override: Path | None = None
     profiles: tuple[str, ...] = ("lan",)  # path profile names (harness/data/profiles, --profiles FILE)
     profiles_file: Path | None = None
+    sweep_id: str | None = None  # --sweep-id: the sweep every shard belongs to (default: the run id)
+    shard: Shard | None = None  # --shard K/N: this run runs the K-th of N parts of the collected tests
+    shard_durations: Path | None = None  # --shard-durations: the table the split is balanced with
 
     def __post_init__(self) -> None:
         for backend in self.backends:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import sys
 import threading
 import time
+from dataclasses import replace
 from pathlib import Path
 
 from harness.model.metrics import Scenario
@@ -20,8 +21,11 @@ RESULTS_FILE = "results.jsonl"
 
 
 class ResultsWriter:
-    def __init__(self, run_dir: Path, run_id: str, *, run: dict | None = None) -> None:
+    def __init__(
+        self, run_dir: Path, run_id: str, *, run: dict | None = None, sweep_id: str | None = None, shard: str = "1/1"
+    ) -> None:
         self.run_id = run_id
+        self.stamp = {"sweep_id": sweep_id or run_id, "shard": shard}  # on every record
         self.path = (run_dir / RESULTS_FILE).absolute()  # tests may change the working directory
         self._run = run or {"argv": list(sys.argv), "cwd": str(Path.cwd())}
         self._lock = threading.Lock()
@@ -35,12 +39,21 @@ class ResultsWriter:
     def _now(self) -> float:
         return round(time.time(), 3)
 
+    def add_run_fields(self, **fields) -> None:
+        """More of the run record (the sweep's tests, known once collected), before the first record."""
+        if self._started:
+            raise RuntimeError("the run record is written already")
+        self._run.update(fields)
+
     def write(self, record: Record) -> Record:
-        """Append one record (the run record goes first, with the first one)."""
+        """Append one record (the run record goes first, with the first one), stamped with the sweep and shard."""
+        record = replace(record, **self.stamp)
         with self._lock:
             if not self._started:
                 self.path.parent.mkdir(parents=True, exist_ok=True)
-                head = RunRecord(run_id=self.run_id, time=self._now(), environment=facts.environment(), **self._run)
+                head = RunRecord(
+                    run_id=self.run_id, time=self._now(), environment=facts.environment(), **self.stamp, **self._run
+                )
                 with self.path.open("a") as out:
                     out.write(head.to_json() + "\n")
                 self._started = True

@@ -25,6 +25,7 @@ def vm_facts() -> dict | None:
     return {
         "accel": "kvm" if kvm_booted(clocks) else "tcg",
         "requested_accel": requested,
+        "host": platform.node(),
         "kernel": platform.release(),
         "kernel_source": os.environ.get(VM_KERNEL_ENV, "unknown"),
     }
@@ -39,6 +40,7 @@ def environment() -> dict:
     except PackageNotFoundError:
         harness_version = "unknown"
     return {
+        "host": platform.node(),
         "kernel": platform.release(),
         "os": prereq.os_name(),
         "cpu_model": prereq.cpu_model(),
