@@ -30,7 +30,8 @@ docker_packages+=(debootstrap)
 # the unpacked kernel, and udev: virtme-ng-init starts udevd in the guest to find its virtio-serial
 # ports; without it the command's output and exit status are lost (vng exits 255). The kernel itself
 # is fetched into .cache/ below (Debian's kernel package; elsewhere, e.g. on GitHub's Ubuntu runners,
-# whose kernel has WireGuard and netem itself, the tests leave the VM scenarios out and say so).
+# whose kernel has WireGuard and netem itself, the tests leave the VM scenarios out and say so, and
+# `main --vm` boots the kernel given with --kernel, e.g. the runner's own /boot/vmlinuz-$(uname -r)).
 # binutils and file: virtme-ng reads the kernel's version with `strings` and checks busybox with `file`.
 vm_packages=(qemu-system-x86 busybox-static kmod udev binutils file)
 
@@ -39,10 +40,16 @@ needs_vm=
 not_vm=
 if [ "$mode" = merge ]; then :
 elif [ "$mode" != main ] || [[ " $* " =~ [[:space:]=,](docker|all)[[:space:],] ]]; then needs_docker=1; fi
+fetch_kernel=
 if [ "$mode" = merge ]; then :
 elif [ "$mode" != main ] || [[ " $* " =~ [[:space:]]--vm[[:space:]] ]]; then
   if grep -qx 'ID=debian' /etc/os-release 2>/dev/null; then
+    needs_vm=1 fetch_kernel=1
+  elif [ "$mode" = main ]; then
+    # elsewhere (GitHub's Ubuntu runners) the guest boots a kernel of the machine's: --kernel PATH
     needs_vm=1
+    [[ " $* " =~ [[:space:]]--(vm-)?kernel[[:space:]=] ]] ||
+      echo "not Debian: no Debian kernel package here; give the guest one, e.g. --kernel /boot/vmlinuz-\$(uname -r)" >&2
   else
     echo "not Debian: no guest kernel package here; the VM scenarios (marker vm) are left out" >&2
     not_vm=" and not vm"
@@ -79,7 +86,7 @@ install_phase() {
     touch "$stamp"
   fi
   # Debian's stock kernel for the guest, unpacked into .cache/kernels/ (idempotent: quick when there)
-  if [ -n "$needs_vm" ]; then .venv/bin/comps-harness vm --fetch >&2; fi
+  if [ -n "$fetch_kernel" ]; then .venv/bin/comps-harness vm --fetch >&2; fi
 }
 
 started_dockerd=
