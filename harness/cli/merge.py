@@ -17,6 +17,7 @@ from pathlib import Path
 
 from harness import options
 from harness.cli.common import REPO, progress
+from harness.cli.sweep import print_verdict
 from harness.data import DURATIONS_FILE
 from harness.errors import ConfigError, HarnessError
 from harness.model import budget as budgets
@@ -24,7 +25,6 @@ from harness.model import shards
 from harness.model.records import RunRecord, TestRecord, load, of_kind
 from harness.model.settings import new_run_id
 from harness.reporting.results import RESULTS_FILE
-from harness.reporting.summary import sweep_verdict
 
 COLLECT_TIMEOUT_S = 180.0  # pytest collecting the scenarios: seconds here
 
@@ -69,7 +69,7 @@ def cmd_merge(args: argparse.Namespace) -> int:
     runs = [shard_run(path) for path in paths]
     problems = shards.refusals(runs)
     covered = shards.coverage(runs)
-    if covered.duplicated:
+    if covered.duplicated and len({run.shard for run in runs}) == len(runs):  # a shard twice is said once
         problems.append(
             f"merge: {len(covered.duplicated)} test(s) ran in more than one shard (their figures would pair "
             f"across machines): {', '.join(covered.duplicated[:5])}{' ...' if len(covered.duplicated) > 5 else ''}"
@@ -107,14 +107,13 @@ def cmd_merge(args: argparse.Namespace) -> int:
     records = options.with_recorded_settings(load(out / RESULTS_FILE))
     path = report.write(out / RESULTS_FILE, records=records)
     progress(f"merge: {len(runs)} shard(s) of sweep {sweep_id} of {count}, {sum(len(r.tested) for r in runs)} tests")
-    for line in sweep_verdict(records).lines:
-        print(line)
+    verdict = print_verdict(records)
     if covered.missing:
         shown = ", ".join(covered.missing[:5]) + (" ..." if len(covered.missing) > 5 else "")
         gone = f" (shard {', '.join(summary['absent_shards'])} not given)" if absent else ""
         print(f"merge: {len(covered.missing)} test(s) of the sweep are in no shard's results{gone}: {shown}")
     print(f"report: {path}\nresults: {out / RESULTS_FILE}")
-    return 1 if covered.missing else sweep_verdict(records).exit_status
+    return 1 if covered.missing else verdict.exit_status
 
 
 def main_job_tests() -> list[str]:

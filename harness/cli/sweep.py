@@ -21,7 +21,7 @@ from harness.model.records import load as load_records
 from harness.model.settings import (
     new_run_id,
 )
-from harness.reporting.summary import cost_line, cost_stops, sweep_verdict
+from harness.reporting.summary import SweepVerdict, cost_line, cost_stops, sweep_verdict
 from harness.system import signals
 from harness.vm.command import IN_VM_ENV
 
@@ -102,14 +102,22 @@ def cmd_sweep(args: argparse.Namespace, pytest_args: list[str]) -> int:
         raise HarnessError(f"the sweep produced no results ({results} is missing); pytest exited {status}")
     records = options.with_recorded_settings(load_records(results))
     path = report.write(results, records=records)
-    verdict = sweep_verdict(records, strict=args.strict)
-    rows = report.cost_rows(records, report.run_tolerances(records))
-    for line in [*verdict.lines, *([cost_line(cost_stops(rows))] if rows else [])]:
-        print(line)
+    verdict = print_verdict(records, strict=args.strict)
     print(f"report: {path}\nresults: {results}")
     if status not in (0, 1):  # pytest itself failed (usage, internal error, nothing collected)
         return status
     return verdict.exit_status
+
+
+def print_verdict(records: list, strict: bool = False) -> SweepVerdict:
+    """The closing lines of a sweep (or of a merged one): what failed, what is unproven, why the rows stopped."""
+    from harness.reporting import report
+
+    verdict = sweep_verdict(records, strict=strict)
+    rows = report.cost_rows(records, report.run_tolerances(records))
+    for line in [*verdict.lines, *([cost_line(cost_stops(rows))] if rows else [])]:
+        print(line)
+    return verdict
 
 
 def _run_forwarding_signals(argv: list[str], env: dict[str, str]) -> int:

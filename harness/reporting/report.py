@@ -682,8 +682,8 @@ def _shard_table(records: list[Record]) -> str:
     for run in sorted(runs, key=lambda r: int(str(r.sweep.get("shard", "1/1")).split("/")[0])):
         env, span = run.environment, times.get(run.run_id) or [0.0]
         machine = (
-            f"{env.get('host', '?')}: {env.get('cpu_model', '?')}, {env.get('cores', '?')} cores, "
-            f"kernel {env.get('kernel', '?')}"
+            f"host {env.get('host', '?')} ({env.get('cpu_model', '?')}, {env.get('cores', '?')} cores, "
+            f"kernel {env.get('kernel', '?')})"
         )
         rows.append(
             f"<tr><td>{escape(str(run.sweep.get('shard')))}</td><td>{escape(run.run_id)}</td><td>{escape(machine)}</td>"
