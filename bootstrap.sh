@@ -34,6 +34,9 @@ docker_packages+=(debootstrap)
 # `main --vm` boots the kernel given with --kernel, e.g. the runner's own /boot/vmlinuz-$(uname -r)).
 # binutils and file: virtme-ng reads the kernel's version with `strings` and checks busybox with `file`.
 vm_packages=(qemu-system-x86 busybox-static kmod udev binutils file)
+# The User-mode Linux guest (--guest uml, marker uml): its kernel is built from Debian's linux-source-6.1
+# (fetched by the build itself) with these; `test` builds it when missing (~5 min on 2 cores, once).
+uml_packages=(make gcc libc6-dev flex bison bc xz-utils)
 
 needs_docker=
 needs_vm=
@@ -52,7 +55,7 @@ elif [ "$mode" != main ] || [[ " $* " =~ [[:space:]]--vm[[:space:]] ]]; then
       echo "not Debian: no Debian kernel package here; give the guest one, e.g. --kernel /boot/vmlinuz-\$(uname -r)" >&2
   else
     echo "not Debian: no guest kernel package here; the VM scenarios (marker vm) are left out" >&2
-    not_vm=" and not vm"
+    not_vm=" and not vm and not uml"
   fi
 fi
 
@@ -65,6 +68,7 @@ install_phase() {
   fi
   [ -n "$needs_docker" ] && packages+=("${docker_packages[@]}")
   [ -n "$needs_vm" ] && packages+=("${vm_packages[@]}")
+  [ -n "$fetch_kernel" ] && [ "$mode" = test ] && packages+=("${uml_packages[@]}")
   [ "$mode" = merge ] && packages=(python3-venv)
   local missing=()
   for p in "${packages[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
@@ -87,6 +91,10 @@ install_phase() {
   fi
   # Debian's stock kernel for the guest, unpacked into .cache/kernels/ (idempotent: quick when there)
   if [ -n "$fetch_kernel" ]; then .venv/bin/comps-harness vm --fetch >&2; fi
+  # the UML guest's kernel, for the uml scenarios (a failed build is said; those scenarios then fail)
+  if [ -n "$fetch_kernel" ] && [ "$mode" = test ]; then
+    .venv/bin/comps-harness vm --guest uml --fetch >&2 || echo "the UML kernel did not build (see above)" >&2
+  fi
 }
 
 started_dockerd=

@@ -14,7 +14,7 @@ from typing import Any
 
 from harness.data import PROFILES_FILE
 from harness.model import settings as s
-from harness.model.kinds import Accel, StickySource, choose, wireguard_request
+from harness.model.kinds import Accel, GuestKind, StickySource, choose, wireguard_request
 from harness.model.profiles import Profile, choose_profiles, load_profiles
 from harness.model.schedule import MigrationPlan, build_plans
 from harness.model.settings import (
@@ -436,6 +436,16 @@ OPTIONS: tuple[Option, ...] = (
         "the guest's kernel: auto (Debian's stock kernel, fetched into the project's .cache/ on first use) "
         "or the path of a vmlinuz whose modules lie in a lib/modules/<version>/ above it",
         lambda text, flag: text,
+    ),
+    _opt(
+        ("--guest", "--vm-guest"),
+        "vm",
+        "guest",
+        "auto",
+        "the guest kind: qemu (a full kernel under KVM or TCG), uml (User-mode Linux: the kernel as a process, "
+        "native speed without KVM; built from Debian's kernel source on first use), or auto (uml where its "
+        "kernel is built, else qemu)",
+        lambda text, flag: choose(GuestKind, text, flag),
     ),
     _opt(
         ("--accel", "--vm-accel"),

@@ -58,7 +58,7 @@ def test_kernel_wireguard_migrates_inside_the_guest(run_settings):
         str(out),
     ]
     done = subprocess.run(
-        harness("vm", "--run-id", f"{run_settings.run_id}-vm", "--rwdir", str(out), "--", *inner),
+        harness("vm", "--guest", "qemu", "--run-id", f"{run_settings.run_id}-vm", "--rwdir", str(out), "--", *inner),
         cwd=REPO,
         capture_output=True,
         text=True,
@@ -113,7 +113,7 @@ def tcg_rate_shortfall_only(reason: str) -> bool:
 def test_an_interrupt_powers_the_guest_off_and_leaves_nothing(run_settings):
     run_id = f"{run_settings.run_id}-vmint"
     child = subprocess.Popen(
-        harness("vm", "--run-id", run_id, "--", "sh", "-c", "echo guest-up; sleep 600"),
+        harness("vm", "--guest", "qemu", "--run-id", run_id, "--", "sh", "-c", "echo guest-up; sleep 600"),
         cwd=REPO,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,

@@ -151,11 +151,16 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
 def cmd_vm(args: argparse.Namespace) -> int:
     """Run a command inside a guest with a stock Debian kernel (kernel WireGuard, netem); its exit status."""
-    from harness.vm import kernel
+    from harness.model.kinds import GuestKind
+    from harness.vm import kernel, uml
     from harness.vm.runner import run_in_vm
 
     settings = settings_of(args)
     command = args.command[1:] if args.command[:1] == ["--"] else args.command
+    if args.fetch and settings.vm.guest == GuestKind.UML:
+        built = uml.build(kernel.default_cache(), progress)  # once; a second call finds it
+        print(f"guest kernel: {built.describe()}: {built.binary} (built in {built.build_s} s)")
+        return 0
     if args.fetch:
         found = kernel.resolve(settings.vm.kernel, kernel.default_cache(), progress)
         print(f"guest kernel: {found.describe()}: {found.image}")

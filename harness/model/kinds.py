@@ -90,6 +90,15 @@ class Accel(StrEnum):
     TCG = "tcg"
 
 
+class GuestKind(StrEnum):
+    """Which guest --vm boots: qemu (a full kernel, KVM or TCG), uml (User-mode Linux: a kernel running as a
+    process, native speed without KVM), or auto (uml where its kernel is built, else qemu)."""
+
+    AUTO = "auto"
+    QEMU = "qemu"
+    UML = "uml"
+
+
 WIREGUARD_ALIASES = {"userspace": WireGuardImpl.WIREGUARD_GO.value}  # the word earlier versions used
 
 

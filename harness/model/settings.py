@@ -19,6 +19,7 @@ from harness.errors import ConfigError
 from harness.model.kinds import (
     Accel,
     Fault,
+    GuestKind,
     Mechanism,
     StickySource,
     Strategy,
@@ -316,12 +317,14 @@ class VmSettings:
 
     kernel: str = "auto"  # auto: Debian's kernel from the project's cache; else a vmlinuz path
     accel: Accel = Accel.AUTO
+    guest: GuestKind = GuestKind.AUTO
     cpus: int = 2
     memory: str = "2G"
     timeout_s: float = 4 * 3600.0  # the longest a guest may run before it is powered off
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "accel", choose(Accel, self.accel, "--accel"))
+        object.__setattr__(self, "guest", choose(GuestKind, self.guest, "--guest"))
         if not str(self.kernel).strip():
             raise ConfigError("--kernel: give auto or the path of a vmlinuz")
 

@@ -633,6 +633,11 @@ def _machine(env: dict) -> str:
     vm = env.get("vm")
     if not vm:
         return "the host itself (no VM)"
+    if vm.get("kind") == "uml":
+        return (
+            "a User-mode Linux guest (comps-harness vm --guest uml: kernel code at native speed, one CPU, "
+            f"process creation slow); its kernel {vm.get('kernel_source', vm.get('kernel', '?'))}"
+        )
     speed = (
         "software emulation: ~50x slower, timings are the emulator's" if vm.get("accel") == "tcg" else "native speed"
     )

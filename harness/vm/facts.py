@@ -22,8 +22,10 @@ def vm_facts() -> dict | None:
         clocks = Path(CLOCKSOURCES).read_text()
     except OSError:
         clocks = ""
+    uml = requested == "uml"  # User-mode Linux: no accel, the kernel runs as a host process
     return {
-        "accel": "kvm" if kvm_booted(clocks) else "tcg",
+        "kind": "uml" if uml else "qemu",
+        "accel": "uml" if uml else "kvm" if kvm_booted(clocks) else "tcg",
         "requested_accel": requested,
         "host": platform.node(),
         "kernel": platform.release(),

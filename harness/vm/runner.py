@@ -9,6 +9,7 @@ answer per host, qemu and guest kernel in the cache, so the probe's cost is paid
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import platform
@@ -25,11 +26,12 @@ from pathlib import Path
 from typing import IO
 
 from harness.errors import BackendError, ConfigError, PrerequisiteError, WaitTimeout
-from harness.model.kinds import Accel
+from harness.model.kinds import Accel, GuestKind
 from harness.model.settings import Settings, VmSettings
 from harness.system import signals
 from harness.system.prereq import require_binaries, tool_version
 from harness.system.proc import die_with_parent, tagged_env, wait_exit
+from harness.vm import uml
 from harness.vm.command import (
     IN_VM_ENV,
     UDEVD_PATHS,
@@ -38,6 +40,7 @@ from harness.vm.command import (
     choose_accel,
     guest_script,
     kvm_booted,
+    outermost,
     passed_back,
     probe_argv,
     qemu_wrapper_script,
@@ -192,28 +195,21 @@ def _await_guest(child: subprocess.Popen, started: float, up: list[float], timeo
                 ) from None
 
 
-def run_guest(spec: GuestSpec, env: dict[str, str], *, timeout: float, capture: bool = False) -> GuestRun:
-    """Boot, run the spec's command, return its exit status; SIGINT/SIGTERM stop the guest first.
-
-    The guest's output reaches ours through pipes: qemu opens its output files with O_TRUNC, so
-    handing it a log file directly would wipe what the file held."""
-    spec.state_dir.mkdir(parents=True, exist_ok=True)
-    spec.up_marker.unlink(missing_ok=True)
-    spec.status_file.unlink(missing_ok=True)
-    spec.script_file.write_text(guest_script(spec))
-    _write_qemu_wrapper(spec.qemu_wrapper)
-    started = time.monotonic()
+def _run_until_done(
+    child: subprocess.Popen, up_marker: Path, started: float, *, timeout: float, capture: bool, stop
+) -> tuple[int, float | None, str | None]:
+    """A booting guest's exit status, boot time (to its up-marker) and output (when captured); on SIGINT,
+    SIGTERM or a time-out `stop(child)` powers it off first."""
     up: list[float] = []
     done = threading.Event()
 
     def watch() -> None:
         while not done.wait(0.05):
-            if spec.up_marker.exists():
+            if up_marker.exists():
                 up.append(time.monotonic() - started)
                 return
 
     kept: list[bytes] = []
-    child = _start_vng(vng_argv(spec, vng_binary()), env, stderr=subprocess.PIPE, text=False)
     threads = [
         threading.Thread(target=watch, name="guest-up", daemon=True),
         threading.Thread(
@@ -230,20 +226,82 @@ def run_guest(spec: GuestSpec, env: dict[str, str], *, timeout: float, capture: 
             returncode = _await_guest(child, started, up, timeout)
     except (KeyboardInterrupt, WaitTimeout):
         with signals.deferred():
-            stop_guest(child)
+            stop(child)
         raise
     finally:
         done.set()
         for thread in threads:
             thread.join(timeout=5)
     stdout = b"".join(kept).decode(errors="replace") if capture else None
+    return returncode, (round(up[0], 2) if up else None), stdout
+
+
+def run_guest(spec: GuestSpec, env: dict[str, str], *, timeout: float, capture: bool = False) -> GuestRun:
+    """Boot, run the spec's command, return its exit status; SIGINT/SIGTERM stop the guest first.
+
+    The guest's output reaches ours through pipes: qemu opens its output files with O_TRUNC, so
+    handing it a log file directly would wipe what the file held."""
+    spec.state_dir.mkdir(parents=True, exist_ok=True)
+    spec.up_marker.unlink(missing_ok=True)
+    spec.status_file.unlink(missing_ok=True)
+    spec.script_file.write_text(guest_script(spec))
+    _write_qemu_wrapper(spec.qemu_wrapper)
+    started = time.monotonic()
+    child = _start_vng(vng_argv(spec, vng_binary()), env, stderr=subprocess.PIPE, text=False)
+    returncode, boot_s, stdout = _run_until_done(
+        child, spec.up_marker, started, timeout=timeout, capture=capture, stop=stop_guest
+    )
     written = spec.status_file.read_text() if spec.status_file.exists() else None
     status, problem = passed_back(returncode, written)
     if problem and written is None and not spec.up_marker.exists():
         raise BootFailed(f"vm: the guest stopped before its command started (vng exited {returncode})")
     if problem:
         raise BackendError(f"vm: {problem}")
-    return GuestRun(status, round(up[0], 2) if up else None, stdout)
+    return GuestRun(status, boot_s, stdout)
+
+
+def stop_uml(child: subprocess.Popen) -> None:
+    """Stop a UML guest: its kernel and the host processes that carry its processes share one session."""
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(child.pid, sig)
+        deadline = time.monotonic() + (STOP_GRACE_S if sig == signal.SIGTERM else 5.0)
+        while _group_pids(child.pid) and time.monotonic() < deadline:
+            time.sleep(0.1)
+    wait_exit(child, STOP_GRACE_S, "the User-mode Linux guest, after SIGKILL")
+
+
+def run_uml(spec: uml.UmlSpec, env: dict[str, str], *, timeout: float, capture: bool = False) -> GuestRun:
+    """Boot the UML guest, run the spec's command, return the exit status its init wrote."""
+    spec.state_dir.mkdir(parents=True, exist_ok=True)
+    spec.up_marker.unlink(missing_ok=True)
+    spec.status_file.unlink(missing_ok=True)
+    spec.init_file.write_text(uml.init_script(spec))
+    spec.init_file.chmod(0o755)
+    require_binaries(["setpriv"])
+    started = time.monotonic()
+    child = subprocess.Popen(
+        ["setpriv", "--pdeathsig", "KILL", *uml.uml_argv(spec)],
+        env=env,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
+        preexec_fn=die_with_parent,
+    )
+    returncode, boot_s, stdout = _run_until_done(
+        child, spec.up_marker, started, timeout=timeout, capture=capture, stop=stop_uml
+    )
+    stop_uml(child)  # what the guest left of its host processes, if any
+    written = spec.status_file.read_text().strip() if spec.status_file.exists() else None
+    if written is None and not spec.up_marker.exists():
+        raise BootFailed(f"vm: the UML guest stopped before its command started (it exited {returncode})")
+    if written is None or not written.isdigit():
+        raise BackendError(
+            f"vm: the UML guest's command did not run to the end (the guest exited {returncode} and wrote "
+            f"{'no' if written is None else 'an unreadable'} exit status): see its console output above"
+        )
+    return GuestRun(int(written), boot_s, stdout)
 
 
 def _probe_key(kernel: GuestKernel) -> str:
@@ -293,7 +351,7 @@ def resolve_accel(requested: Accel, kernel: GuestKernel, cache: Path, progress: 
     return accel
 
 
-def guest_env(accel: Accel, kernel: GuestKernel) -> dict[str, str]:
+def guest_env(accel: str, kernel: GuestKernel | uml.UmlKernel) -> dict[str, str]:
     """The guest command's environment: the caller's PATH (the venv first), the VM's facts, the run tag."""
     env = {
         name: os.environ[name]
@@ -308,16 +366,35 @@ def guest_env(accel: Accel, kernel: GuestKernel) -> dict[str, str]:
 
 @dataclass(frozen=True)
 class Guest:
-    kernel: GuestKernel
-    accel: Accel
+    kernel: GuestKernel | uml.UmlKernel
+    accel: str  # how it runs: kvm or tcg (qemu), or uml
+
+    @property
+    def kind(self) -> GuestKind:
+        return GuestKind.UML if isinstance(self.kernel, uml.UmlKernel) else GuestKind.QEMU
+
+
+def guest_kind(settings: VmSettings, cache: Path) -> GuestKind:
+    """--guest auto: uml where its kernel is built (and no vmlinuz of the user's was given), else qemu."""
+    if settings.guest != GuestKind.AUTO:
+        return settings.guest
+    return GuestKind.UML if settings.kernel == "auto" and uml.cached(cache) else GuestKind.QEMU
 
 
 def prepare(settings: VmSettings, progress: Callable[[str], None]) -> Guest:
-    """The tools, the kernel (fetched on first use) and the accel (auto: the KVM probe), before any boot."""
+    """The guest kind, its kernel (fetched or built on first use) and the accel (auto: the KVM probe), before
+    any boot. A UML kernel that cannot be built is said in one line, and qemu boots instead."""
     cache = default_cache()
+    if guest_kind(settings, cache) == GuestKind.UML:
+        if settings.kernel != "auto":
+            raise ConfigError(f"--kernel {settings.kernel}: a qemu guest's; --guest uml builds its own kernel")
+        try:
+            return Guest(uml.cached(cache) or uml.build(cache, progress), str(GuestKind.UML))
+        except PrerequisiteError as failed:
+            progress(f"{failed}; booting qemu instead")
     kernel = resolve_kernel(settings.kernel, cache, progress)
     require_vm_tools()
-    return Guest(kernel, resolve_accel(settings.accel, kernel, cache, progress))
+    return Guest(kernel, str(resolve_accel(settings.accel, kernel, cache, progress)))
 
 
 def run_in_vm(
@@ -333,25 +410,65 @@ def run_in_vm(
 ) -> GuestRun:
     """Boot a guest (prepared, or prepared here), run `command` in it with `rwdirs` writable."""
     guest = guest or prepare(settings, progress)
+    env = tagged_env(run_id)
     with tempfile.TemporaryDirectory(prefix=f"comps-harness-{run_id}-vm-") as state:
-        spec = GuestSpec(
-            image=guest.kernel.image,
-            accel=guest.accel,
-            cpus=settings.cpus,
-            memory=settings.memory,
-            rwdirs=tuple(rwdirs),
-            cwd=cwd,
-            state_dir=Path(state),
-            env=tuple(sorted(guest_env(guest.accel, guest.kernel).items())),
-            command=tuple(command),
-        )
-        progress(f"vm: booting {guest.kernel.version} under {guest.accel} ({settings.cpus} CPUs, {settings.memory})")
+        if isinstance(guest.kernel, uml.UmlKernel):
+            spec = _uml_spec(guest.kernel, settings, command, rwdirs, cwd, Path(state), run_id)
+            progress(f"vm: booting {guest.kernel.describe()} ({settings.memory}, one CPU)")
+
+            def boot() -> GuestRun:
+                return run_uml(spec, env, timeout=settings.timeout_s, capture=capture)
+
+        else:
+            qemu = GuestSpec(
+                image=guest.kernel.image,
+                accel=Accel(guest.accel),
+                cpus=settings.cpus,
+                memory=settings.memory,
+                rwdirs=tuple(rwdirs),
+                cwd=cwd,
+                state_dir=Path(state),
+                env=tuple(sorted(guest_env(guest.accel, guest.kernel).items())),
+                command=tuple(command),
+            )
+            progress(
+                f"vm: booting {guest.kernel.version} under {guest.accel} ({settings.cpus} CPUs, {settings.memory})"
+            )
+
+            def boot() -> GuestRun:
+                return run_guest(qemu, env, timeout=settings.timeout_s, capture=capture)
+
         for _ in range(BOOT_ATTEMPTS - 1):
             try:
-                return run_guest(spec, tagged_env(run_id), timeout=settings.timeout_s, capture=capture)
+                return boot()
             except BootFailed as failed:
                 progress(f"{failed}: booting once more")
-        return run_guest(spec, tagged_env(run_id), timeout=settings.timeout_s, capture=capture)
+        return boot()
+
+
+def _uml_spec(
+    kernel: uml.UmlKernel,
+    settings: VmSettings,
+    command: list[str],
+    rwdirs: list[Path],
+    cwd: Path,
+    state_dir: Path,
+    run_id: str,
+) -> uml.UmlSpec:
+    # the venv and the Python it was made from, where a private tmpfs would hide them (e.g. under /root)
+    python = [Path(sys.base_prefix).resolve(), Path(sys.prefix).resolve()]
+    hidden = [d for d in outermost(python) if uml.masked(d) and not any(d.is_relative_to(w) for w in rwdirs)]
+    return uml.UmlSpec(
+        binary=kernel.binary,
+        memory=settings.memory,
+        rwdirs=tuple(outermost([*rwdirs, state_dir])),
+        readable=tuple(hidden),
+        cwd=cwd,
+        state_dir=state_dir,
+        env=tuple(sorted({"HOME": "/root", **guest_env(str(GuestKind.UML), kernel)}.items())),
+        command=tuple(command),
+        umid=f"comps-harness-{run_id}",
+    )
 
 
 def bench_in_guest(

@@ -1,0 +1,110 @@
+"""The User-mode Linux guest's pure parts: the kernel's config fragment, the command line and the init."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from harness.data import UML_CONFIG
+from harness.errors import ConfigError
+from harness.model.kinds import GuestKind
+from harness.model.settings import VmSettings
+from harness.vm import uml
+
+# what the harness needs of the guest's kernel, and the option that gives it
+NEEDED = {
+    "kernel WireGuard": "CONFIG_WIREGUARD",
+    "IPv6 (the keeper writes disable_ipv6)": "CONFIG_IPV6",
+    "network namespaces": "CONFIG_NET_NS",
+    "veth": "CONFIG_VETH",
+    "the server's bridge": "CONFIG_BRIDGE",
+    "TUN": "CONFIG_TUN",
+    "ifb": "CONFIG_IFB",
+    "policy routing": "CONFIG_IP_MULTIPLE_TABLES",
+    "netem": "CONFIG_NET_SCH_NETEM",
+    "tbf": "CONFIG_NET_SCH_TBF",
+    "htb": "CONFIG_NET_SCH_HTB",
+    "fq_codel": "CONFIG_NET_SCH_FQ_CODEL",
+    "ingress and clsact": "CONFIG_NET_SCH_INGRESS",
+    "u32 classifier": "CONFIG_NET_CLS_U32",
+    "bpf classifier": "CONFIG_NET_CLS_BPF",
+    "nf_tables": "CONFIG_NF_TABLES",
+    "iptables over nf_tables": "CONFIG_NFT_COMPAT",
+    "conntrack": "CONFIG_NF_CONNTRACK",
+    "conntrack over netlink": "CONFIG_NF_CT_NETLINK",
+    "NAT": "CONFIG_NF_NAT",
+    "MASQUERADE": "CONFIG_NETFILTER_XT_TARGET_MASQUERADE",
+    "statistic match (faults)": "CONFIG_NETFILTER_XT_MATCH_STATISTIC",
+    "length match": "CONFIG_NETFILTER_XT_MATCH_LENGTH",
+    "comment match (accounting)": "CONFIG_NETFILTER_XT_MATCH_COMMENT",
+    "raw table": "CONFIG_IP_NF_RAW",
+    "NOTRACK": "CONFIG_NETFILTER_XT_TARGET_NOTRACK",
+    "hostfs": "CONFIG_HOSTFS",
+    "power off from init": "CONFIG_MAGIC_SYSRQ",
+}
+
+
+@pytest.mark.parametrize("feature", sorted(NEEDED))
+def test_the_fragment_builds_in_what_the_harness_needs(feature):
+    assert uml.fragment_options(UML_CONFIG.read_text()).get(NEEDED[feature]) == "y", feature
+
+
+def test_a_built_config_that_dropped_an_option_is_named():
+    fragment = "CONFIG_NET_SCHED=y\nCONFIG_NET_SCH_NETEM=y\n# a comment\n"
+    built = "CONFIG_NET_SCHED=y\n# CONFIG_NET_SCH_NETEM is not set\n"
+    assert uml.dropped(fragment, built) == ["CONFIG_NET_SCH_NETEM"]
+    assert uml.dropped(fragment, built + "CONFIG_NET_SCH_NETEM=y\n") == []
+
+
+def spec(**changes) -> uml.UmlSpec:
+    base = dict(
+        binary=Path("/c/uml/6.1/linux"),
+        memory="2G",
+        rwdirs=(Path("/work/repo"), Path("/tmp/state")),
+        readable=(Path("/root/.pyenv/versions/3.11"),),
+        cwd=Path("/work/repo"),
+        state_dir=Path("/tmp/state"),
+        env=(("PATH", "/work/repo/.venv/bin:/usr/bin"),),
+        command=("pytest", "-k", "a b"),
+        umid="comps-harness-r1",
+    )
+    return uml.UmlSpec(**{**base, **changes})
+
+
+def test_the_guest_boots_the_hosts_root_read_only_with_its_state_in_the_run():
+    argv = uml.uml_argv(spec())
+    assert argv[0] == "/c/uml/6.1/linux" and "ro" in argv and "rootfstype=hostfs" in argv
+    assert "init=/tmp/state/init.sh" in argv and "uml_dir=/tmp/state" in argv and "umid=comps-harness-r1" in argv
+    assert "mem=2G" in argv
+
+
+def test_the_init_hides_the_hosts_private_dirs_before_it_mounts_what_may_be_written():
+    lines = uml.init_script(spec()).splitlines()
+    private = max(i for i, line in enumerate(lines) if "mount -t tmpfs" in line and "/root" in line)
+    writable = lines.index("mkdir -p /tmp/state && mount -t hostfs none /tmp/state -o /tmp/state")
+    readable = next(i for i, line in enumerate(lines) if "mount -r -t hostfs" in line and "/root/.pyenv" in line)
+    assert private < readable < writable
+    assert any("mount --bind /run/etc /etc" in line for line in lines)
+    command = next(line for line in lines if line.startswith("env "))
+    assert command.endswith("pytest -k 'a b'")
+    assert lines.index(command) < next(i for i, line in enumerate(lines) if "exit-status" in line)
+    assert "echo o > /proc/sysrq-trigger" in lines
+
+
+@pytest.mark.parametrize("path, hidden", [("/root/x", True), ("/tmp", True), ("/work/repo", False), ("/usr", False)])
+def test_what_a_private_tmpfs_hides(path, hidden):
+    assert uml.masked(Path(path)) is hidden
+
+
+def test_a_bad_guest_kind_names_the_option():
+    with pytest.raises(ConfigError, match="--guest"):
+        VmSettings(guest="xen")
+    assert VmSettings(guest="uml").guest == GuestKind.UML
+
+
+def test_the_report_says_a_run_was_in_a_uml_guest():
+    from harness.reporting.report import _machine
+
+    said = _machine({"vm": {"kind": "uml", "accel": "uml", "kernel_source": "6.1.192 (User-mode Linux, built ...)"}})
+    assert "User-mode Linux" in said and "6.1.192" in said
