@@ -231,7 +231,7 @@ class HarnessSession:
         """--shard K/N: keep the K-th part (model.shards.partition); the run record keeps the sweep's tests."""
         run = self.settings.run
         recorded = [item.nodeid for item in items if item.get_closest_marker("network")]
-        sweep = {"sweep_id": run.sweep_id or run.run_id, "shard": str(run.shard or "1/1"), "collected": recorded}
+        sweep: dict = {"collected": recorded}  # the sweep id and shard: on every record, the run record's too
         if run.shard is not None:
             table = budgets.read_table(run.shard_durations or DURATIONS_FILE)
             parts = shards.partition(

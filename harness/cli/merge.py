@@ -53,6 +53,8 @@ def shard_run(path: Path) -> shards.ShardRun:
     return shards.ShardRun(
         where=str(path.parent),
         schema=max(versions, default=1),
+        sweep_id=run.sweep_id,
+        shard=run.shard or "1/1",
         sweep=run.sweep,
         commit=str(run.environment.get("commit", "unknown")),
         settings=run.settings,

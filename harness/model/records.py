@@ -65,7 +65,8 @@ class RunRecord(Record):
     environment: dict[str, Any] = field(default_factory=dict)
     reproduce: list[str] = field(default_factory=list)  # a command that makes a new run like this one
     settings: dict[str, Any] = field(default_factory=dict)  # the typed settings it ran with (settings.recorded)
-    # the sweep: sweep_id, shard, this shard's tests and the whole sweep's (collected), its durations table
+    # the sweep (its id and this shard are the record's own sweep_id and shard): this shard's tests, the
+    # whole sweep's (collected), its durations table
     sweep: dict[str, Any] = field(default_factory=dict)
 
 

@@ -99,18 +99,12 @@ class ShardRun:
 
     where: str  # its directory, for the lines that name it
     schema: int
-    sweep: dict[str, Any]  # the run record's `sweep`: sweep_id, shard, tests, collected
+    sweep_id: str  # the run record's
+    shard: str  # K/N, the run record's
+    sweep: dict[str, Any]  # the run record's `sweep`: tests, collected
     commit: str
     settings: dict[str, Any]
     tested: frozenset[str]  # the node ids it wrote a test record for
-
-    @property
-    def sweep_id(self) -> str:
-        return str(self.sweep.get("sweep_id") or "")
-
-    @property
-    def shard(self) -> str:
-        return str(self.sweep.get("shard") or "1/1")
 
 
 def comparable(settings: Mapping[str, Any]) -> dict[str, Any]:

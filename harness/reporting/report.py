@@ -678,23 +678,23 @@ def _environment(records: list[Record]) -> str:
 def _shard_table(records: list[Record]) -> str:
     """A merged sweep (comps-harness merge): each shard, the machine it ran on, its tests and its time span."""
     runs = [r for r in of_kind(records, RunRecord) if r.sweep]
-    if len({r.sweep.get("shard") for r in runs}) < 2:
+    if len({r.shard for r in runs}) < 2:
         return ""
     times: dict[str, list[float]] = defaultdict(list)
     for record in records:
         times[record.run_id].append(record.time)
     rows = []
-    for run in sorted(runs, key=lambda r: int(str(r.sweep.get("shard", "1/1")).split("/")[0])):
+    for run in sorted(runs, key=lambda r: int((r.shard or "1/1").split("/")[0])):
         env, span = run.environment, times.get(run.run_id) or [0.0]
         machine = (
             f"host {env.get('host', '?')} ({env.get('cpu_model', '?')}, {env.get('cores', '?')} cores, "
             f"kernel {env.get('kernel', '?')})"
         )
         rows.append(
-            f"<tr><td>{escape(str(run.sweep.get('shard')))}</td><td>{escape(run.run_id)}</td><td>{escape(machine)}</td>"
+            f"<tr><td>{escape(run.shard)}</td><td>{escape(run.run_id)}</td><td>{escape(machine)}</td>"
             f"<td>{len(run.sweep.get('tests') or [])}</td><td>{max(span) - min(span):.0f} s</td></tr>"
         )
-    sweep_ids = ", ".join(sorted({str(r.sweep.get("sweep_id")) for r in runs}))
+    sweep_ids = ", ".join(sorted({r.sweep_id for r in runs}))
     return (
         f"<h3>Shards of sweep {escape(sweep_ids)}</h3><p>Merged from shards (comps-harness merge): every test, "
         "with all its pairs, ran on one shard's machine; no ratio pairs figures of two machines.</p>"
