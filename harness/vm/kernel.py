@@ -17,11 +17,12 @@ import re
 import shutil
 import subprocess
 import tempfile
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from harness.errors import ConfigError, PrerequisiteError
+from harness.errors import ConfigError, PrerequisiteError, WaitTimeout
 
 METAPACKAGE = "linux-image-amd64"  # Debian's generic flavour: 9p and virtio as modules, wireguard, sch_netem
 # What the harness needs in the guest (virtme-ng mounts the host's root over 9p).
@@ -45,6 +46,7 @@ PRUNED = (
     "drivers/mmc",
 )
 COMPLETE = ".complete"
+FETCH_LOCK_TIMEOUT_S = 1800.0  # another run fetching the kernel (apt and dpkg at 600 s each): wait, not for ever
 
 
 @dataclass(frozen=True)
@@ -133,10 +135,19 @@ def cached(cache: Path) -> GuestKernel | None:
 
 
 @contextlib.contextmanager
-def _locked(cache: Path) -> Iterator[None]:
+def cache_lock(cache: Path, name: str, timeout_s: float) -> Iterator[None]:
+    """An exclusive lock on `<cache>/<name>`: a second run waits for the first (at most timeout_s)."""
     cache.mkdir(parents=True, exist_ok=True)
-    with open(cache / ".kernels.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)  # two runs fetching at once: the second waits, then finds it
+    with open(cache / name, "w") as lock:
+        deadline = time.monotonic() + timeout_s
+        while True:
+            try:
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    raise WaitTimeout(f"{cache / name} was still locked by another run after {timeout_s:g} s") from None
+                time.sleep(0.5)
         yield
 
 
@@ -171,7 +182,7 @@ def fetch(cache: Path, progress: Callable[[str], None]) -> GuestKernel:
                 f"{binary} not found: the VM's kernel comes from Debian's packages "
                 "(give one of yours with --kernel PATH)"
             )
-    with _locked(cache):
+    with cache_lock(cache, ".kernels.lock", FETCH_LOCK_TIMEOUT_S):  # two runs fetching: the second waits, then finds it
         found = cached(cache)
         if found is not None:
             return found

@@ -17,8 +17,6 @@ its own state (`uml_dir`, the umid) in the run's state dir too.
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import json
 import os
 import re
@@ -27,12 +25,13 @@ import shutil
 import subprocess
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from harness.data import UML_CONFIG
-from harness.errors import PrerequisiteError, WaitTimeout
+from harness.errors import PrerequisiteError
+from harness.vm.kernel import cache_lock
 
 SOURCE_PACKAGE = "linux-source-6.1"  # Debian 12's kernel source (6.1 LTS), a tarball in /usr/src
 BUILD_TOOLS = ("apt-get", "dpkg", "tar", "xz", "make", "gcc", "flex", "bison", "bc")
@@ -91,23 +90,6 @@ def cached(cache: Path) -> UmlKernel | None:
             )
         )
     return found[-1] if found else None
-
-
-@contextlib.contextmanager
-def cache_lock(cache: Path, name: str, timeout_s: float) -> Iterator[None]:
-    """An exclusive lock on `<cache>/<name>`: a second run waits for the first (at most timeout_s)."""
-    cache.mkdir(parents=True, exist_ok=True)
-    with open(cache / name, "w") as lock:
-        deadline = time.monotonic() + timeout_s
-        while True:
-            try:
-                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                if time.monotonic() > deadline:
-                    raise WaitTimeout(f"{cache / name} was still locked by another run after {timeout_s:g} s") from None
-                time.sleep(0.5)
-        yield
 
 
 def _run(argv: list[str], cwd: Path, what: str, timeout: float = BUILD_TIMEOUT_S) -> str:
