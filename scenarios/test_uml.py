@@ -17,7 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from harness.model.records import MigrationRecord, RunRecord, TestRecord, load, of_kind
+from harness.model.metrics import Scenario
+from harness.model.records import MeasurementRecord, MigrationRecord, RunRecord, TestRecord, load, of_kind
 from harness.system import cleanup
 from harness.system.proc import read_until
 from harness.vm import uml
@@ -28,6 +29,8 @@ pytestmark = [pytest.mark.uml]
 REPO = Path(__file__).resolve().parent.parent
 GUEST_TIMEOUT_S = 900  # the guest boots in ~3 s; Chromium in it is slow (a page load ~45 s)
 WATCHED = ("/etc", "/run", "/tmp")
+ADHERENCE = 0.98  # the issue's target, each way, at 0.1 s
+WAN_RTT_S = 0.02  # harness/data/profiles: the wan profile's RTT
 NOT_OURS = ("/run/docker", "/run/containerd", "/tmp/pytest-of-")  # other parts of this session write there
 
 
@@ -77,12 +80,16 @@ def test_kernel_features_run_in_the_guest_and_its_writes_stay_there(run_settings
     assert not Path("/root/comps-uml-probe").exists()
 
 
-def test_a_0_1_s_migration_with_kernel_wireguard_follows_its_schedule(run_settings):
+def test_a_0_1_s_migration_with_kernel_wireguard_follows_its_schedule_unshaped_and_on_a_wan(run_settings):
+    """The inner migration test at 0.1 s, kernel WireGuard, no release, on unshaped paths (lan) and on the
+    wan profile (netem delay, tbf rate; verified by measurement as it is applied): its own proof passes,
+    and the session kept to the schedule (adherence >= ADHERENCE each way, less one RTT per interval down;
+    the server's endpoint moved at >= 0.95 of the switches)."""
     out = (run_settings.run_dir / "uml").absolute()
     out.mkdir(parents=True, exist_ok=True)
     inner = [
         *[sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q", "scenarios/test_migration.py"],
-        *["-k", "moves_the_traffic and i0.1s", "--intervals", "0.1", "--wireguard", "kernel"],
+        *["-k", "moves_the_traffic and i0.1s", "--intervals", "0.1", "--wireguard", "kernel", "--profile", "lan,wan"],
         *["--sticky-source", "off", "--run-id", f"{run_settings.run_id}-umlguest", "--run-dir", str(out)],
     ]
     done = subprocess.run(
@@ -95,20 +102,25 @@ def test_a_0_1_s_migration_with_kernel_wireguard_follows_its_schedule(run_settin
     )
     records = load(out / "results.jsonl")
     tests = {r.test: r.outcome for r in of_kind(records, TestRecord)}
-    assert done.returncode == 0 and tests and set(tests.values()) == {"passed"}, (
+    assert done.returncode == 0 and len(tests) == 2 and set(tests.values()) == {"passed"}, (
         f"{tests}: {done.stdout[-3000:]}{done.stderr[-2000:]}"
     )
     run = of_kind(records, RunRecord)[0]
     assert run.environment["vm"]["kind"] == "uml" and run.environment["kernel_wireguard"], run.environment["vm"]
-    evidence = of_kind(records, MigrationRecord)[0].evidence
-    # the inner test's own proof judged the schedule (switches on time, both paths, endpoint moves); the
-    # issue's target (adherence >= 0.98 each way) is not met yet: the first switches run late while the
-    # pollers start (see the closing note), so the figures are shown, not asserted
-    print(
-        f"uml 0.1 s: adherence up {evidence['adherence_up']}, down {evidence['adherence_down']}, "
-        f"{evidence['endpoint_changes']} endpoint moves for {evidence['planned_switches']} planned switches"
-    )
-    assert evidence["endpoint_changes"] > 0 and evidence["releases"] == 0, json.dumps(evidence)[:2000]
+    checks = [r for r in of_kind(records, MeasurementRecord) if r.scenario == Scenario.PATH_PROFILE]
+    assert [c.profile for c in checks] == ["wan"] and not checks[0].figures["failures"], checks
+    migrations = {r.profile: r.evidence for r in of_kind(records, MigrationRecord)}
+    assert sorted(migrations) == ["lan", "wan"], migrations.keys()
+    for profile, evidence in migrations.items():
+        up, down = evidence["adherence_up"], evidence["adherence_down"]
+        moves, planned = evidence["endpoint_changes"], evidence["planned_switches"]
+        print(f"uml 0.1 s {profile}: adherence up {up}, down {down}, {moves} endpoint moves for {planned} switches")
+        assert evidence["releases"] == 0, json.dumps(evidence)[:2000]
+        # down follows a switch only once the server heard the client on the new path and its packets
+        # crossed back: one RTT of every interval stays on the old path (the wan's 20 ms of 100 ms)
+        rtt_share = (WAN_RTT_S if profile == "wan" else 0.0) / 0.1
+        assert up >= ADHERENCE and down >= ADHERENCE - rtt_share, f"{profile}: adherence up {up}, down {down}"
+        assert moves >= 0.95 * planned, f"{profile}: {moves} endpoint moves for {planned} switches"
 
 
 def test_an_interrupt_stops_the_guest_and_leaves_nothing(run_settings):

@@ -171,3 +171,32 @@ def test_results_file_is_appended_and_survives_a_torn_line(tmp_path, monkeypatch
     assert [r.interval for r in records[1:]] == [0.1, 1.0]
     assert all(r.run_id == "ch-test" for r in records)
     assert f'"schema_version": {SCHEMA_VERSION}' in writer.path.read_text().splitlines()[0]
+
+
+def test_a_worker_that_fails_to_warm_up_is_ready_at_once_and_its_stop_names_the_error():
+    from harness.errors import MigrationError
+    from harness.runtime.watchers import Worker
+
+    class Broken(Worker):
+        def warm(self) -> None:
+            raise OSError("no netlink here")
+
+        def run(self) -> None:  # never reached
+            raise AssertionError
+
+    worker = Broken("broken")
+    worker.start()
+    worker.wait_ready(5)
+    with pytest.raises(MigrationError, match="broken failed: no netlink here"):
+        worker.stop()
+
+
+def test_a_command_that_is_not_there_is_said_before_it_is_started():
+    from harness.errors import CommandError
+    from harness.system import proc
+
+    if proc.SETPRIV is None:
+        pytest.skip("no setpriv: the death signal is set by a preexec_fn")
+    with pytest.raises(CommandError, match="could not start"):
+        proc.dying_with_parent(["comps-no-such-tool"], "client")
+    assert proc.dying_with_parent(["true"], "client")[-2:] == ["--", "true"]

@@ -103,3 +103,23 @@ def test_an_impairment_composes_with_a_profile_by_lowering_its_rate():
     shape = Shape(delay_ms=30, loss=0.5, rate_mbit=10)
     assert limited(shape, 2.5) == Shape(delay_ms=30, loss=0.5, rate_mbit=2.5)  # delay and loss stay
     assert limited(shape, 20) == shape and limited(Shape(delay_ms=5), 20).rate_mbit == 20
+
+
+def test_a_udp_check_whose_sender_offered_the_spec_gives_the_shapers_rate_in_wire_bits():
+    from harness.runtime.shaping import UDP_WIRE, udp_rate
+
+    end = {"sum_sent": {"bits_per_second": 60e6 / UDP_WIRE}, "sum_received": {"bits_per_second": 49e6 / UDP_WIRE}}
+    rate, by = udp_rate(end, 50, 0.0)
+    assert round(rate, 3) == 49.0 and by == "udp"
+    rate, by = udp_rate(end, 50, 0.02)  # what the loss lets through is the shaper's rate over (1 - loss)
+    assert round(rate, 3) == 50.0 and by == "udp"
+
+
+def test_a_udp_sender_that_could_not_offer_the_spec_hands_a_lossless_link_to_tcp_and_says_so_on_a_lossy_one():
+    from harness.runtime.shaping import UDP_WIRE, udp_rate
+
+    end = {"sum_sent": {"bits_per_second": 24e6 / UDP_WIRE}, "sum_received": {"bits_per_second": 22e6 / UDP_WIRE}}
+    assert udp_rate(end, 50, 0.0) is None
+    rate, by = udp_rate(end, 50, 0.01)
+    assert rate < 25 and "offered only 24.0 Mbit/s" in by
+    assert udp_rate(None, 50, 0.0) == (None, "udp")

@@ -108,3 +108,17 @@ def test_the_report_says_a_run_was_in_a_uml_guest():
 
     said = _machine({"vm": {"kind": "uml", "accel": "uml", "kernel_source": "6.1.192 (User-mode Linux, built ...)"}})
     assert "User-mode Linux" in said and "6.1.192" in said
+
+
+def test_a_bench_names_its_guests_kind_and_the_kernels_build_time():
+    from harness.vm.runner import Guest
+
+    kernel = uml.UmlKernel(Path("/nonexistent/linux"), "6.1.192", "linux-source-6.1 6.1.192-3", 291.0)
+    summary = Guest(kernel, "uml").summary(4.3)
+    assert summary == {
+        "kind": "uml",
+        "accel": "uml",
+        "kernel": kernel.describe(),
+        "boot_s": 4.3,
+        "build_s": 291.0,
+    }

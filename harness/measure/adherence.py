@@ -176,5 +176,5 @@ def bench(
     return {
         "default_mode": str(resolve_sticky_source("auto", WireGuardImpl.WIREGUARD_GO)),
         "runs": {**runs, **inner["runs"]},
-        "vm": {"accel": str(guest.accel), "kernel": guest.kernel.describe(), "boot_s": boot_s},
+        "vm": guest.summary(boot_s),
     }

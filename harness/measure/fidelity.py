@@ -165,7 +165,7 @@ def bench(settings: Settings, *, repo: Path, recorder: Recorder, progress: Calla
     progress("bench fidelity: the kernel WireGuard run, in the guest")
     inner, boot_s = bench_in_guest(settings, guest, "fidelity", ["--reps", str(reps)], repo=repo, progress=progress)
     return {
-        "vm": {"accel": str(guest.accel), "kernel": guest.kernel.describe(), "boot_s": boot_s},
+        "vm": guest.summary(boot_s),
         "intervals": [f"{interval:g}" for interval in intervals],
         "reps": reps,
         "runs": {**inner["runs"], **runs},

@@ -6,6 +6,7 @@ from collections.abc import Callable
 from typing import Any
 
 from harness.model.schedule import MigrationPlan
+from harness.model.stats import summary
 from harness.runtime.migration import run_migration
 from harness.runtime.network import Network
 from harness.runtime.traffic import ping_stream
@@ -26,6 +27,10 @@ def bench(network: Network, plan: MigrationPlan, progress: Callable[[str], None]
         "timing_error_p99_ms": errors["p99"],
         "timing_error_max_ms": errors["max"],
         "no_route_window_median_ms": evidence.no_route_ms()["median"],
+        "applied_late_ms": summary(evidence.applied_late_ms),
+        "first_applied_late_ms": evidence.applied_late_ms[:3],
+        "adherence_up": evidence.adherence(direction="up"),
+        "adherence_down": evidence.adherence(direction="down"),
         "endpoint_changes": evidence.endpoint_changes,
         "proof_failures": [str(failure) for failure in evidence.failures()],
     }

@@ -16,6 +16,7 @@ server's view of the client's endpoint (the sampler). Together: the run's `Migra
 
 from __future__ import annotations
 
+import gc
 import statistics
 import sys
 import threading
@@ -42,6 +43,15 @@ from harness.runtime.watchers import (
 
 SCRIPT_PATH_IN_CLIENT = "/etc/wireguard/migrate.sh"
 GIL_SWITCH_S = 0.0002
+DRAIN_TIMEOUT_S = 0.5  # for the route monitor to log the switcher's last switches
+READY_TIMEOUT_S = 30.0  # for the workers' warm-up (a thread's first netlink requests)
+
+
+def quiet_collector() -> None:
+    """Collect once, then freeze what lives (the bring-up's objects) out of the collector's reach until the
+    controller exits: a full collection over them stopped every thread for 2 s in a UML guest, mid-schedule."""
+    gc.collect()
+    gc.freeze()
 
 
 def resolve_sticky_source(requested: str, wireguard: str) -> StickySource:
@@ -118,7 +128,19 @@ class MigrationController:
     # -- lifecycle -----------------------------------------------------------------------------
     def __enter__(self) -> MigrationController:
         network, client = self.network, self.network.client
-        network.route_to(self.plan.start_path)
+        if self.plan.mechanism == Mechanism.NETLINK:  # the switcher sets the start path as it warms up
+            self._runner = ScheduleRunner(network, self.plan)
+            self._runner.exit_hooks.append(network.drop_thread_netlink)
+            self._runner.start()
+            try:
+                self._runner.wait_ready(READY_TIMEOUT_S)
+            finally:
+                failed = self._runner.error is not None or not self._runner.ready.is_set()
+                errors = self._stop_switching() if failed else []
+            if errors:
+                raise errors[0]
+        else:
+            network.route_to(self.plan.start_path)
         if self.sticky_source != StickySource.OFF:
             network.release_sticky_source()  # start from a released source, not counted as a switch's
         if self.plan.mechanism == Mechanism.SCRIPT:
@@ -137,16 +159,17 @@ class MigrationController:
             for worker in self._workers:
                 worker.exit_hooks.append(network.drop_thread_netlink)
                 worker.start()
+            for worker in self._workers:
+                worker.wait_ready(READY_TIMEOUT_S)
+            quiet_collector()
             self._before = self._reader.snapshot()
             self.start = time.monotonic()
             if self.plan.faults:
                 self._injector = FaultInjector(network, self.plan.faults, self.start)
                 self._injector.exit_hooks.append(network.drop_thread_netlink)
                 self._injector.start()
-            if self.plan.mechanism == Mechanism.NETLINK:
-                self._runner = ScheduleRunner(network, self.plan, self.start)
-                self._runner.exit_hooks.append(network.drop_thread_netlink)
-                self._runner.start()
+            if self._runner is not None:
+                self._runner.begin(self.start)
             else:
                 self._script = client.spawn([SCRIPT_PATH_IN_CLIENT, f"{self.plan.interval:g}"], name="migrate")
         except BaseException:
@@ -186,6 +209,7 @@ class MigrationController:
             except MigrationError as error:
                 errors.append(error)
         sys.setswitchinterval(self._switch_interval)
+        gc.unfreeze()
         self._reader.close()
         if self._injector is not None:
             self._injector.undo_all()
@@ -194,6 +218,7 @@ class MigrationController:
     def __exit__(self, *exc: object) -> None:
         stopped_at = time.monotonic()
         errors = self._stop_switching()
+        seen_until = self._drain_monitor()
         if exc[0] is None:
             self.network.settle()  # packets still queued on a shaped link are in flight, not lost
         if exc[0] is None:  # how fast the session still moves as the far edge is read: what may be in flight
@@ -204,7 +229,21 @@ class MigrationController:
             return
         if errors:
             raise errors[0]
-        self.evidence = self._evidence(stopped_at, after)
+        self.evidence = self._evidence(stopped_at, after, seen_until)
+
+    def _drain_monitor(self) -> float:
+        """Once nothing switches any more: until the route monitor has logged every switch the switcher made
+        (its notification comes a moment after the route; DRAIN_TIMEOUT_S at most). A switch due as the run
+        stopped is made but would otherwise be cut from the log, and its traffic counted in the window
+        before it, against adherence. Returns the time up to which the log is complete."""
+        made = len(self._runner.late_ms) if self._runner is not None else 0
+        deadline = time.monotonic() + DRAIN_TIMEOUT_S
+        while time.monotonic() < deadline:
+            with self._lock:
+                if len(self._observed) >= made:
+                    break
+            time.sleep(0.001)
+        return time.monotonic()
 
     def result(self) -> MigrationEvidence:
         """The evidence, once the controller has exited without an error."""
@@ -274,11 +313,11 @@ class MigrationController:
             result.append((None if first is None else round((first - at) * 1000, 3), flips))
         return result
 
-    def _evidence(self, stopped_at: float, after: accounting.Snapshot) -> MigrationEvidence:
+    def _evidence(self, stopped_at: float, after: accounting.Snapshot, seen_until: float) -> MigrationEvidence:
         plan, before = self.plan, self._before
         # a measurement may end before the plan's duration: only what was due by then was asked for
         planned = [p for p in plan.switches() if p.at <= stopped_at - self.start]
-        observed = [item for item in self._observed if item[0] <= stopped_at]
+        observed = [item for item in self._observed if item[0] <= seen_until]
         if plan.mechanism == Mechanism.SCRIPT and observed:
             # migrate.sh switches when it starts (a docker exec takes a while), then sleeps the interval
             # each loop and spends a few ms on `ip` besides: its own cycle is what it promised
@@ -324,7 +363,7 @@ class MigrationController:
             windows=windows[None],
             windows_up=windows["up"],
             windows_down=windows["down"],
-            endpoint_follow=self._follow(observed, stopped_at),
+            endpoint_follow=self._follow(observed, max(seen_until, after.at)),
             read_skew_ms=max(before.skew_ms, after.skew_ms),
             end_rate_pps=self._end_rate(after),
             faults=faults,

@@ -373,6 +373,17 @@ class Guest:
     def kind(self) -> GuestKind:
         return GuestKind.UML if isinstance(self.kernel, uml.UmlKernel) else GuestKind.QEMU
 
+    def summary(self, boot_s: float | None) -> dict:
+        """What a bench prints of its guest: kind, accel, kernel, boot time and (UML) the kernel's build time."""
+        build_s = self.kernel.build_s if isinstance(self.kernel, uml.UmlKernel) else None
+        return {
+            "kind": str(self.kind),
+            "accel": self.accel,
+            "kernel": self.kernel.describe(),
+            "boot_s": boot_s,
+            "build_s": build_s,
+        }
+
 
 def guest_kind(settings: VmSettings, cache: Path) -> GuestKind:
     """--guest auto: uml where its kernel is built (and no vmlinuz of the user's was given), else qemu."""
