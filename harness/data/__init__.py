@@ -33,3 +33,4 @@ IMAGES_DIR = DOCKER_DIR  # docker/<image name>/Dockerfile
 PROFILES_FILE = data_path("profiles", "profiles.toml")
 UML_CONFIG = data_path("uml.config")  # the User-mode Linux kernel's config fragment (harness/vm/uml.py)
 DURATIONS_FILE = data_path("durations.json")  # the budget's table, measured on the 2-core reference machine
+TRACES_DIR = data_path("traces")  # the shipped delivery traces (harness.model.traces)

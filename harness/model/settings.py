@@ -28,6 +28,7 @@ from harness.model.kinds import (
     wireguard_request,
 )
 from harness.model.shards import Shard
+from harness.model.timeline import parse_items, refuse_extras
 from harness.model.topology import MAX_PATHS, MIN_PATHS
 
 BACKENDS = ("netns", "docker")
@@ -206,20 +207,17 @@ class FaultSpec:
         return f"{self.name}@{self.at:g}" + (f":{self.path}" if self.path is not None else "")
 
 
+FAULT_GRAMMAR = "NAME@SECONDS[:PATH]"
+
+
 def parse_faults(text: str, what: str = "--fault") -> tuple[FaultSpec, ...]:
+    """--fault, in the grammar --event shares (harness.model.timeline): a fault takes no value, duration or
+    direction."""
     specs = []
-    for part in split_list(text, what):
-        name, sep, rest = part.partition("@")
-        if not sep:
-            raise ConfigError(f"{what} {part!r} is not NAME@SECONDS[:PATH] (e.g. nat-removed@0.5:2)")
-        at, _, path = rest.partition(":")
-        specs.append(
-            FaultSpec(
-                choose(Fault, name, what),
-                parse_number(at, f"{what} time", allow_zero=True),
-                parse_count(path, f"{what} path") if path else None,
-            )
-        )
+    for item in parse_items(text, what, "nat-removed@0.5:2", FAULT_GRAMMAR):
+        fault = choose(Fault, item.name, what)
+        refuse_extras(item, what, arg=False, duration=False, direction=False, grammar=FAULT_GRAMMAR)
+        specs.append(FaultSpec(fault, item.at, item.path))
     return tuple(specs)
 
 
