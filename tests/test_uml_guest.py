@@ -122,3 +122,12 @@ def test_a_bench_names_its_guests_kind_and_the_kernels_build_time():
         "boot_s": 4.3,
         "build_s": 291.0,
     }
+
+
+def test_a_kernel_built_before_the_fragment_changed_is_not_taken_from_the_cache(tmp_path):
+    built = tmp_path / "uml" / "6.1.192"
+    built.mkdir(parents=True)
+    for name, text in (("linux", ""), (uml.COMPLETE, "x\n"), ("config", "CONFIG_WIREGUARD=y\n")):
+        (built / name).write_text(text)
+    assert uml.cached(tmp_path, "CONFIG_WIREGUARD=y\n").release == "6.1.192"
+    assert uml.cached(tmp_path, "CONFIG_WIREGUARD=y\nCONFIG_NET_SCH_CAKE=y\n") is None

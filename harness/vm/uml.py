@@ -71,11 +71,19 @@ def dropped(fragment: str, built: str) -> list[str]:
     return [name for name, value in fragment_options(fragment).items() if have.get(name) != value]
 
 
-def cached(cache: Path) -> UmlKernel | None:
-    """The newest complete UML kernel in the cache, or None (auto then boots qemu)."""
+def cached(cache: Path, fragment: str | None = None) -> UmlKernel | None:
+    """The newest complete UML kernel in the cache that was built with every option of the shipped fragment
+    (`fragment`, default harness/data/uml.config), or None (auto then boots qemu; --fetch builds anew): a
+    fragment changed since the build is not silently run with an older kernel."""
+    wanted = UML_CONFIG.read_text() if fragment is None else fragment
     found = []
     for directory in sorted((cache / "uml").glob("*")):
         if not (directory / COMPLETE).exists() or not (directory / "linux").is_file():
+            continue
+        try:
+            if dropped(wanted, (directory / "config").read_text()):
+                continue
+        except OSError:
             continue
         try:
             build = json.loads((directory / BUILD_FILE).read_text())
