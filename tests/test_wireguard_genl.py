@@ -44,3 +44,14 @@ def test_peers_and_their_endpoints_are_read_from_a_dump():
         b64encode(b"a" * 32).decode(): (IPv4Address("10.1.2.3"), 51820),
         b64encode(b"b" * 32).decode(): None,
     }
+
+
+def test_the_hand_decoder_reads_what_pyroute2_reads():
+    from harness.wireguard.genl import peer_endpoints_raw
+
+    data = reply_with_peers()
+    reply = wgmsg(data)
+    reply.decode()
+    assert peer_endpoints_raw(data) == peer_endpoints_of([reply])
+    assert peer_endpoints_raw(data)[b64encode(b"a" * 32).decode()] == (IPv4Address("10.1.2.3"), 51820)
+    assert peer_endpoints_raw(data[:24]) == {}  # a reply cut short names no peer

@@ -43,6 +43,7 @@ from harness.runtime.watchers import (
 
 SCRIPT_PATH_IN_CLIENT = "/etc/wireguard/migrate.sh"
 GIL_SWITCH_S = 0.0002
+END_GRACE_S = 0.005  # run() lasts this much past the plan: the switch due at its end is made before the stop
 DRAIN_TIMEOUT_S = 0.5  # for the route monitor to log the switcher's last switches
 READY_TIMEOUT_S = 30.0  # for the workers' warm-up (a thread's first netlink requests)
 
@@ -179,7 +180,7 @@ class MigrationController:
 
     def run(self, progress: Callable[[str], None] | None = None) -> None:
         """Let the plan run for its duration (the controller must have been entered)."""
-        end = self.start + self.plan.duration
+        end = self.start + self.plan.duration + END_GRACE_S  # a switch due at the end is made, not raced
         while (left := end - time.monotonic()) > 0:
             time.sleep(min(left, 1.0))
             if self._script is not None and not self._script.running():
