@@ -35,14 +35,15 @@ die_with_parent = _die_with_parent  # for Popen(preexec_fn=...) elsewhere
 SETPRIV = shutil.which("setpriv")  # util-linux: an essential package on Debian
 
 
-def dying_with_parent(argv: list[str], where: str) -> list[str]:
+def dying_with_parent(argv: list[str], where: str, path: str | None = None) -> list[str]:
     """`argv` run so that it gets SIGTERM if the harness dies (as _die_with_parent does), without a
     preexec_fn: one disables vfork, and a full fork of the harness's large, threaded process took
     hundreds of ms to seconds in a UML guest (the counter reads of a migration were 3-7 s apart).
-    setpriv sets the death signal and execs the command; a command that is not there is said before."""
+    setpriv sets the death signal and execs the command; a command that is not there is said before (looked
+    up in `path`, the child's own PATH, as setpriv will)."""
     if SETPRIV is None:
         return argv
-    if shutil.which(argv[0]) is None:
+    if shutil.which(argv[0], path=path) is None:
         raise CommandError(where, argv, None, "", f"{argv[0]}: not found", reason="could not start")
     return [SETPRIV, "--pdeathsig", "TERM", "--", *argv]
 
@@ -77,7 +78,7 @@ def run(
     start = time.monotonic()
     try:
         proc = subprocess.run(
-            dying_with_parent(argv, where),
+            dying_with_parent(argv, where, env.get("PATH")),
             input=input,
             capture_output=True,
             text=True,
@@ -118,7 +119,7 @@ class Process:
         out = stdout if stdout is not None else (self._log or subprocess.DEVNULL)
         try:
             self.popen = subprocess.Popen(
-                dying_with_parent(argv, name),
+                dying_with_parent(argv, name, env.get("PATH")),
                 env=env,
                 stdin=subprocess.DEVNULL,
                 stdout=out,
