@@ -14,6 +14,7 @@ from typing import Any
 
 from harness.data import PROFILES_FILE
 from harness.model import settings as s
+from harness.model.events import parse_events
 from harness.model.kinds import Accel, GuestKind, StickySource, choose, wireguard_request
 from harness.model.profiles import Profile, choose_profiles, load_profiles
 from harness.model.schedule import MigrationPlan, build_plans
@@ -251,8 +252,19 @@ OPTIONS: tuple[Option, ...] = (
         None,
         "break a path during every migration run: NAME@SECONDS[:PATH], comma separated; names: "
         "nat-removed, forward-drop, return-drop, wireguard-killed, proxy-down-up, route-refused, pinned, "
-        "foreign-writer (the proof must then fail)",
+        "foreign-writer, blackhole (the proof must then fail; the same blackhole as --event is judged apart)",
         s.parse_faults,
+    ),
+    _opt(
+        "--event",
+        "plan",
+        "events",
+        None,
+        "what a path does during every run, with and without migration: NAME[=ARG]@SECONDS[+DURATION][:PATH"
+        "[:DIRECTION]], comma separated; names: blackhole, flap=PERIOD, rate=MBIT, trace=NAME|FILE, rebind, "
+        "conntrack-expiry=IDLE_S, rekey, mtu=BYTES[/noicmp] (see docs/profiles.md; the proof judges the time "
+        "outside them)",
+        parse_events,
     ),
     _opt(
         "--duration",
@@ -523,6 +535,12 @@ OPTIONS: tuple[Option, ...] = (
     _flag("--dry-run", "clean: list what would be removed, remove nothing", action="store_true"),
     _flag("--shards", "bench shards: the shard counts to predict, comma separated (default 1,2,4)", default="1,2,4"),
     _flag("--runs", "bench bringup: how many bring-ups and teardowns (default 10)", default="10"),
+    _flag(
+        "--pairs",
+        "bench events: interleaved pairs (without, with migration) per event (default 6: the fewest whose median "
+        "has a distribution-free 95 %% interval)",
+        default="6",
+    ),
     _flag(
         "--tolerance",
         "compare: worst acceptable NEW/OLD ratio for higher-is-better metrics (1/x for the others; default 0.9)",

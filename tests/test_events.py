@@ -79,7 +79,7 @@ def test_faults_share_the_grammar_and_take_none_of_its_extras():
         ("pinned=1@1", "takes no value"),
         ("pinned@1+2", "takes no duration"),
         ("pinned@1:1:up", "takes no direction"),
-        ("blackhole@1", "is unknown"),  # an event is not a fault
+        ("flap=1@1", "is unknown"),  # an event is not a fault (blackhole is both: the one mechanism)
     ):
         with pytest.raises(ConfigError, match=message):
             parse_faults(text)

@@ -5,12 +5,16 @@ Runs as a script inside a host (namespace or container), so it has no harness im
     python3 probe.py send --to 172.30.255.3 --port 9000 --rate 2000 --seconds 5
 `send` prints one JSON object: how many it sent, and [seq, sent_at, echoed_at] for every echo
 received (CLOCK_MONOTONIC seconds, the clock the harness's switch log uses).
+    python3 probe.py echo --port 9001 --record
+also keeps [seq, received_at] of every packet it received (what arrived up, apart from what came back
+down), and prints them as one JSON object when it is told to stop (SIGTERM).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import signal
 import socket
 import struct
 import sys
@@ -21,11 +25,24 @@ HEADER = struct.Struct("!Id")  # sequence number, send time
 HELLO = 0xFFFFFFFF
 
 
-def echo(port: int) -> None:
+def echo(port: int, record: bool = False) -> None:
     sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     sock.bind(("0.0.0.0", port))
+    received: list[list[float]] = []
+
+    def report(*_: object) -> None:
+        json.dump({"received": received}, sys.stdout)
+        sys.stdout.flush()
+        raise SystemExit(0)
+
+    if record:
+        signal.signal(signal.SIGTERM, report)
     while True:
         data, peer = sock.recvfrom(65535)
+        if record:
+            seq = HEADER.unpack_from(data)[0]
+            if seq != HELLO:
+                received.append([seq, time.monotonic()])
         sock.sendto(data, peer)
 
 
@@ -84,6 +101,7 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="mode", required=True)
     e = sub.add_parser("echo")
     e.add_argument("--port", type=int, required=True)
+    e.add_argument("--record", action="store_true")
     s = sub.add_parser("send")
     s.add_argument("--to", required=True)
     s.add_argument("--port", type=int, required=True)
@@ -93,7 +111,7 @@ def main(argv: list[str] | None = None) -> int:
     s.add_argument("--linger", type=float, default=0.5)
     args = parser.parse_args(argv)
     if args.mode == "echo":
-        echo(args.port)
+        echo(args.port, args.record)
         return 0
     json.dump(send(args.to, args.port, args.rate, args.seconds, args.size, args.linger), sys.stdout)
     return 0

@@ -182,24 +182,32 @@ class DockerProcess(proc.Process):
         wrapped = ["docker", "exec", "-i", container_id, "sh", "-c", 'echo $$ > "$0"; exec "$@"', self.pidfile, *argv]
         super().__init__(wrapped, name=name, env=env, log_path=log_path, stdout=stdout)
 
+    def send_signal(self, sig: int) -> None:
+        """The process inside the container; the docker CLI keeps relaying what it prints until it exits."""
+        if self.running():
+            self._signal_inside(sig)
+
     def stop(self, timeout: float = 2.0, sig: int = signal.SIGTERM) -> int | None:
         if self.running():
-            proc.run(
-                [
-                    "docker",
-                    "exec",
-                    self.container_id,
-                    "sh",
-                    "-c",
-                    f'[ -f "$0" ] && kill -{int(sig)} "$(cat "$0")"',
-                    self.pidfile,
-                ],
-                where=self.name,
-                env=dict(os.environ),
-                timeout=10,
-                check=False,
-            )
+            self._signal_inside(sig)
         return super().stop(timeout, sig)
+
+    def _signal_inside(self, sig: int) -> None:
+        proc.run(
+            [
+                "docker",
+                "exec",
+                self.container_id,
+                "sh",
+                "-c",
+                f'[ -f "$0" ] && kill -{int(sig)} "$(cat "$0")"',
+                self.pidfile,
+            ],
+            where=self.name,
+            env=dict(os.environ),
+            timeout=10,
+            check=False,
+        )
 
 
 class DockerHost(Host):

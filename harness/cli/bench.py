@@ -169,6 +169,41 @@ def cmd_bench_paths(args: argparse.Namespace) -> int:
     return 0 if result["within_spec"] else 1
 
 
+def cmd_bench_events(args: argparse.Namespace) -> int:
+    """Each event (--event, default the bench's eight) with and without migration, interleaved (bench events):
+    one object per event, keyed by its name, and "run" (backend, WireGuard, results file). Exit 1 when a
+    session did not survive an event with migration."""
+    from harness.measure import eventbench
+    from harness.measure.services import OriginServices
+    from harness.reporting.results import ResultsWriter
+    from harness.runtime.events import check_traces
+
+    settings = settings_of(args)
+    backend = single_backend(settings)
+    pairs = int(parse_number(args.pairs, "--pairs"))
+    specs = settings.plan.events or eventbench.default_events()
+    check_traces(specs)
+    results = ResultsWriter(settings.run.run_dir, settings.run.run_id)
+    out: dict = {}
+    with network_for(backend, settings.run, progress=progress) as network:
+        with OriginServices(network, file_sizes=()) as services:
+            for spec in specs:
+                key = eventbench.key_of(spec, specs)
+                progress(f"bench events: {spec.describe()} ({pairs} pairs)")
+
+                def record(event: str, condition: str, rep: int, result, key=key) -> None:
+                    results.measurement("path-events", f"bench events {key}", condition, rep, network, result)
+
+                without, with_, migrating = eventbench.measure_event(services, spec, pairs, record)
+                proofs = [(str(p.outcome), p.reason) for p in (r.evidence.judge() for r in migrating)]
+                out[key] = {"event": spec.describe(), **eventbench.summarize(without, with_, proofs)}
+    emit(
+        {"backend": backend, "wireguard": network.wireguard_impl, "events": out, "results": str(results.path)},
+        args.json,
+    )
+    return 0 if all(entry["session_survived_with"] for entry in out.values()) else 1
+
+
 MAIN_BUDGET = "4m45s"  # the main job's --budget: the same as bootstrap.sh's MAIN_BUDGET
 BENCH_BUDGET_DEADLINE_S = 3600.0  # a main job still running after an hour is stuck
 

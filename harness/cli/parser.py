@@ -72,6 +72,13 @@ BENCHES = (
         {},
     ),
     (
+        "events",
+        "each path event with alternate at 0.1 s and without migration, interleaved: loss, stall, recovery, survival",
+        benches.cmd_bench_events,
+        options.named(("--event", "--pairs")),
+        {},
+    ),
+    (
         "fidelity",
         "kernel WireGuard (in a guest) vs wireguard-go in each sticky-source mode: the same migration side by side",
         benches.cmd_bench_fidelity,

@@ -45,6 +45,7 @@ EXPECTED = {
     Fault.ROUTE_REFUSED: (2, {ProofCode.SWITCH_REFUSED}, 2, None, None),
     Fault.PINNED: (1, {ProofCode.PINNED_SESSION}, 2, None, None),
     Fault.FOREIGN_WRITER: (1, {ProofCode.TOO_MANY_SWITCHES}, None, None, None),
+    Fault.BLACKHOLE: (2, LOST, 2, None, None),
 }
 
 

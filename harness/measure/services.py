@@ -12,9 +12,11 @@ import dataclasses
 import json
 import logging
 import select
+import signal
 import statistics
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -40,6 +42,7 @@ HTTP_PORT = 8080
 IPERF_ATTEMPTS = 4
 IPERF_RETRY_S = 0.3
 PROBE_PORT = 9000
+RECORDING_PORT = 9001  # the recording echo (probe_both_ways), one per stream
 PROBE_SCRIPT = "agents/probe.py"
 BROWSER_MODULE = "harness.agents.browser"
 
@@ -213,6 +216,35 @@ class OriginServices:
             timeout=seconds + 30,
         )
         return json.loads(out.stdout)
+
+    def probe_both_ways(self, seconds: float, rate: float, size: int = 200) -> dict:
+        """The probe, with a recording echo of its own: what `probe` gives, and `received_up`, [seq, received_at]
+        of every packet that reached the origin, so that what was lost up is told apart from what was lost down
+        (one kernel's CLOCK_MONOTONIC on both sides: the hosts share this machine's kernel)."""
+        origin, client = self.network.origin, self.network.client
+        echo = origin.spawn(
+            origin.python(PROBE_SCRIPT) + ["echo", "--port", str(RECORDING_PORT), "--record"],
+            name="probe-record",
+            stdout=subprocess.PIPE,
+        )
+        chunks: list[bytes] = []
+        reader = threading.Thread(target=lambda: chunks.append(echo.popen.stdout.read()), daemon=True)
+        reader.start()
+        try:
+            argv = ["send", "--to", self.address, "--port", str(RECORDING_PORT), "--rate", f"{rate:g}"]
+            argv += ["--seconds", f"{seconds:g}", "--size", str(size)]
+            out = client.exec(client.python(PROBE_SCRIPT) + argv, timeout=seconds + 30)
+        finally:
+            echo.send_signal(signal.SIGTERM)  # it prints what it received and exits (the pipe closes)
+            reader.join(timeout=10)
+            echo.stop(timeout=5)
+        if reader.is_alive() or not chunks:
+            raise MeasurementError("the recording echo did not report what it received within 10 s")
+        try:
+            received = json.loads(chunks[0])["received"]
+        except (ValueError, KeyError):
+            raise MeasurementError(f"the recording echo's report is unreadable: {echo.log_tail()}") from None
+        return {**json.loads(out.stdout), "size": size, "received_up": received}
 
     def download(self, path: str, max_seconds: float = DOWNLOAD_MAX_S) -> dict:
         """One download of `path` with curl; one that fails or outlasts `max_seconds` is a MeasurementError

@@ -18,8 +18,9 @@ The path defaults to the last one (as `--fault` does), the direction to both.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
+from typing import Any
 
 from harness.errors import ConfigError
 from harness.model.kinds import choose
@@ -151,3 +152,34 @@ def check_events(events: tuple[EventSpec, ...], path_ids: tuple[int, ...], durat
             raise ConfigError(f"--event {event.describe()} names path {event.path}; the topology has {list(path_ids)}")
         if duration is not None and event.at >= duration:
             raise ConfigError(f"--event {event.describe()} starts at or after the run's end ({duration:g} s)")
+
+
+@dataclass(frozen=True)
+class AppliedEvent:
+    """An event as a run applied it (offsets in s from the run's start; None: it did not happen)."""
+
+    event: str  # its spec, described
+    kind: str
+    path: int
+    direction: str
+    planned_s: float
+    planned_end_s: float | None
+    applied_s: float | None
+    ended_s: float | None
+    ended_by: str | None = None  # "plan" (its duration ran out) or "run end" (undone as the run stopped)
+    note: str = ""
+    delivered: dict[str, list[tuple[float, int]]] = field(default_factory=dict)  # trace: receiver's bytes per slot
+
+    def window(self, run_s: float) -> tuple[float, float] | None:
+        """The offsets it was on for, within a run of `run_s` (None: it never began)."""
+        if self.applied_s is None:
+            return None
+        return self.applied_s, min(run_s, self.ended_s if self.ended_s is not None else run_s)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> AppliedEvent:
+        known = {key: data[key] for key in cls.__dataclass_fields__ if key in data}
+        return cls(**known)

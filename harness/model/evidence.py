@@ -15,6 +15,7 @@ from dataclasses import asdict, dataclass, field, fields
 from enum import StrEnum
 from typing import Any
 
+from harness.model.events import AppliedEvent, parse_events
 from harness.model.schedule import MigrationPlan
 from harness.model.settings import Tolerances, parse_faults
 from harness.model.stats import summary
@@ -183,6 +184,10 @@ class PathDelivery:
     down_entered: int = 0
     down_delivered: int = 0
 
+    def __add__(self, other: PathDelivery) -> PathDelivery:
+        """Two stretches of one run together (the time outside its events)."""
+        return PathDelivery(*(getattr(self, f.name) + getattr(other, f.name) for f in fields(PathDelivery)))
+
     def counts(self, direction: str) -> tuple[int, int, int]:
         return (
             (self.up_sent, self.up_entered, self.up_delivered)
@@ -280,6 +285,9 @@ class SessionDelivery:
     down_sent: int = 0
     down_delivered: int = 0
 
+    def __add__(self, other: SessionDelivery) -> SessionDelivery:
+        return SessionDelivery(*(getattr(self, f.name) + getattr(other, f.name) for f in fields(SessionDelivery)))
+
     def problems(self, max_loss: float) -> list[ProofFailure]:
         reasons = []
         for direction, sent, delivered, giver, taker in (
@@ -328,6 +336,18 @@ class MigrationEvidence:
     faults: list[ProofFailure] = field(default_factory=list)  # what went wrong on a path during the run
     injected: list[str] = field(default_factory=list)  # faults the plan asked for (--fault), as applied
     applied_late_ms: list[float] = field(default_factory=list)  # per switch the switcher made: ms after its time
+    # --event: what the paths did (AppliedEvent), and the time they were on for, reported apart: `delivery`,
+    # `session` and the windows above hold the time outside every event (what the proof judges); the
+    # event_* fields hold the events' own time (expected loss, not a broken proof)
+    events: list[AppliedEvent] = field(default_factory=list)
+    event_delivery: dict[int, PathDelivery] = field(default_factory=dict)
+    event_session: SessionDelivery | None = None
+    event_windows: list[tuple[int, float, int]] = field(default_factory=list)
+    event_planned_switches: int = 0  # planned switches inside an event: the endpoint cannot follow to a dead path
+    event_endpoint_changes: int = 0
+    # the skew (ms) of every counter read at an event's edge: each such read mid-stream leaves packets in
+    # flight between two hops, on either side of it, like the last read (in_flight_slack counts them all)
+    edge_skews_ms: list[float] = field(default_factory=list)
 
     # -- derived figures -------------------------------------------------------------------
     def switch_times_monotonic(self) -> list[float]:
@@ -490,6 +510,8 @@ class MigrationEvidence:
                     )
         # a path the session was silent in is named once, as such: the server cannot have seen the client on it
         silent = {f.path for f in timing if f.code == ProofCode.SESSION_SILENT}
+        judged_switches = planned - self.event_planned_switches  # outside the events: where moves can be seen
+        judged_moves = self.endpoint_changes - self.event_endpoint_changes
         if planned and not silent:
             unseen = sorted(set(self.scheduled_paths) - set(self.endpoint_paths))
             if self.endpoint_changes == 0:
@@ -504,12 +526,13 @@ class MigrationEvidence:
                     f"(paths seen: {self.endpoint_paths})"
                 )
                 timing.append(ProofFailure(ProofCode.PATH_NEVER_SEEN, text, unseen[0]))
-            elif strict and self.endpoint_changes < rules.min_endpoint_moves * planned:
+            elif strict and judged_switches > 0 and judged_moves < rules.min_endpoint_moves * judged_switches:
+                apart = " outside the events" if self.events else ""
                 text = (
-                    f"the server saw the client's endpoint move {self.endpoint_changes} times for "
-                    f"{planned} planned switches (limit {rules.min_endpoint_moves:.0%} of them)"
+                    f"the server saw the client's endpoint move {judged_moves} times for "
+                    f"{judged_switches} planned switches{apart} (limit {rules.min_endpoint_moves:.0%} of them)"
                 )
-                moves = self.endpoint_changes / planned
+                moves = judged_moves / judged_switches
                 timing.append(
                     ProofFailure(ProofCode.FEW_ENDPOINT_MOVES, text, figure=moves, limit=rules.min_endpoint_moves)
                 )
@@ -559,7 +582,8 @@ class MigrationEvidence:
                 packets = self.session.up_sent if direction == "up" else self.session.down_sent
             else:
                 packets = sum(d.counts(direction)[0] for d in self.delivery.values())
-            slack[direction] = in_flight(packets, self.duration_s, self.read_skew_ms)
+            reads = [self.read_skew_ms, *self.edge_skews_ms]
+            slack[direction] = sum(in_flight(packets, self.duration_s, skew) for skew in reads)
         return slack
 
     def judge(self, tolerances: Tolerances | None = None) -> Proof:
@@ -599,6 +623,7 @@ class MigrationEvidence:
         """Back from `to_dict` (a results file's record), so that reports judge with the very same proof."""
         described = data.get("plan") or {}
         faults = described.get("faults") or []
+        events = described.get("events") or []
         plan = MigrationPlan(
             strategy=described.get("strategy", "alternate"),
             interval=described.get("interval_s", 0.1),
@@ -610,6 +635,7 @@ class MigrationEvidence:
             mechanism=described.get("mechanism", "netlink"),
             sticky_source=described.get("sticky_source", "auto"),
             faults=parse_faults(",".join(faults), "the recorded plan's faults") if faults else (),
+            events=parse_events(",".join(events), "the recorded plan's events") if events else (),
         )
         names = {f.name for f in fields(cls)} - {"plan"}
         kept = {name: data[name] for name in names if name in data}
@@ -630,6 +656,10 @@ class MigrationEvidence:
                 "windows_down": tuples("windows_down"),
                 "endpoint_follow": tuples("endpoint_follow"),
                 "faults": [ProofFailure.read(f) for f in kept.get("faults", [])],
+                "events": [AppliedEvent.from_dict(e) for e in kept.get("events", [])],
+                "event_delivery": {int(k): PathDelivery(**v) for k, v in kept.get("event_delivery", {}).items()},
+                "event_session": SessionDelivery(**kept["event_session"]) if kept.get("event_session") else None,
+                "event_windows": tuples("event_windows"),
             }
         )
 
@@ -642,6 +672,8 @@ class MigrationEvidence:
         data["timing_error_ms"] = self.timing_error_ms()
         data["no_route_ms"] = self.no_route_ms()
         data["delivery"] = {str(k): asdict(v) for k, v in sorted(self.delivery.items())}
+        data["event_delivery"] = {str(k): asdict(v) for k, v in sorted(self.event_delivery.items())}
+        data["events"] = [event.to_dict() for event in self.events]
         data["adherence_by_path"] = {
             str(k): None if (a := self.adherence(k)) is None else round(a, 4) for k in self.scheduled_paths
         }

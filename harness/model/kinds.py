@@ -54,6 +54,7 @@ class Fault(StrEnum):
     ROUTE_REFUSED = "route-refused"  # the client's tunnel to the path is down: switches to it fail
     PINNED = "pinned"  # a policy rule pins the client's session to one path
     FOREIGN_WRITER = "foreign-writer"  # another process rewrites the client's table 51821
+    BLACKHOLE = "blackhole"  # the path delivers nothing either way: the path event's own mechanism, as a fault
 
 
 class Outcome(StrEnum):

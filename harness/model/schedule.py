@@ -19,6 +19,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from harness.errors import ConfigError
+from harness.model.events import EventSpec, check_events
 from harness.model.kinds import Mechanism, StickySource, Strategy, choose
 from harness.model.settings import FaultSpec, PlanOptions, parse_number
 
@@ -59,6 +60,7 @@ class MigrationPlan:
     mechanism: Mechanism = Mechanism.NETLINK
     sticky_source: StickySource = StickySource.AUTO
     faults: tuple[FaultSpec, ...] = ()
+    events: tuple[EventSpec, ...] = ()  # --event: what the paths do meanwhile (the baseline lives through them too)
     _weights_used: tuple[float, ...] = field(default=(), init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -83,6 +85,7 @@ class MigrationPlan:
                     f"--fault {fault.describe()} names path {fault.path}, but --paths "
                     f"{len(self.paths)} gives paths {_listed(self.paths)}"
                 )
+        check_events(self.events, self.paths, None)
         for _, path in self.fixed:
             if path not in self.paths:
                 raise ConfigError(
@@ -154,6 +157,7 @@ class MigrationPlan:
             "mechanism": self.mechanism,
             "sticky_source": self.sticky_source,
             "faults": [fault.describe() for fault in self.faults],
+            "events": [event.describe() for event in self.events],
             "planned_switches": len(self.switches()),
         }
 
@@ -189,6 +193,7 @@ def build_plans(options: PlanOptions, paths: tuple[int, ...]) -> list[MigrationP
                         mechanism=mechanism,
                         sticky_source=options.sticky_source,
                         faults=options.faults,
+                        events=options.events,
                     )
                 )
     for plan in plans:

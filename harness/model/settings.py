@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.errors import ConfigError
+from harness.model.events import EventSpec
 from harness.model.kinds import (
     Accel,
     Fault,
@@ -265,6 +266,7 @@ class PlanOptions:
     duration: float | None = None  # None: auto (SWITCHES_PER_RUN intervals, at least MIN_DURATION_S)
     sticky_source: StickySource = StickySource.AUTO
     faults: tuple[FaultSpec, ...] = ()
+    events: tuple[EventSpec, ...] = ()  # --event (harness.model.events)
 
     def __post_init__(self) -> None:
         if self.weights is not None and Strategy.WEIGHTED_RANDOM not in self.strategies:

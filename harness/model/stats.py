@@ -117,3 +117,19 @@ def wilson_interval(successes: int, n: int, z: float = 1.96) -> tuple[float, flo
     centre = (p + z * z / (2 * n)) / (1 + z * z / n)
     half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
     return max(0.0, centre - half), min(1.0, centre + half)
+
+
+def median_interval(values: Sequence[float], level: float = 0.95) -> tuple[float, float, float]:
+    """A distribution-free interval for the median: order statistics x(k) and x(n+1-k) with the largest k
+    whose binomial tail keeps the coverage >= `level`; (low, high, its coverage). Below 6 values no k does:
+    then (min, max) and the coverage it has (n=3: 0.75), which the caller reports beside it."""
+    if not values:
+        raise ConfigError("an interval of no values")
+    ordered, n = sorted(values), len(values)
+    k, coverage = 1, 1 - 2 * 0.5**n
+    for candidate in range(2, n // 2 + 1):
+        tail = sum(math.comb(n, i) for i in range(candidate)) / 2**n
+        if 1 - 2 * tail < level:
+            break
+        k, coverage = candidate, 1 - 2 * tail
+    return ordered[k - 1], ordered[n - k], round(coverage, 4)

@@ -179,3 +179,38 @@ def manifest(traces: Sequence[Generated], seed: int = SHIPPED_SEED) -> dict[str,
         "format": "Mahimahi: one line per 1500-byte delivery opportunity, in ms; repeats when it ends",
         "traces": {t.name: {"description": t.description, "up": stats(t.up), "down": stats(t.down)} for t in traces},
     }
+
+
+def slot_rates(stamps: Sequence[int], slot_ms: int = SLOT_MS) -> list[float]:
+    """Mbit/s the trace offers in each `slot_ms` of its length, for a replay that steps a shaper's rate every
+    slot (the trace repeats from its start when it ends, as in Mahimahi)."""
+    slots = max(1, -(-(stamps[-1] + 1) // slot_ms))
+    counts = [0] * slots
+    for stamp in stamps:
+        counts[min(slots - 1, stamp // slot_ms)] += 1
+    return [count * PACKET_BITS / (slot_ms * 1000) for count in counts]
+
+
+REPLAY_TOLERANCE = 0.10
+REPLAY_FROM_MBIT = 2.0  # seconds the trace offers less than this are not judged (a few packets; tbf's bucket)
+
+
+def replay_errors(
+    delivered: Sequence[tuple[float, int]], rates_mbit: Sequence[float], slot_ms: int = SLOT_MS
+) -> tuple[list[dict[str, float]], list[str]]:
+    """Each whole second of a replay: what the receiving end got (its link's byte counter, read at every slot
+    of the replay's clock) against what the trace offered in that second (slots repeat when it ends); and,
+    as lines, the seconds offering >= 2 Mbit/s that were delivered off by more than 10 % (pure)."""
+    per_second = 1000 // slot_ms
+    marks = {round(at * 1000 / slot_ms): count for at, count in delivered}
+    seconds, failures = [], []
+    for second in range(1, int(max(marks, default=0) // per_second) + 1):
+        first, last = (second - 1) * per_second, second * per_second
+        if first not in marks or last not in marks:
+            continue
+        got = (marks[last] - marks[first]) * 8 / 1e6
+        offered = sum(rates_mbit[slot % len(rates_mbit)] for slot in range(first, last)) / per_second
+        seconds.append({"second": second - 1, "trace_mbit": round(offered, 3), "delivered_mbit": round(got, 3)})
+        if offered >= REPLAY_FROM_MBIT and abs(got - offered) > REPLAY_TOLERANCE * offered:
+            failures.append(f"second {second - 1}: delivered {got:.2f} Mbit/s, the trace {offered:.2f} (±10 %)")
+    return seconds, failures

@@ -13,9 +13,11 @@ from abc import ABC, abstractmethod
 from typing import TYPE_CHECKING
 
 from harness.errors import ConfigError
+from harness.model.events import EventKind, EventSpec
 from harness.model.kinds import Fault, WireGuardImpl
 from harness.model.settings import FaultSpec
 from harness.model.topology import PATH_TABLE, WG0_FWMARK, proxy_name
+from harness.runtime.events import Blackhole
 from harness.runtime.watchers import Worker
 
 if TYPE_CHECKING:
@@ -185,6 +187,19 @@ class ForeignWriter(FaultAction):
         self.process.stop()
 
 
+class Blackholed(FaultAction):
+    """The `blackhole` path event (harness.runtime.events) from its time to the run's end, as a fault: the
+    same mechanism that --event blackhole uses, which the proof judges apart, must turn it red here."""
+
+    def apply(self) -> None:
+        spec = EventSpec(EventKind.BLACKHOLE, self.spec.at, None, self.path)
+        self._event = Blackhole(self.network, spec)
+        self._event.begin()
+
+    def undo(self) -> None:
+        self._event.end()
+
+
 ACTIONS: dict[Fault, type[FaultAction]] = {
     Fault.NAT_REMOVED: NatRemoved,
     Fault.FORWARD_DROP: ForwardDrop,
@@ -194,6 +209,7 @@ ACTIONS: dict[Fault, type[FaultAction]] = {
     Fault.ROUTE_REFUSED: RouteRefused,
     Fault.PINNED: Pinned,
     Fault.FOREIGN_WRITER: ForeignWriter,
+    Fault.BLACKHOLE: Blackholed,
 }
 
 

@@ -21,7 +21,7 @@ import statistics
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from harness.data import MIGRATE_SCRIPT
 from harness.errors import MigrationError
@@ -29,6 +29,7 @@ from harness.model.evidence import MigrationEvidence, SwitchRecord
 from harness.model.kinds import Mechanism, StickySource, WireGuardImpl, choose
 from harness.model.schedule import MigrationPlan
 from harness.runtime import accounting
+from harness.runtime.events import EventPlayer
 from harness.runtime.faults import FaultInjector
 from harness.runtime.hosts import LinkCounters
 from harness.runtime.network import Network
@@ -93,6 +94,8 @@ class MigrationController:
         self._workers: list[Worker] = []
         self._runner: ScheduleRunner | None = None
         self._injector: FaultInjector | None = None
+        self._player: EventPlayer | None = None
+        self._edges: list[tuple[float, int, accounting.Snapshot]] = []  # (monotonic, +1 begins / -1 ends, counters)
         self._watcher: ClientWatcher | None = None
         self._script = None
         self.start = 0.0
@@ -169,6 +172,10 @@ class MigrationController:
                 self._injector = FaultInjector(network, self.plan.faults, self.start)
                 self._injector.exit_hooks.append(network.drop_thread_netlink)
                 self._injector.start()
+            if self.plan.events:
+                self._player = EventPlayer(network, self.plan.events, self.start, edge=self._edge)
+                self._player.exit_hooks.append(network.drop_thread_netlink)
+                self._player.start()
             if self._runner is not None:
                 self._runner.begin(self.start)
             else:
@@ -193,7 +200,7 @@ class MigrationController:
         errors = []
         if self._script is not None:
             self._script.stop()
-        for worker in (self._runner, self._injector):
+        for worker in (self._runner, self._injector, self._player):
             if worker is None:
                 continue
             try:
@@ -214,6 +221,8 @@ class MigrationController:
         self._reader.close()
         if self._injector is not None:
             self._injector.undo_all()
+        if self._player is not None:
+            errors += [MigrationError(problem) for problem in self._player.undo_all()]
         return errors
 
     def __exit__(self, *exc: object) -> None:
@@ -231,6 +240,21 @@ class MigrationController:
         if errors:
             raise errors[0]
         self.evidence = self._evidence(stopped_at, after, seen_until)
+
+    def _edge(self, offset: float, opening: bool) -> None:
+        """An event begins or ends (the player's thread): every hop's counters, so the proof can judge apart."""
+        snapshot = self._reader.snapshot()
+        with self._lock:
+            self._edges.append((snapshot.at, 1 if opening else -1, snapshot))
+
+    def _event_spans(self, before: accounting.Snapshot, after: accounting.Snapshot):
+        """(outside, inside): the stretches between counter reads outside every event and inside one."""
+        points = [(before.at, 0, before), *sorted(self._edges, key=lambda e: e[0]), (after.at, 0, after)]
+        outside, inside, depth = [], [], 0
+        for (_, delta, a), (_, _, b) in zip(points, points[1:]):
+            depth += delta
+            (inside if depth > 0 else outside).append((a, b))
+        return outside, inside
 
     def _drain_monitor(self) -> float:
         """Once nothing switches any more: until the route monitor has logged every switch the switcher made
@@ -265,7 +289,11 @@ class MigrationController:
         return named
 
     def _windows(
-        self, observed: list, before: accounting.Snapshot, after: accounting.Snapshot
+        self,
+        observed: list,
+        before: accounting.Snapshot,
+        after: accounting.Snapshot,
+        events: Sequence[tuple[float, float]] = (),
     ) -> dict[str | None, list[tuple[int, float, int]]]:
         """Per direction (None: both together, "up", "down"): (named path, its share of the session's packets,
         the session's packets) for every stretch between switches: the named wgnet's packets over the
@@ -279,14 +307,18 @@ class MigrationController:
         edges = [(before.at, self.plan.start_path, before.client)]
         edges += [(at, path, sample) for at, path, _, sample in observed]
         edges.append((after.at, edges[-1][1], after.client))
-        windows: dict[str | None, list[tuple[int, float, int]]] = {key: [] for key in counts}
+        windows: dict[str | None, list[tuple[int, float, int]]] = {key: [] for key in (*counts, "event")}
         for (t0, route_path, start), (t1, _, end) in zip(edges, edges[1:]):
             named = self._named_path((t0 + t1) / 2 - self.start, route_path)
+            during = any(a < t1 and t0 < b for a, b in events)  # on while an event was: reported apart
             for key, count in counts.items():
+                if during and key is not None:
+                    continue
                 moved = {k: count(counter) - count(start[k]) for k, counter in end.items() if k in start}
                 total = moved.get(accounting.SESSION, 0)  # the session's packets, as the client's wg0 counts them
                 if total > 0:
-                    windows[key].append((named, round(min(1.0, max(0, moved.get(named, 0)) / total), 4), total))
+                    share = round(min(1.0, max(0, moved.get(named, 0)) / total), 4)
+                    windows["event" if during else key].append((named, share, total))
         return windows
 
     def _end_rate(self, after: accounting.Snapshot) -> dict[str, float] | None:
@@ -345,7 +377,15 @@ class MigrationController:
         sampler = self._sampler
         scheduled = sorted({plan.start_path, *(p.path for p in planned)})
         faults = [*(self._runner.faults if self._runner else []), *before.problems, *after.problems]
-        windows = self._windows(observed, before, after)
+        applied = self._player.applied() if self._player is not None else []
+        spans = [w for e in applied if (w := e.window(stopped_at - self.start)) is not None]
+        on = [(self.start + a, self.start + b) for a, b in spans]
+        windows = self._windows(observed, before, after, on)
+        outside, inside = self._event_spans(before, after)
+        delivery, event_delivery = (_sum_delivery(stretches) for stretches in (outside, inside))
+        session, event_session = (_sum_session(stretches) for stretches in (outside, inside))
+        during = [p for p in planned if any(a <= p.at <= b for a, b in spans)]
+        moves = [t for t, _ in self._sampler.moves if any(a <= t <= b for a, b in on)]
         return MigrationEvidence(
             plan=plan,
             duration_s=round(stopped_at - self.start, 4),
@@ -359,8 +399,8 @@ class MigrationController:
             endpoint_paths=sampler.paths_seen,
             sticky_source=str(self.sticky_source),
             releases=self.releases,
-            delivery=accounting.delivery(before, after),
-            session=accounting.session_delivery(before, after),
+            delivery=delivery,
+            session=session,
             windows=windows[None],
             windows_up=windows["up"],
             windows_down=windows["down"],
@@ -370,7 +410,33 @@ class MigrationController:
             faults=faults,
             injected=self._injector.injected if self._injector else [],
             applied_late_ms=[round(late, 3) for late in self._runner.late_ms] if self._runner else [],
+            events=applied,
+            event_delivery=event_delivery,
+            event_session=event_session,
+            event_windows=windows["event"],
+            event_planned_switches=len(during),
+            event_endpoint_changes=min(len(moves), sampler.changes),
+            edge_skews_ms=[round(snapshot.skew_ms, 3) for _, _, snapshot in self._edges],
         )
+
+
+def _sum_delivery(stretches: list) -> dict:
+    """Per path, the hops' packets over the stretches (pairs of snapshots) added up."""
+    total: dict = {}
+    for a, b in stretches:
+        for path, part in accounting.delivery(a, b).items():
+            total[path] = total[path] + part if path in total else part
+    return total
+
+
+def _sum_session(stretches: list):
+    parts = [part for a, b in stretches if (part := accounting.session_delivery(a, b)) is not None]
+    if not parts:
+        return None
+    total = parts[0]
+    for part in parts[1:]:
+        total = total + part
+    return total
 
 
 def run_migration(

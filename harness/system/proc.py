@@ -146,6 +146,11 @@ class Process:
             return ""
         return " | ".join(self.log_path.read_text(errors="replace").strip().splitlines()[-lines:])
 
+    def send_signal(self, sig: int) -> None:
+        """Signal the process itself (and nothing that relays its output), if it still runs."""
+        if self.popen.poll() is None:
+            self.popen.send_signal(sig)
+
     def stop(self, timeout: float = 2.0, sig: int = signal.SIGTERM) -> int | None:
         """Signal the process, wait, and kill it if it does not go; returns its exit code."""
         if self.popen.poll() is None:

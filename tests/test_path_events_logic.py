@@ -1,0 +1,131 @@
+"""Path events' pure parts: what the session lived through, the median's interval, the trace replay's check,
+the bench's verdicts, and the proof judging the time outside an event (no root, nothing written)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from harness.measure.eventbench import default_events, key_of, stream_seconds, summarize, verdict
+from harness.measure.lived import lived_through
+from harness.model.events import AppliedEvent, parse_events
+from harness.model.evidence import MigrationEvidence, PathDelivery, PathUse, SwitchRecord
+from harness.model.schedule import MigrationPlan
+from harness.model.stats import median_interval
+from harness.model.traces import replay_errors, slot_rates
+
+
+def probe(sent: int, rate: float, lost_up: set[int], lost_down: set[int], delay: float = 0.001) -> dict:
+    period = 1 / rate
+    up = [[seq, 100 + seq * period + delay] for seq in range(sent) if seq not in lost_up]
+    echoes = [[seq, 100 + seq * period, at + delay] for seq, at in up if seq not in lost_down]
+    return {"sent": sent, "rate": rate, "started_at": 100.0, "echoes": echoes, "received_up": up}
+
+
+def test_loss_stall_and_recovery_are_told_apart_per_direction():
+    # 100 packets/s for 10 s; up lost for 1 s from 2 s (200..299), down lost for 0.5 s from 5 s (500..549)
+    figures = lived_through(probe(1000, 100, set(range(200, 300)), set(range(500, 550))), 102.0, 103.0)
+    assert figures["lost_up"] == 100 and figures["lost_down"] == 50
+    assert figures["stall_ms_up"] == pytest.approx(1000.0) and figures["stall_ms_down"] == pytest.approx(500.0)
+    assert figures["recovery_ms_up"] == pytest.approx(1.0, abs=0.01)
+    assert figures["session_survived"] is True
+    # what was lost up cannot count as lost down: the origin never had it to send back
+    assert lived_through(probe(1000, 100, set(range(200, 900)), set()), 102.0, 103.0)["lost_down"] == 0
+
+
+def test_a_session_that_never_delivers_again_did_not_survive_and_a_short_stream_cannot_tell():
+    dead = lived_through(probe(1000, 100, set(range(200, 1000)), set()), 102.0, 103.0)
+    assert dead["session_survived"] is False and dead["recovery_ms_up"] is None
+    short = lived_through(probe(400, 100, set(range(200, 400)), set()), 102.0, 103.0)
+    assert short["session_survived"] is None  # the stream ended before 5 s after the event: unknown, not dead
+
+
+def test_the_medians_interval_is_distribution_free_and_says_its_coverage():
+    assert median_interval([5, 1, 3]) == (1, 5, 0.75)
+    low, high, coverage = median_interval(list(range(6)))
+    assert (low, high) == (0, 5) and coverage == pytest.approx(0.9688, abs=1e-4)
+    low, high, coverage = median_interval(list(range(10)))
+    assert (low, high) == (1, 8) and coverage >= 0.95
+
+
+def test_the_bench_verdict_needs_the_whole_interval_on_one_side():
+    assert verdict([10, 20, 30, 5, 8, 9]) == "more"
+    assert verdict([-10, -20, -3, -5, -8, -9]) == "less"
+    assert verdict([-10, 20, 3, 5, 8, 9]) == "the same"
+    assert verdict([1, 2, 3]).startswith("undecided: 3 pairs give a 75% interval")
+    row = {"lost_up": 3, "lost_down": 0, "stall_ms_up": 6.0, "stall_ms_down": 0.0, "recovery_ms_up": 1.0}
+    row |= {"recovery_ms_down": 2.0, "session_survived": True}
+    out = summarize([row] * 3, [row] * 3, [("proven", ""), ("unproven", "too late"), ("proven", "")])
+    assert out["n"] == 3 and out["lost_up_with"] == 3 and out["lost_up_with_ci"] == [3, 3]
+    assert out["stall_ms_with"] == 6.0 and out["recovery_ms_with"] == 2.0
+    assert out["session_survived_with"] is True and out["verdict"] == "unproven: too late"
+
+
+def test_the_bench_names_its_events_and_streams_past_each_ones_end():
+    specs = default_events()
+    assert [key_of(s, specs) for s in specs] == [
+        "blackhole", "flap", "rate", "trace", "rebind", "conntrack-expiry", "rekey", "mtu"
+    ]  # fmt: skip
+    twice = parse_events("rekey@2,rekey@3:1")
+    assert [key_of(s, twice) for s in twice] == ["rekey@2", "rekey@3:1"]
+    assert stream_seconds(parse_events("blackhole@1.5+1.5:1")[0]) == pytest.approx(8.5)
+
+
+def test_a_replay_is_judged_per_second_on_its_own_clock():
+    rates = slot_rates([t for t in range(0, 2000) if t % 2 == 0])  # one opportunity every 2 ms: 6 Mbit/s
+    assert len(rates) == 20 and rates[0] == pytest.approx(6.0)
+    good = [(k / 10, int(k * 0.1 * 6e6 / 8)) for k in range(21)]
+    seconds, failures = replay_errors(good, rates)
+    assert [s["delivered_mbit"] for s in seconds] == [6.0, 6.0] and failures == []
+    slow = [(k / 10, int(k * 0.1 * 5e6 / 8)) for k in range(21)]
+    assert len(replay_errors(slow, rates)[1]) == 2  # 5 of 6 Mbit/s: more than 10 % off, each second named
+    low = slot_rates([t for t in range(0, 2000) if t % 10 == 0])  # 1.2 Mbit/s: below 2, not judged
+    assert replay_errors(slow, low)[1] == []
+
+
+def evidence_with_event(**overrides) -> MigrationEvidence:
+    fields = dict(
+        plan=MigrationPlan(interval=0.1, duration=2.0, events=parse_events("blackhole@0.5+1:1")),
+        duration_s=2.0,
+        planned_switches=20,
+        scheduled_paths=[1, 2],
+        switches=[SwitchRecord(0.1 * (i + 1), 1 + i % 2, 2 - i % 2) for i in range(20)],
+        per_path={1: PathUse(1000, 10), 2: PathUse(1000, 10)},
+        endpoint_changes=12,  # the server could not see the client move to path 1 while it was blackholed
+        endpoint_paths=[1, 2],
+        delivery={1: PathDelivery(500, 500, 500, 500, 500, 500), 2: PathDelivery(500, 500, 500, 500, 500, 500)},
+        windows=[(1, 1.0, 100), (2, 1.0, 100)] * 5,
+        events=[AppliedEvent("blackhole@0.5+1:1", "blackhole", 1, "both", 0.5, 1.5, 0.5, 1.5, "plan")],
+        event_delivery={1: PathDelivery(500, 0, 0, 0, 0, 0), 2: healthy_half()},
+        event_windows=[(1, 1.0, 50), (2, 1.0, 50)] * 5,
+        event_planned_switches=10,
+        event_endpoint_changes=2,
+    )
+    fields.update(overrides)
+    return MigrationEvidence(**fields)
+
+
+def healthy_half() -> PathDelivery:
+    return PathDelivery(500, 500, 500, 500, 500, 500)
+
+
+def test_the_proof_judges_the_time_outside_an_event_and_keeps_the_events_own_apart():
+    proven = evidence_with_event()
+    assert proven.judge().outcome == "proven", proven.failures()
+    # the same loss outside the event is a broken path, as with --fault
+    broken = evidence_with_event(delivery={1: PathDelivery(1000, 0, 0, 0, 0, 0), 2: healthy_half()})
+    assert broken.judge().outcome == "failed" and "path 1" in broken.judge().reason
+    # moves are judged outside the event alone: 10 switches there and 2 moves is not following
+    few = evidence_with_event(endpoint_changes=4)
+    assert any("2 times for 10 planned switches outside the events" in str(f) for f in few.failures())
+    back = MigrationEvidence.from_dict(json.loads(json.dumps(proven.to_dict())))
+    assert back.events == proven.events and back.event_delivery == proven.event_delivery
+    assert back.judge() == proven.judge() and back.plan.events == proven.plan.events
+
+
+def test_an_applied_event_knows_its_window():
+    on = AppliedEvent("flap=0.4@1+2:1", "flap", 1, "both", 1.0, 3.0, 1.02, 3.01, "plan")
+    assert on.window(10.0) == (1.02, 3.01)
+    assert AppliedEvent("blackhole@1:1", "blackhole", 1, "both", 1.0, None, 1.0, None).window(4.0) == (1.0, 4.0)
+    assert AppliedEvent("rebind@9:1", "rebind", 1, "both", 9.0, None, None, None).window(4.0) is None
