@@ -12,9 +12,10 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
-from harness.data import PROFILES_FILE
+from harness.data import PROFILES_FILE, shipped_traces, trace_path
+from harness.errors import ConfigError
 from harness.model import settings as s
-from harness.model.events import parse_events
+from harness.model.events import EventKind, parse_events
 from harness.model.kinds import Accel, GuestKind, StickySource, choose, wireguard_request
 from harness.model.profiles import Profile, choose_profiles, load_profiles
 from harness.model.schedule import MigrationPlan, build_plans
@@ -27,6 +28,7 @@ from harness.model.settings import (
     VmSettings,
 )
 from harness.model.shards import parse_shard
+from harness.model.traces import parse_trace
 
 SECTIONS = {
     "run": RunSettings,
@@ -55,6 +57,23 @@ class Option:
     @property
     def dest(self) -> str:
         return self.flag.lstrip("-").replace("-", "_")
+
+
+def _with_traces(events: tuple, flag: str) -> tuple:
+    """Every trace an event names exists and is a Mahimahi trace, checked before anything starts."""
+    for event in events:
+        if event.kind != EventKind.TRACE or event.trace is None:
+            continue
+        for direction in ("up", "down") if event.direction == "both" else (str(event.direction),):
+            path = trace_path(event.trace, direction)
+            if path is None:
+                shipped = ", ".join(shipped_traces())
+                raise ConfigError(f"{flag} trace={event.trace}: no such trace file or shipped trace ({shipped})")
+            try:
+                parse_trace(path.read_text(), f"{flag} {path}")
+            except (OSError, UnicodeDecodeError) as exc:
+                raise ConfigError(f"{flag} {path}: cannot read it ({exc})") from None
+    return events
 
 
 def _opt(
@@ -264,7 +283,17 @@ OPTIONS: tuple[Option, ...] = (
         "[:DIRECTION]], comma separated; names: blackhole, flap=PERIOD, rate=MBIT, trace=NAME|FILE, rebind, "
         "conntrack-expiry=IDLE_S, rekey, mtu=BYTES[/noicmp] (see docs/profiles.md; the proof judges the time "
         "outside them)",
-        parse_events,
+        lambda text, flag: _with_traces(parse_events(text, flag), flag),
+    ),
+    _opt(
+        "--path-trace",  # not --trace: pytest's own --trace starts its debugger
+        "plan",
+        "trace",
+        None,
+        "replay a delivery trace on the last path through every run, with and without migration: a shipped one "
+        "(lte-stable, driving, wifi-dropouts) or a file in Mahimahi's format (FILE, or FILE.up and FILE.down); "
+        "the same as --event trace=FILE@0",
+        lambda text, flag: _with_traces(parse_events(f"trace={text}@0", flag), flag)[0],
     ),
     _opt(
         "--duration",

@@ -7,8 +7,8 @@ import json
 
 import pytest
 
-from harness.measure.eventbench import default_events, key_of, stream_seconds, summarize, verdict
-from harness.measure.lived import lived_through
+from harness.measure.eventbench import default_events, key_of, stream_seconds
+from harness.measure.lived import lived_through, summarize, verdict
 from harness.model.events import AppliedEvent, parse_events
 from harness.model.evidence import MigrationEvidence, PathDelivery, PathUse, SwitchRecord
 from harness.model.schedule import MigrationPlan
@@ -129,3 +129,68 @@ def test_an_applied_event_knows_its_window():
     assert on.window(10.0) == (1.02, 3.01)
     assert AppliedEvent("blackhole@1:1", "blackhole", 1, "both", 1.0, None, 1.0, None).window(4.0) == (1.0, 4.0)
     assert AppliedEvent("rebind@9:1", "rebind", 1, "both", 9.0, None, None, None).window(4.0) is None
+
+
+def event_record(condition: str, rep: int, lost_up: int, interval: float | None) -> dict:
+    figures = {
+        "lost_up": lost_up, "lost_down": 0, "stall_ms_up": 2.0 * lost_up, "stall_ms_down": 0.0,
+        "recovery_ms_up": 1.0, "recovery_ms_down": 1.5, "session_survived": True,
+        "event": "blackhole@1:1", "note": "", "endpoint_moves": 10, "server_path": 1,
+    }  # fmt: skip
+    series = [
+        (t / 10, [[1, 10 * t, 10 * t, 1000 * t, 1000 * t], [2, 5 * t, 5 * t, 500 * t, 500 * t]]) for t in range(30)
+    ]
+    evidence = {
+        "started_monotonic": 100.0,
+        "duration_s": 3.0,
+        "planned_switches": 29 if interval else 0,
+        "scheduled_paths": [1, 2] if interval else [1],
+        "switches": [{"actual_s": 0.1 * k, "from_path": 1 + k % 2, "to_path": 2 - k % 2} for k in range(1, 30)]
+        if interval
+        else [],
+        "events": [AppliedEvent("blackhole@1:1", "blackhole", 1, "both", 1.0, 2.0, 1.0, 2.0, "plan").to_dict()],
+        "path_series": series,
+    }
+    return {
+        "kind": "measurement", "run_id": "ch-test", "scenario": "path-events", "condition": condition,
+        "test": "bench events blackhole", "interval": interval, "backend": "netns", "mechanism": "netlink",
+        "repetition": rep, "wireguard": "wireguard-go", "figures": figures, "evidence": evidence,
+    }  # fmt: skip
+
+
+def test_the_report_shows_each_event_as_a_table_row_and_a_timeline_with_its_band():
+    from harness.model.records import parse
+    from harness.reporting import report
+
+    raw = []
+    for rep in range(6):
+        raw += [event_record("baseline", rep, 700 + rep, None), event_record("alternate-i0.1s", rep, 350 + rep, 0.1)]
+    records = [parse(json.loads(json.dumps(item))) for item in raw]
+    html = report.build(records)
+    section = html.split("<h2>Path events</h2>", 1)[1].split("<h2>", 1)[0]
+    assert "blackhole@1:1" in section and "<td>6</td>" in section
+    assert "702.5 [700, 705]" in section and "352.5 [350, 355]" in section  # medians with their intervals
+    charts = report.event_timelines(records)
+    assert len(charts) == 2 and charts[0].x_bands == [(1.0, 2.0)] and len(charts[1].markers) == 29
+    assert 'fill="#f4c7c3"' in html  # the event's band is drawn
+
+
+def test_a_trace_is_checked_before_anything_starts_and_trace_joins_the_events(tmp_path):
+    from harness.errors import ConfigError
+    from harness.model.schedule import build_plans
+    from harness.model.settings import PlanOptions
+    from harness.options import BY_FLAG
+
+    with pytest.raises(ConfigError, match=r"--event trace=nope: no such trace file or shipped trace"):
+        BY_FLAG["--event"].parse("trace=nope@1:1")
+    bad = tmp_path / "bad.trace"
+    bad.write_text("1\n2\nthree\n")
+    with pytest.raises(ConfigError, match=r"--path-trace .*bad.trace: line 3"):
+        BY_FLAG["--path-trace"].parse(str(bad))
+    good = tmp_path / "good.trace"
+    good.write_text("0\n5\n10\n")
+    trace = BY_FLAG["--path-trace"].parse(str(good))
+    assert trace.kind == "trace" and trace.at == 0 and trace.trace == str(good)
+    (plan,) = build_plans(PlanOptions(intervals=(0.1,), events=parse_events("rekey@1"), trace=trace), (1, 2))
+    assert [event.kind for event in plan.events] == ["rekey", "trace"]
+    assert BY_FLAG["--event"].parse("trace=lte-stable@1+2:1:down")[0].direction == "down"

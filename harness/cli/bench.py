@@ -174,6 +174,7 @@ def cmd_bench_events(args: argparse.Namespace) -> int:
     one object per event, keyed by its name, and "run" (backend, WireGuard, results file). Exit 1 when a
     session did not survive an event with migration."""
     from harness.measure import eventbench
+    from harness.measure.lived import summarize
     from harness.measure.services import OriginServices
     from harness.reporting.results import ResultsWriter
     from harness.runtime.events import check_traces
@@ -196,7 +197,7 @@ def cmd_bench_events(args: argparse.Namespace) -> int:
 
                 without, with_, migrating = eventbench.measure_event(services, spec, pairs, record)
                 proofs = [(str(p.outcome), p.reason) for p in (r.evidence.judge() for r in migrating)]
-                out[key] = {"event": spec.describe(), **eventbench.summarize(without, with_, proofs)}
+                out[key] = {"event": spec.describe(), **summarize(without, with_, proofs)}
     emit(
         {"backend": backend, "wireguard": network.wireguard_impl, "events": out, "results": str(results.path)},
         args.json,

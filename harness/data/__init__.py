@@ -34,3 +34,16 @@ PROFILES_FILE = data_path("profiles", "profiles.toml")
 UML_CONFIG = data_path("uml.config")  # the User-mode Linux kernel's config fragment (harness/vm/uml.py)
 DURATIONS_FILE = data_path("durations.json")  # the budget's table, measured on the 2-core reference machine
 TRACES_DIR = data_path("traces")  # the shipped delivery traces (harness.model.traces)
+
+
+def trace_path(arg: str, direction: str) -> Path | None:
+    """A delivery trace's file for `direction`: a shipped trace by name (lte-stable -> lte-stable.down), the
+    file given, or FILE.up / FILE.down beside it; None when there is none."""
+    for candidate in (TRACES_DIR / f"{arg}.{direction}", Path(arg), Path(f"{arg}.{direction}")):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def shipped_traces() -> list[str]:
+    return sorted(path.stem for path in TRACES_DIR.glob("*.down"))

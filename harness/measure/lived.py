@@ -9,12 +9,19 @@ per direction, from the event's start until SURVIVAL_S after its end:
 - recovery: ms from the event's end until the first packet delivered after it (up: received at the origin;
   down: an echo back at the client) that was sent after the end;
 - survived: both directions delivered again within SURVIVAL_S of the end (nothing is restarted meanwhile).
+
+`summarize` turns pairs of these (without and with migration) into medians with distribution-free intervals
+and a verdict: the pairs' differences (with - without) of the packets lost both ways, whose median's
+interval wholly above 0 is "more", wholly below "less", else "the same" (fewer than 6 pairs: undecided).
 """
 
 from __future__ import annotations
 
+import statistics
 from collections.abc import Sequence
 from typing import Any
+
+from harness.model.stats import median_interval
 
 SURVIVAL_S = 5.0
 
@@ -61,3 +68,73 @@ def lived_through(probe: dict[str, Any], start: float, end: float, survival_s: f
         "session_survived": survived if (survived or covered) else None,
         "window_s": [round(start - t0, 3), round(end - t0, 3)],
     }
+
+
+def _median(values: list[float]) -> float | None:
+    return None if not values else round(statistics.median(values), 3)
+
+
+def _ci(values: list[float]) -> list[float] | None:
+    if not values:
+        return None
+    low, high, _ = median_interval(values)
+    return [round(low, 3), round(high, 3)]
+
+
+def summarize(
+    without: list[dict[str, Any]], with_: list[dict[str, Any]], proofs: list[tuple[str, str]] | None = None
+) -> dict[str, Any]:
+    """The bench's object for one event (the issue's fields, medians with their intervals as *_ci); `proofs`:
+    each migrating pair's (outcome, reason). A pair whose migration is not proven makes the verdict unproven:
+    its figures are reported, and no cost is drawn from them."""
+    out: dict[str, Any] = {"n": min(len(without), len(with_))}
+    sides = {"with": with_, "without": without}
+    for name, pick in (
+        ("lost_up", lambda f: f["lost_up"]),
+        ("lost_down", lambda f: f["lost_down"]),
+        ("stall_ms", lambda f: max(f["stall_ms_up"], f["stall_ms_down"])),
+        ("recovery_ms", lambda f: _worst(f["recovery_ms_up"], f["recovery_ms_down"])),
+    ):
+        for side, rows in sides.items():
+            values = [v for row in rows if "error" not in row and (v := pick(row)) is not None]
+            out[f"{name}_{side}"] = _median(values)
+            out[f"{name}_{side}_ci"] = _ci(values)
+    for side, rows in sides.items():
+        out[f"session_survived_{side}"] = bool(rows) and all(row.get("session_survived") is True for row in rows)
+        out[f"endpoint_moves_{side}"] = _median([row.get("endpoint_moves", 0) for row in rows])
+        out[f"server_path_{side}"] = sorted({row.get("server_path") for row in rows}, key=str)
+    diffs = [
+        (w["lost_up"] + w["lost_down"]) - (b["lost_up"] + b["lost_down"])
+        for b, w in zip(without, with_)
+        if "error" not in b and "error" not in w
+    ]
+    out["lost_difference"] = _median(diffs)
+    out["lost_difference_ci"] = _ci(diffs)
+    out["ci_coverage"] = median_interval(diffs)[2] if diffs else None
+    out["verdict"] = verdict(diffs)
+    if proofs is not None:
+        out["proofs"] = [outcome for outcome, _ in proofs]
+        unproven = [reason or outcome for outcome, reason in proofs if outcome != "proven"]
+        if unproven:
+            out["verdict"] = f"unproven: {unproven[0]}"
+    out["notes"] = sorted({row.get("note", "") for row in with_ + without if row.get("note")})
+    return out
+
+
+def _worst(*values: float | None) -> float | None:
+    known = [v for v in values if v is not None]
+    return max(known) if len(known) == len(values) else None
+
+
+def verdict(diffs: list[float]) -> str:
+    """Whether migrating made the event cost more packets, fewer, or the same (the interval holds 0)."""
+    if not diffs:
+        return "unmeasured"
+    low, high, coverage = median_interval(diffs)
+    if coverage < 0.95:
+        return f"undecided: {len(diffs)} pairs give a {coverage:.0%} interval (6 give 97%)"
+    if low > 0:
+        return "more"
+    if high < 0:
+        return "less"
+    return "the same"

@@ -348,6 +348,9 @@ class MigrationEvidence:
     # the skew (ms) of every counter read at an event's edge: each such read mid-stream leaves packets in
     # flight between two hops, on either side of it, like the last read (in_flight_slack counts them all)
     edge_skews_ms: list[float] = field(default_factory=list)
+    # every 0.1 s while events ran: (s after the start, [[path, packets up, packets down, bytes up, bytes
+    # down], ...]) of the client's wgnets, cumulative: the timeline the report draws under each event
+    path_series: list[tuple[float, list[list[int]]]] = field(default_factory=list)
 
     # -- derived figures -------------------------------------------------------------------
     def switch_times_monotonic(self) -> list[float]:

@@ -193,7 +193,7 @@ def build_plans(options: PlanOptions, paths: tuple[int, ...]) -> list[MigrationP
                         mechanism=mechanism,
                         sticky_source=options.sticky_source,
                         faults=options.faults,
-                        events=options.events,
+                        events=options.events + ((options.trace,) if options.trace else ()),
                     )
                 )
     for plan in plans:

@@ -267,6 +267,7 @@ class PlanOptions:
     sticky_source: StickySource = StickySource.AUTO
     faults: tuple[FaultSpec, ...] = ()
     events: tuple[EventSpec, ...] = ()  # --event (harness.model.events)
+    trace: EventSpec | None = None  # --path-trace FILE: trace=FILE@0 on the last path, joined to the events
 
     def __post_init__(self) -> None:
         if self.weights is not None and Strategy.WEIGHTED_RANDOM not in self.strategies:

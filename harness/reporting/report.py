@@ -14,6 +14,7 @@ from html import escape
 from pathlib import Path
 
 from harness.errors import ConfigError, HarnessError
+from harness.measure.lived import summarize
 from harness.measure.verdicts import (
     judge_repetitions,
     point_within,
@@ -517,6 +518,93 @@ def _observer_table(records: list[Record]) -> str:
     )
 
 
+EVENT_SCENARIO = "path-events"  # harness.measure.eventbench: bench events and scenarios/test_path_events.py
+
+
+def _event_groups(records: list[Record]) -> dict[tuple[str, str, str], tuple[list, list]]:
+    """(event, test, backend) -> (baseline records, migrating records), in repetition order."""
+    groups: dict[tuple[str, str, str], tuple[list, list]] = {}
+    for record in sorted(_measured(records, EVENT_SCENARIO), key=lambda r: r.repetition):
+        event = record.figures.get("event") or "?"
+        side = 1 if _migrating(record) else 0
+        groups.setdefault((event, record.test, record.where), ([], []))[side].append(record)
+    return groups
+
+
+def _event_table(records: list[Record]) -> str:
+    rows = []
+    for (event, test, where), (base, mig) in sorted(_event_groups(records).items()):
+        proofs = [(str(p.outcome), p.reason) for p in (MigrationEvidence.from_dict(r.evidence).judge() for r in mig)]
+        out = summarize([r.figures for r in base], [r.figures for r in mig], proofs)
+
+        def pair(name: str, unit: str = "", out: dict = out) -> str:
+            return "".join(f"<td>{_event_figure(out, f'{name}_{side}', unit)}</td>" for side in ("without", "with"))
+
+        survived = "/".join("yes" if out[f"session_survived_{s}"] else "no" for s in ("without", "with"))
+        rows.append(
+            f"<tr><td>{escape(event)}</td><td>{escape(where)}</td><td>{escape(test)}</td><td>{out['n']}</td>"
+            f"{pair('lost_up')}{pair('lost_down')}{pair('stall_ms', ' ms')}{pair('recovery_ms', ' ms')}"
+            f"<td>{survived}</td><td>{escape(out['verdict'])}</td>"
+            f"<td>{escape('; '.join(out['notes']))}</td></tr>"
+        )
+    if not rows:
+        return "<p class='empty'>No path events in these results (comps-harness bench events, test_path_events).</p>"
+    return (
+        "<p>Each event on path 1, the path a session that does not migrate keeps; with migration: alternate at "
+        "0.1 s. Probe 500 packets/s each way; figures from the event's start until 5 s after its end; medians "
+        "over the pairs with their distribution-free intervals. The verdict compares the packets lost both ways "
+        "(with - without) per pair: more, less, or the same.</p><table><tr><th>event</th><th>backend</th>"
+        "<th>test</th><th>pairs</th><th>lost up without</th><th>with</th><th>lost down without</th><th>with</th>"
+        "<th>longest stall without</th><th>with</th><th>recovery without</th><th>with</th>"
+        "<th>survived without/with</th><th>migration makes it cost</th><th>notes</th></tr>"
+        f"{''.join(rows)}</table>"
+    )
+
+
+def _event_figure(out: dict, key: str, unit: str) -> str:
+    value, ci = out[key], out[f"{key}_ci"]
+    if value is None:
+        return "-"
+    return f"{value:g}{unit}" + (f" [{ci[0]:g}, {ci[1]:g}]" if ci and out["n"] > 1 else "")
+
+
+def event_timelines(records: list[Record]) -> list[svg.Chart]:
+    """Per event and backend, the first pair: throughput per path (the client's wgnets, every 0.1 s), the
+    event as a band, the switches as ticks."""
+    charts = []
+    for (event, _, where), sides in sorted(_event_groups(records).items()):
+        for bucket in sides:
+            if not bucket:
+                continue
+            record = bucket[0]
+            series = record.evidence.get("path_series") or []
+            lines: dict[int, list[tuple[float, float]]] = {}
+            for (t0, rows0), (t1, rows1) in zip(series, series[1:]):
+                before = {row[0]: row for row in rows0}
+                for path, _, _, up, down in rows1:
+                    if path in before and t1 > t0:
+                        moved = up + down - before[path][3] - before[path][4]
+                        lines.setdefault(path, []).append(((t0 + t1) / 2, moved * 8 / (t1 - t0) / 1e6))
+            duration = record.evidence.get("duration_s") or 0.0
+            bands = [
+                (e["applied_s"], e["ended_s"] if e.get("ended_s") is not None else duration)
+                for e in record.evidence.get("events", [])
+                if e.get("applied_s") is not None
+            ]
+            charts.append(
+                svg.Chart(
+                    f"{event}, {record.condition} ({where}): each path's throughput",
+                    "seconds since the run started",
+                    "Mbit/s (both ways)",
+                    series=[svg.Series(f"path {path}", points) for path, points in sorted(lines.items())],
+                    markers=record.switch_times_s(),
+                    x_bands=bands,
+                    x_band_label=event,
+                )
+            )
+    return charts
+
+
 PLOTS = (
     ("What migration costs", cost_vs_interval),
     ("Throughput", throughput_vs_interval),
@@ -527,6 +615,7 @@ PLOTS = (
     ("Bytes per path", split_ratio),
     ("Switch timing", timing_error),
     ("Degraded path", degraded_runs),
+    ("Path events over time", event_timelines),
 )
 
 
@@ -776,6 +865,7 @@ def build(records: list[Record], title: str = "comps-harness report") -> str:
         f"<h2>Verdicts</h2>{_verdict_table(records)}",
         f"<h2>Proof of migration</h2>{_migration_table(records)}",
         f"<h2>What each proxy sees</h2>{_observer_table(records)}",
+        f"<h2>Path events</h2>{_event_table(records)}",
     ]
     for heading, plot in PLOTS:
         charts = plot(records)

@@ -37,6 +37,8 @@ class Chart:
     markers: list[float] = field(default_factory=list)  # x positions of vertical lines
     marker_label: str = "path switch"
     y_from_zero: bool = True
+    x_bands: list[tuple[float, float]] = field(default_factory=list)  # x ranges shaded top to bottom (events)
+    x_band_label: str = "event"
 
 
 def _ticks(low: float, high: float, count: int = 5) -> list[float]:
@@ -110,6 +112,12 @@ def render(chart: Chart) -> str:
             f'<rect x="{LEFT}" y="{top:.1f}" width="{plot_w}" height="{max(bottom - top, 1):.1f}" '
             f'fill="#bbb" opacity="0.4"><title>{escape(chart.band_label)}</title></rect>'
         )
+    for low, high in chart.x_bands:
+        left, right = sx(max(low, x_low)), sx(min(high, x_high))
+        out.append(
+            f'<rect x="{left:.1f}" y="{TOP}" width="{max(right - left, 1):.1f}" height="{plot_h}" '
+            f'fill="#f4c7c3" opacity="0.6"><title>{escape(chart.x_band_label)}</title></rect>'
+        )
     for tick in _ticks(y_low, y_high):
         y = sy(tick)
         out.append(
@@ -160,6 +168,8 @@ def render(chart: Chart) -> str:
     legend = [(COLOURS[i % len(COLOURS)], series.name, "box") for i, series in enumerate(chart.series)]
     if chart.band:
         legend.append(("#bbb", chart.band_label, "box"))
+    if chart.x_bands:
+        legend.append(("#f4c7c3", chart.x_band_label, "box"))
     if chart.markers:
         legend.append(("#f80", chart.marker_label, "dash"))
     if any(series.intervals for series in chart.series):

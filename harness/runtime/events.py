@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING
 
 from pyroute2.netlink.exceptions import NetlinkError
 
-from harness.data import TRACES_DIR
+from harness.data import shipped_traces, trace_path
 from harness.errors import BackendError, ConfigError, HarnessError
 from harness.model.events import INSTANT, AppliedEvent, EventKind, EventSpec
 from harness.model.profiles import TBF_LATENCY_MS, Shape, limited, qdisc_args
@@ -51,6 +51,7 @@ TRACE_FLOOR_MBIT = 0.05  # a trace slot without opportunities (tbf needs a rate 
 MIN_BURST_BYTES = 2 * 1514  # a tbf's bucket holds at least two full frames
 REBIND_PORTS = "20000-59999"
 HANDSHAKE_TIMEOUT_S = 10.0
+SERIES_S = 0.1  # the player samples the client's path counters this often (the report's event timelines)
 REBIND_SEEN_S = 2.0  # for the server to hear the session from the proxy, before and after the rebinding
 NETLINK_NETFILTER = 12
 CT_DELETE = (1 << 8) | 2  # NFNL_SUBSYS_CTNETLINK, IPCTNL_MSG_CT_DELETE: with no tuple, every entry
@@ -63,12 +64,12 @@ def tag(network: Network) -> str:
 
 
 def trace_file(arg: str, direction: str) -> Path:
-    """A shipped trace's file by name (lte-stable -> lte-stable.down), else the file given, or FILE.<direction>."""
-    for candidate in (TRACES_DIR / f"{arg}.{direction}", Path(arg), Path(f"{arg}.{direction}")):
-        if candidate.is_file():
-            return candidate
-    shipped = sorted(p.stem for p in TRACES_DIR.glob("*.down"))
-    raise ConfigError(f"--event trace={arg}: no such trace file or shipped trace (shipped: {', '.join(shipped)})")
+    """The trace's file for `direction` (harness.data.trace_path), else one ConfigError naming --event."""
+    path = trace_path(arg, direction)
+    if path is None:
+        shipped = ", ".join(shipped_traces())
+        raise ConfigError(f"--event trace={arg}: no such trace file or shipped trace (shipped: {shipped})")
+    return path
 
 
 def load_trace(arg: str, direction: str) -> list[float]:
@@ -429,18 +430,34 @@ class EventPlayer(Worker):
         self.edge = edge
         self.records: dict[int, dict] = {}
         self._on: list[EventAction] = []
+        self.network = network
+        # every SERIES_S: (s after the start, [[path, packets up, packets down, bytes up, bytes down], ...]) of
+        # the client's wgnets: the timeline the report draws under each event
+        self.series: list[tuple[float, list[list[int]]]] = []
+
+    def _sample(self, now: float) -> None:
+        names = {proxy_name(k): k for k in self.network.topology.path_ids}
+        counters = self.network.client.counters_by_name(list(names))
+        row = [[names[n], c.tx_packets, c.rx_packets, c.tx_bytes, c.rx_bytes] for n, c in sorted(counters.items())]
+        self.series.append((round(now, 4), row))
 
     def run(self) -> None:
         order = itertools.count()
-        due: list[tuple[float, int, str, EventAction]] = [
+        due: list[tuple[float, int, str, EventAction | None]] = [
             (action.spec.at, next(order), "begin", action) for action in self.actions
         ]
+        due.append((0.0, next(order), "sample", None))
         heapq.heapify(due)
         while due:
-            at, _, phase, action = heapq.heappop(due)
+            at, _, phase, item = heapq.heappop(due)
             if self.stopping.wait(max(0.0, self.t0 + at - time.monotonic())):
                 return
             now = time.monotonic() - self.t0
+            if item is None:  # the timeline's sample
+                self._sample(now)
+                heapq.heappush(due, (at + SERIES_S, next(order), "sample", None))
+                continue
+            action = item
             key = id(action)
             if phase == "begin":
                 if self.edge is not None:

@@ -417,6 +417,7 @@ class MigrationController:
             event_planned_switches=len(during),
             event_endpoint_changes=min(len(moves), sampler.changes),
             edge_skews_ms=[round(snapshot.skew_ms, 3) for _, _, snapshot in self._edges],
+            path_series=self._player.series if self._player is not None else [],
         )
 
 
