@@ -171,7 +171,9 @@ def test_the_report_shows_each_event_as_a_table_row_and_a_timeline_with_its_band
     assert "blackhole@1:1" in section and "<td>6</td>" in section
     assert "702.5 [700, 705]" in section and "352.5 [350, 355]" in section  # medians with their intervals
     charts = report.event_timelines(records)
-    assert len(charts) == 2 and charts[0].x_bands == [(1.0, 2.0)] and len(charts[1].markers) == 29
+    assert len(charts) == 3 and charts[0].x_bands == [(1.0, 2.0)] and len(charts[1].markers) == 29
+    assert charts[1].series[0].points[0][1] == pytest.approx(0.16)  # 2000 bytes per 0.1 s: 0.16 Mbit/s
+    assert charts[2].series[0].points[0][1] == pytest.approx(20.0)  # 10 packets each way per 0.1 s
     assert 'fill="#f4c7c3"' in html  # the event's band is drawn
 
 

@@ -194,6 +194,8 @@ def cmd_bench_events(args: argparse.Namespace) -> int:
 
                 def record(event: str, condition: str, rep: int, result, key=key) -> None:
                     results.measurement("path-events", f"bench events {key}", condition, rep, network, result)
+                    lost = result.figures.get("lost_up", "?"), result.figures.get("lost_down", "?")
+                    progress(f"bench events: {key} {condition} pair {rep + 1}/{pairs}: lost up/down {lost}")
 
                 without, with_, migrating = eventbench.measure_event(services, spec, pairs, record)
                 proofs = [(str(p.outcome), p.reason) for p in (r.evidence.judge() for r in migrating)]

@@ -568,34 +568,47 @@ def _event_figure(out: dict, key: str, unit: str) -> str:
     return f"{value:g}{unit}" + (f" [{ci[0]:g}, {ci[1]:g}]" if ci and out["n"] > 1 else "")
 
 
+def _per_path(series: list, packets: bool) -> dict[int, list[tuple[float, float]]]:
+    """From cumulative samples [[path, packets up, packets down, bytes up, bytes down], ...]: per path, at
+    each interval's middle, packets per 0.1 s (delivered both ways) or Mbit/s."""
+    lines: dict[int, list[tuple[float, float]]] = {}
+    for (t0, rows0), (t1, rows1) in zip(series, series[1:]):
+        before = {row[0]: row for row in rows0}
+        for path, *now in rows1:
+            if path not in before or t1 <= t0:
+                continue
+            then = before[path][1:]
+            if packets:
+                value = (now[0] + now[1] - then[0] - then[1]) * 0.1 / (t1 - t0)
+            else:
+                value = (now[2] + now[3] - then[2] - then[3]) * 8 / (t1 - t0) / 1e6
+            lines.setdefault(path, []).append(((t0 + t1) / 2, value))
+    return lines
+
+
 def event_timelines(records: list[Record]) -> list[svg.Chart]:
-    """Per event and backend, the first pair: throughput per path (the client's wgnets, every 0.1 s), the
-    event as a band, the switches as ticks."""
+    """Per event and backend, the first pair: each path's throughput (the client's wgnets, every 0.1 s) without
+    and with migration, and the packets each path delivered with migration; the event as a band, the
+    switches as ticks."""
     charts = []
     for (event, _, where), sides in sorted(_event_groups(records).items()):
-        for bucket in sides:
+        for bucket, packets in ((sides[0], False), (sides[1], False), (sides[1], True)):
             if not bucket:
                 continue
             record = bucket[0]
-            series = record.evidence.get("path_series") or []
-            lines: dict[int, list[tuple[float, float]]] = {}
-            for (t0, rows0), (t1, rows1) in zip(series, series[1:]):
-                before = {row[0]: row for row in rows0}
-                for path, _, _, up, down in rows1:
-                    if path in before and t1 > t0:
-                        moved = up + down - before[path][3] - before[path][4]
-                        lines.setdefault(path, []).append(((t0 + t1) / 2, moved * 8 / (t1 - t0) / 1e6))
             duration = record.evidence.get("duration_s") or 0.0
             bands = [
                 (e["applied_s"], e["ended_s"] if e.get("ended_s") is not None else duration)
                 for e in record.evidence.get("events", [])
                 if e.get("applied_s") is not None
             ]
+            lines = _per_path(record.evidence.get("path_series") or [], packets)
+            what = "packets each path delivered per 0.1 s" if packets else "each path's throughput"
             charts.append(
                 svg.Chart(
-                    f"{event}, {record.condition} ({where}): each path's throughput",
+                    f"{event}, {record.condition} ({where}): {what}",
                     "seconds since the run started",
-                    "Mbit/s (both ways)",
+                    "packets per 0.1 s (both ways)" if packets else "Mbit/s (both ways)",
                     series=[svg.Series(f"path {path}", points) for path, points in sorted(lines.items())],
                     markers=record.switch_times_s(),
                     x_bands=bands,
