@@ -15,7 +15,8 @@ from __future__ import annotations
 
 import pytest
 
-from harness.measure.eventbench import measure_event, summarize
+from harness.measure.eventbench import measure_event
+from harness.measure.lived import summarize
 from harness.measure.replay import check_replay
 from harness.model.events import parse_events
 from harness.model.schedule import MigrationPlan
