@@ -200,10 +200,8 @@ def cmd_bench_events(args: argparse.Namespace) -> int:
                 without, with_, migrating = eventbench.measure_event(services, spec, pairs, record)
                 proofs = [(str(p.outcome), p.reason) for p in (r.evidence.judge() for r in migrating)]
                 out[key] = {"event": spec.describe(), **summarize(without, with_, proofs)}
-    emit(
-        {"backend": backend, "wireguard": network.wireguard_impl, "events": out, "results": str(results.path)},
-        args.json,
-    )
+    run = {"backend": backend, "wireguard": network.wireguard_impl, "pairs": pairs, "results": str(results.path)}
+    emit({**out, "run": run}, args.json)
     return 0 if all(entry["session_survived_with"] for entry in out.values()) else 1
 
 

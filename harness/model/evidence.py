@@ -349,7 +349,8 @@ class MigrationEvidence:
     # flight between two hops, on either side of it, like the last read (in_flight_slack counts them all)
     edge_skews_ms: list[float] = field(default_factory=list)
     # every 0.1 s while events ran: (s after the start, [[path, packets up, packets down, bytes up, bytes
-    # down], ...]) of the client's wgnets, cumulative: the timeline the report draws under each event
+    # down], ...]), cumulative, of what each path delivered (up: its proxy's tunnel received; down: the
+    # client's wgnet received): the timeline the report draws under each event
     path_series: list[tuple[float, list[list[int]]]] = field(default_factory=list)
 
     # -- derived figures -------------------------------------------------------------------

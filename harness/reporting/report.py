@@ -545,7 +545,7 @@ def _event_table(records: list[Record]) -> str:
             f"<tr><td>{escape(event)}</td><td>{escape(where)}</td><td>{escape(test)}</td><td>{out['n']}</td>"
             f"{pair('lost_up')}{pair('lost_down')}{pair('stall_ms', ' ms')}{pair('recovery_ms', ' ms')}"
             f"<td>{survived}</td><td>{escape(out['verdict'])}</td>"
-            f"<td>{escape('; '.join(out['notes']))}</td></tr>"
+            f"<td>{escape(_notes(out['notes']))}</td></tr>"
         )
     if not rows:
         return "<p class='empty'>No path events in these results (comps-harness bench events, test_path_events).</p>"
@@ -559,6 +559,11 @@ def _event_table(records: list[Record]) -> str:
         "<th>survived without/with</th><th>migration makes it cost</th><th>notes</th></tr>"
         f"{''.join(rows)}</table>"
     )
+
+
+def _notes(notes: list[str], shown: int = 2) -> str:
+    more = len(notes) - shown
+    return "; ".join(notes[:shown]) + (f" (and {more} more)" if more > 0 else "")
 
 
 def _event_figure(out: dict, key: str, unit: str) -> str:
@@ -587,9 +592,9 @@ def _per_path(series: list, packets: bool) -> dict[int, list[tuple[float, float]
 
 
 def event_timelines(records: list[Record]) -> list[svg.Chart]:
-    """Per event and backend, the first pair: each path's throughput (the client's wgnets, every 0.1 s) without
-    and with migration, and the packets each path delivered with migration; the event as a band, the
-    switches as ticks."""
+    """Per event and backend, the first pair: what each path delivered every 0.1 s (up at its proxy's tunnel,
+    down at the client's wgnet), in Mbit/s without and with migration and in packets with migration; the
+    event as a band, the switches as ticks."""
     charts = []
     for (event, _, where), sides in sorted(_event_groups(records).items()):
         for bucket, packets in ((sides[0], False), (sides[1], False), (sides[1], True)):
@@ -603,12 +608,12 @@ def event_timelines(records: list[Record]) -> list[svg.Chart]:
                 if e.get("applied_s") is not None
             ]
             lines = _per_path(record.evidence.get("path_series") or [], packets)
-            what = "packets each path delivered per 0.1 s" if packets else "each path's throughput"
+            what = "packets each path delivered per 0.1 s" if packets else "what each path delivered"
             charts.append(
                 svg.Chart(
                     f"{event}, {record.condition} ({where}): {what}",
                     "seconds since the run started",
-                    "packets per 0.1 s (both ways)" if packets else "Mbit/s (both ways)",
+                    "packets per 0.1 s (up + down)" if packets else "Mbit/s delivered (up + down)",
                     series=[svg.Series(f"path {path}", points) for path, points in sorted(lines.items())],
                     markers=record.switch_times_s(),
                     x_bands=bands,

@@ -431,14 +431,19 @@ class EventPlayer(Worker):
         self.records: dict[int, dict] = {}
         self._on: list[EventAction] = []
         self.network = network
-        # every SERIES_S: (s after the start, [[path, packets up, packets down, bytes up, bytes down], ...]) of
-        # the client's wgnets: the timeline the report draws under each event
+        # every SERIES_S: (s after the start, [[path, packets up, packets down, bytes up, bytes down], ...]),
+        # cumulative, of what each path delivered: up, what proxy k's tunnel received; down, what the client's
+        # wgnetK received (a packet a dead path ate counts nowhere): the timeline the report draws
         self.series: list[tuple[float, list[list[int]]]] = []
 
     def _sample(self, now: float) -> None:
-        names = {proxy_name(k): k for k in self.network.topology.path_ids}
-        counters = self.network.client.counters_by_name(list(names))
-        row = [[names[n], c.tx_packets, c.rx_packets, c.tx_bytes, c.rx_bytes] for n, c in sorted(counters.items())]
+        row = []
+        for k in self.network.topology.path_ids:
+            name = proxy_name(k)
+            up = self.network.proxy(k).counters_by_name([name]).get(name)
+            down = self.network.client.counters_by_name([name]).get(name)
+            if up is not None and down is not None:
+                row.append([k, up.rx_packets, down.rx_packets, up.rx_bytes, down.rx_bytes])
         self.series.append((round(now, 4), row))
 
     def run(self) -> None:
