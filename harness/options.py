@@ -166,7 +166,7 @@ OPTIONS: tuple[Option, ...] = (
         "run",
         "profiles",
         "lan",
-        "path profiles, comma separated: lan (unshaped, default), wan, asymmetric, lossy, cellular, or yours "
+        "path profiles, comma separated: lan (unshaped, default), wan, asymmetric, lossy, cellular, flaky, or yours "
         "(--profiles); tests run once per profile, ids like [netns-wan-alternate-i0.1s]",
         lambda text, flag: tuple(dict.fromkeys(s.split_list(text, flag))),
     ),
@@ -646,8 +646,12 @@ def plans_of(settings: Settings) -> list[MigrationPlan]:
 
 
 def path_profiles(run: RunSettings) -> tuple[Profile, ...]:
-    """The run's path profiles, by name, from the shipped file and --profiles."""
-    return choose_profiles(",".join(run.profiles), load_profiles(PROFILES_FILE, run.profiles_file))
+    """The run's path profiles, by name, from the shipped file and --profiles; the traces their events name
+    checked as --event's are."""
+    chosen = choose_profiles(",".join(run.profiles), load_profiles(PROFILES_FILE, run.profiles_file))
+    for profile in chosen:
+        _with_traces(profile.events, f"--profile {profile.name}: its event")
+    return chosen
 
 
 def passthrough_argv(raw: Mapping[str, Any], options: Iterable[Option]) -> list[str]:

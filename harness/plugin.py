@@ -26,6 +26,7 @@ from harness.measure.services import OriginServices, require_measurement_tools
 from harness.measure.verdicts import judge_repetitions
 from harness.model import budget as budgets
 from harness.model import shards
+from harness.model.events import check_events
 from harness.model.evidence import ProofOutcome
 from harness.model.kinds import Outcome
 from harness.model.profiles import Profile
@@ -488,6 +489,10 @@ def network(
     run_id = f"{run_settings.run_id}-{next(session_of(request.config).networks)}"
     path_ids = tuple(range(1, run_settings.paths + 1))
     shaped = path_profile.shaped(path_ids)
+    try:
+        check_events(path_profile.events, path_ids, None)
+    except HarnessError as exc:
+        pytest.fail(f"--profile {path_profile.name}: {exc}", pytrace=False)
     if shaped:
         try:
             require_qdiscs(path_profile, path_ids)  # before anything is built
@@ -495,6 +500,7 @@ def network(
             pytest.fail(str(exc), pytrace=False)
     with network_for(backend, run_settings, run_id=run_id, prepared=backend_ready) as net:
         net.profile = path_profile.name
+        net.profile_events = path_profile.events
         with ShapedPaths(net, path_profile) if shaped else contextlib.nullcontext():
             if shaped:
                 _check_profile(request, net, path_profile, backend)

@@ -101,3 +101,16 @@ def test_a_trace_replay_delivers_what_its_file_offers(network):
 def test_the_replay_check_turns_red_against_another_file(network):
     checked = check_replay(network, "lte-stable", 1, 5.0, against="driving")
     assert checked["failures"], "a replay of lte-stable passed as the driving trace"
+
+
+def test_a_profiles_events_play_in_every_run(network, results, request):
+    """A profile's `events = [...]` (the fixture sets them on the network): played in a run that asks for none."""
+    network.profile_events = parse_events("blackhole@0.5+0.5:2")
+    plan = MigrationPlan(interval=0.1, duration=2.0, paths=network.topology.path_ids)
+    with udp_stream(network):
+        evidence = run_migration(network, plan)
+    failures = evidence.failures()
+    results.migration(request.node.name, network, evidence, failures)
+    assert [event.event for event in evidence.events] == ["blackhole@0.5+0.5:2"]
+    assert evidence.events[0].ended_by == "plan" and evidence.event_windows
+    assert not failures, f"the proof judged the profile's event: {[str(f) for f in failures]}"

@@ -196,3 +196,22 @@ def test_a_trace_is_checked_before_anything_starts_and_trace_joins_the_events(tm
     (plan,) = build_plans(PlanOptions(intervals=(0.1,), events=parse_events("rekey@1"), trace=trace), (1, 2))
     assert [event.kind for event in plan.events] == ["rekey", "trace"]
     assert BY_FLAG["--event"].parse("trace=lte-stable@1+2:1:down")[0].direction == "down"
+
+
+def test_a_profile_carries_path_events_and_refuses_bad_ones():
+    from harness.errors import ConfigError
+    from harness.model.profiles import parse_profiles
+
+    (flaky,) = parse_profiles('[f]\nevents = ["flap=0.4@1:2", "rekey@3"]\n', "x.toml").values()
+    assert [event.describe() for event in flaky.events] == ["flap=0.4@1:2", "rekey@3"]
+    assert not flaky.shaped((1, 2))  # events alone shape nothing: the profile check measures nothing
+    with pytest.raises(ConfigError, match=r"x.toml: \[f\] events flap@1: flap needs a value"):
+        parse_profiles('[f]\nevents = ["flap@1"]\n', "x.toml")
+    with pytest.raises(ConfigError, match=r"events is a list of strings"):
+        parse_profiles('[f]\nevents = "flap=1@1"\n', "x.toml")
+
+
+def test_events_that_cover_the_run_leave_nothing_to_judge():
+    covered = evidence_with_event(event_planned_switches=19, endpoint_changes=2, event_endpoint_changes=2)
+    proof = covered.judge()
+    assert proof.outcome == "unproven" and "path events covered 19 of the 20 planned switches" in proof.reason

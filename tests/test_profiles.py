@@ -31,7 +31,8 @@ def test_the_shipped_profiles_say_what_the_issue_asks():
     assert profiles["lossy"].path(1).up.expected_loss() == pytest.approx(0.5 / 40.5)
     cellular = profiles["cellular"]
     assert len(cellular.path(1).steps) == 3 and cellular.path(2).period_s == 10
-    assert all(profile.needs_netem((1, 2)) for name, profile in profiles.items() if name != "lan")
+    assert all(profile.needs_netem((1, 2)) for name, profile in profiles.items() if name not in ("lan", "flaky"))
+    assert not profiles["flaky"].shaped((1, 2)) and profiles["flaky"].events[0].describe() == "flap=0.4@1+2:2"
 
 
 def test_tc_arguments_use_tbf_for_a_rate_alone_and_netem_otherwise():

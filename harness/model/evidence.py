@@ -22,6 +22,7 @@ from harness.model.stats import summary
 
 # Packets that may be in flight between two hops when the counters are read (per hop and direction).
 IN_FLIGHT_SLACK = 50
+MIN_JUDGED_SWITCHES = 2  # outside the path events: fewer, and the proof has nothing to stand on
 # A hop that loses more than its sibling paths' same hop in the same run: at least this many percentage points
 # more (under iperf3 TCP, wireguard-go's congestion loss differed between the two paths' same hop by up to 3.8
 # points in one run: 4.6 % against 0.8 %; 2 points gave 4 false reds in 10 healthy runs), and significant with
@@ -83,6 +84,7 @@ class ProofCode(StrEnum):
     PATH_NEVER_SEEN = "path-never-seen"  # the server never saw the client on a scheduled path
     FEW_ENDPOINT_MOVES = "few-endpoint-moves"
     BEHIND_SCHEDULE = "behind-schedule"  # the machine could not keep the schedule: not a verdict
+    EVENTS_COVER_RUN = "events-cover-run"  # path events covered (almost) every switch: nothing left to judge
     UNCLASSIFIED = "unclassified"  # read from a results file written before codes existed
 
 
@@ -96,6 +98,7 @@ UNPROVEN_CODES = frozenset(
         ProofCode.FEW_ENDPOINT_MOVES,
         ProofCode.BEHIND_SCHEDULE,
         ProofCode.TOO_FEW_SWITCHES,
+        ProofCode.EVENTS_COVER_RUN,
     }
 )
 # The pinned floor needs this many windows of a path with packets: in one window (a measurement that ended
@@ -516,6 +519,12 @@ class MigrationEvidence:
         silent = {f.path for f in timing if f.code == ProofCode.SESSION_SILENT}
         judged_switches = planned - self.event_planned_switches  # outside the events: where moves can be seen
         judged_moves = self.endpoint_changes - self.event_endpoint_changes
+        if planned and self.events and judged_switches < MIN_JUDGED_SWITCHES:
+            text = (
+                f"path events covered {self.event_planned_switches} of the {planned} planned switches: too little "
+                "outside them to judge (the proof judges the time outside the events)"
+            )
+            timing.append(ProofFailure(ProofCode.EVENTS_COVER_RUN, text, figure=judged_switches))
         if planned and not silent:
             unseen = sorted(set(self.scheduled_paths) - set(self.endpoint_paths))
             if self.endpoint_changes == 0:

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.errors import ConfigError
+from harness.model.events import EventSpec, parse_events
 
 DISTRIBUTIONS = ("normal", "pareto", "paretonormal", "uniform")
 LOSS_MODELS = ("random", "gilbert-elliott")
@@ -214,6 +215,7 @@ class Profile:
     description: str = ""
     paths: dict[int, PathProfile] = field(default_factory=dict)  # by path id; 0: every other path
     origin: PathProfile = field(default_factory=PathProfile)
+    events: tuple[EventSpec, ...] = ()  # path events of every run on its paths (harness.model.events)
 
     def path(self, path: int) -> PathProfile:
         return self.paths.get(path, self.paths.get(0, PathProfile()))
@@ -272,9 +274,14 @@ def parse_profiles(text: str, source: str) -> dict[str, Profile]:
     for name, body in data.items():
         if not isinstance(body, dict):
             raise ConfigError(f"{source}: {name} is not a table")
-        unknown = set(body) - {"description", "path", "origin"}
+        unknown = set(body) - {"description", "path", "origin", "events"}
         if unknown:
-            raise ConfigError(f"{source}: [{name}]: unknown key {sorted(unknown)[0]!r} (description, path, origin)")
+            known = "description, path, origin, events"
+            raise ConfigError(f"{source}: [{name}]: unknown key {sorted(unknown)[0]!r} ({known})")
+        listed = body.get("events", [])
+        if not isinstance(listed, list) or not all(isinstance(item, str) for item in listed):
+            raise ConfigError(f'{source}: [{name}]: events is a list of strings such as "blackhole@2+1:2"')
+        events = parse_events(",".join(listed), f"{source}: [{name}] events") if listed else ()
         paths: dict[int, PathProfile] = {}
         given = dict(body.get("path", {}))
         per_path = {key: given.pop(key) for key in list(given) if key.isdigit()}
@@ -286,7 +293,7 @@ def parse_profiles(text: str, source: str) -> dict[str, Profile]:
                 raise ConfigError(f"{source}: [{name}.path.{key}]: paths are numbered from 1")
             paths[int(key)] = _path(values, f"{source}: [{name}.path.{key}]", shared)
         origin = _path(body["origin"], f"{source}: [{name}.origin]") if "origin" in body else PathProfile()
-        profiles[name] = Profile(name, str(body.get("description", "")), paths, origin)
+        profiles[name] = Profile(name, str(body.get("description", "")), paths, origin, events)
     return profiles
 
 

@@ -172,8 +172,9 @@ class MigrationController:
                 self._injector = FaultInjector(network, self.plan.faults, self.start)
                 self._injector.exit_hooks.append(network.drop_thread_netlink)
                 self._injector.start()
-            if self.plan.events:
-                self._player = EventPlayer(network, self.plan.events, self.start, edge=self._edge)
+            events = self.plan.events + network.profile_events  # the run's own, and its path profile's
+            if events:
+                self._player = EventPlayer(network, events, self.start, edge=self._edge)
                 self._player.exit_hooks.append(network.drop_thread_netlink)
                 self._player.start()
             if self._runner is not None:

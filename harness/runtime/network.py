@@ -82,6 +82,7 @@ class Network:
         self.workdir = Path("/nonexistent")
         self.wireguard_impl = wireguard
         self.profile = "lan"  # the path profile shaping its paths (harness.runtime.shaping), for records
+        self.profile_events: tuple = ()  # its path events: every run on this network plays them (EventSpec)
         self.shapes: dict = {}  # (host, device) -> the profile's Shape there, while one is applied
         self.settlers: list[Callable[[], None]] = []  # run before a final counter read (shaped queues drain)
         self.builder = builder
