@@ -34,6 +34,9 @@ docker_packages+=(debootstrap)
 # `main --vm` boots the kernel given with --kernel, e.g. the runner's own /boot/vmlinuz-$(uname -r)).
 # binutils and file: virtme-ng reads the kernel's version with `strings` and checks busybox with `file`.
 vm_packages=(qemu-system-x86 busybox-static kmod udev binutils file)
+# The ssh backend's tests (scenarios/test_ssh_hosts.py, `comps-harness preflight` without --inventory): local
+# SSH hosts run Debian's OpenSSH server, reached with its client through netcat (the inventory's proxy_command).
+ssh_packages=(openssh-client openssh-server netcat-openbsd)
 # The User-mode Linux guest (--guest uml, marker uml): its kernel is built from Debian's linux-source-6.1
 # (fetched by the build itself) with these; `test` builds it when missing (~5 min on 2 cores, once).
 uml_packages=(make gcc libc6-dev flex bison bc xz-utils)
@@ -68,6 +71,7 @@ install_phase() {
   fi
   [ -n "$needs_docker" ] && packages+=("${docker_packages[@]}")
   [ -n "$needs_vm" ] && packages+=("${vm_packages[@]}")
+  [ "$mode" != main ] && [ "$mode" != merge ] && packages+=("${ssh_packages[@]}")
   [ -n "$fetch_kernel" ] && [ "$mode" = test ] && packages+=("${uml_packages[@]}")
   [ "$mode" = merge ] && packages=(python3-venv)
   local missing=()

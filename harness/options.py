@@ -561,7 +561,16 @@ OPTIONS: tuple[Option, ...] = (
     ),
     _flag("--hold", "up: seconds to hold the topology (default 5)", default="5"),
     _flag("--traffic", "up: ping the origin through wg0 while holding", action="store_true"),
-    _flag("--dry-run", "clean: list what would be removed, remove nothing", action="store_true"),
+    _flag(
+        "--dry-run",
+        "clean: list what would be removed, remove nothing; preflight: print every command per host, run none",
+        action="store_true",
+    ),
+    _flag(
+        "--inventory",
+        "preflight, clean: the ssh backend's hosts (a TOML file, see docs/remote.md); preflight without it "
+        "checks local SSH hosts it makes",
+    ),
     _flag("--shards", "bench shards: the shard counts to predict, comma separated (default 1,2,4)", default="1,2,4"),
     _flag("--runs", "bench bringup: how many bring-ups and teardowns (default 10)", default="10"),
     _flag(

@@ -5,7 +5,8 @@ is copied for each run and given only this machine's network configuration: apt'
 the local CA certificates and the resolver (the egress of a bare machine of this kind, not packages).
 Inside it, in a private mount namespace that dies with the run, a `git clone` of this checkout's
 HEAD runs `./bootstrap.sh install`, and then, with only what that installed: one netns bring-up,
-`comps-harness vm -- sh -c 'exit 3'` (expect 3) and a Chromium page load through the session.
+`comps-harness vm -- sh -c 'exit 3'` (expect 3), `comps-harness preflight` (local SSH hosts: sshd, ssh, nc)
+and a Chromium page load through the session.
 """
 
 from __future__ import annotations
@@ -48,6 +49,7 @@ step() {{
 step install ./bootstrap.sh install
 step bringup .venv/bin/comps-harness up --hold 1
 step vm .venv/bin/comps-harness vm -- sh -c 'exit 3'
+step preflight .venv/bin/comps-harness preflight
 step pageload .venv/bin/pytest -p no:cacheprovider -q scenarios/test_connectivity.py -k page_loads --backend netns
 """
 
@@ -135,5 +137,6 @@ def test_a_pristine_root_installs_everything_the_harness_needs(tmp_path):
     assert steps.get("install", "").startswith("exit 0"), f"./bootstrap.sh install failed on a pristine root\n{said}"
     assert steps.get("bringup", "").startswith("exit 0"), f"a netns bring-up failed with only what it installed\n{said}"
     assert steps.get("vm", "").startswith("exit 3"), f"the guest's exit status 3 did not come back\n{said}"
+    assert steps.get("preflight", "").startswith("exit 0"), f"local SSH hosts failed their pre-flight check\n{said}"
     assert steps.get("pageload", "").startswith("exit 0"), f"a page load failed with only what it installed\n{said}"
     assert not os.path.exists(root), "the pristine root's copy was not removed"

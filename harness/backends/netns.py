@@ -23,12 +23,14 @@ PRIVATE_DIRS = ("/run/wireguard", "/etc/wireguard")
 KEEPER_TIMEOUT = 10.0
 VETH_INDEX_BASE = 100
 
-# The keeper: private tmpfs on the WireGuard directories (as a container has), the host's
-# sysctls, then it sleeps under a name that `comps-harness clean` can find. Arguments are
-# sysctls as path=value (net/ipv4/ip_forward=1); nothing is interpolated into the script.
+# The keeper: private tmpfs on the WireGuard directories (as a container has; a local SSH host adds
+# /tmp, /root and sshd's directory: harness/backends/sshlab.py), the host's sysctls, then it sleeps
+# under a name that `comps-harness clean` can find. Arguments are sysctls as path=value
+# (net/ipv4/ip_forward=1), the directories come in $COMPS_HARNESS_PRIVATE_DIRS; nothing is
+# interpolated into the script.
 KEEPER_SCRIPT = r"""
 set -eu
-for dir in /run/wireguard /etc/wireguard; do mount -t tmpfs -o mode=0700,size=4m tmpfs "$dir"; done
+for dir in $COMPS_HARNESS_PRIVATE_DIRS; do mount -t tmpfs -o mode=0700,size=16m tmpfs "$dir"; done
 for setting in "$@"; do printf '%s\n' "${setting#*=}" > "/proc/sys/${setting%%=*}"; done
 echo ready
 exec -a "$COMPS_HARNESS_KEEPER" sleep infinity
@@ -63,8 +65,20 @@ def run_ids() -> set[str]:
 class NetnsHost(Host):
     """A host whose commands run through `nsenter` into its keeper's namespaces."""
 
-    def __init__(self, spec: HostSpec, run_id: str, log_dir: Path) -> None:
+    def __init__(
+        self,
+        spec: HostSpec,
+        run_id: str,
+        log_dir: Path,
+        private_dirs: tuple[str, ...] = PRIVATE_DIRS,
+        *,
+        own_pids: bool = False,
+    ) -> None:
+        """`own_pids`: the host also gets a PID namespace of its own (with its own /proc), so what runs in it
+        sees only its own processes, as on a machine of its own (the local SSH hosts); the keeper is then
+        its pid 1, and every process in it dies with the keeper."""
         bridge_netfilter = os.path.exists(f"/proc/sys/{BRIDGE_NETFILTER}")
+        pids = ["--pid", "--fork", "--mount-proc", "--kill-child=SIGKILL"] if own_pids else []
         keeper = proc.Process(
             [
                 "unshare",
@@ -72,6 +86,7 @@ class NetnsHost(Host):
                 "--mount",
                 "--propagation",
                 "private",
+                *pids,
                 "--",
                 "bash",
                 "-c",
@@ -80,13 +95,20 @@ class NetnsHost(Host):
                 *host_sysctls(spec, bridge_netfilter=bridge_netfilter),
             ],
             name=f"{spec.name}/keeper",
-            env=proc.tagged_env(run_id, {"COMPS_HARNESS_KEEPER": keeper_name(run_id, spec.name)}),
+            env=proc.tagged_env(
+                run_id,
+                {
+                    "COMPS_HARNESS_KEEPER": keeper_name(run_id, spec.name),
+                    "COMPS_HARNESS_PRIVATE_DIRS": " ".join(private_dirs),
+                },
+            ),
             log_path=log_dir / f"{spec.name}-keeper.log",
             stdout=subprocess.PIPE,
         )
         super().__init__(spec.name, run_id, log_dir, keeper.pid)
         self.spec = spec
         self.keeper = keeper
+        self.own_pids = own_pids
 
     def wait_ready(self, timeout: float = KEEPER_TIMEOUT) -> None:
         stream = self.keeper.popen.stdout
@@ -100,9 +122,14 @@ class NetnsHost(Host):
                 f"{self.name}: namespace keeper did not start "
                 f"({self.keeper.log_tail() or 'no output'}); is this root with CAP_SYS_ADMIN?"
             )
+        if self.own_pids:  # the host's pid 1 (unshare's forked child) is the process in all its namespaces
+            children = Path(f"/proc/{self.keeper.pid}/task/{self.keeper.pid}/children").read_text().split()
+            if len(children) != 1:
+                raise BackendError(f"{self.name}: the keeper has {len(children)} children, not its pid 1")
+            self.pid = int(children[0])
 
     def command_prefix(self) -> list[str]:
-        return ["nsenter", "-t", str(self.pid), "-n", "-m", "--"]
+        return ["nsenter", "-t", str(self.pid), "-n", "-m", *(["-p"] if self.own_pids else []), "--"]
 
     def destroy(self) -> None:
         self.close_netlink()

@@ -42,7 +42,12 @@ def cmd_up(args: argparse.Namespace) -> int:
 
 
 def cmd_clean(args: argparse.Namespace) -> int:
-    """Remove one run's leftovers (exact id), or every dead run's; a live run is never touched."""
+    """Remove one run's leftovers (exact id), or every dead run's; a live run is never touched.
+    With --inventory: what run --run-id left on the inventory's remote hosts (harness.cli.remote)."""
+    if args.inventory:
+        from harness.cli.remote import cmd_clean_remote
+
+        return cmd_clean_remote(args)
     if args.run_id is not None:
         check_run_id(args.run_id, "--run-id")
         targets = [args.run_id]

@@ -93,6 +93,12 @@ def flags(parser: argparse.ArgumentParser, *names: str) -> None:
     options.add_to_argparse(parser, options.named(names))
 
 
+def _preflight(args: argparse.Namespace) -> int:
+    from harness.cli.remote import cmd_preflight  # the ssh pieces load only for this command
+
+    return cmd_preflight(args)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="comps-harness", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -111,8 +117,15 @@ def build_parser() -> argparse.ArgumentParser:
         options.named(("--run-id",)),
         helps={"--run-id": "exactly this run (default: every run whose harness process is gone)"},
     )
-    flags(clean, "--dry-run")
+    flags(clean, "--dry-run", "--inventory")
     clean.set_defaults(func=commands.cmd_clean)
+
+    check = sub.add_parser(
+        "preflight", help="check the ssh backend's hosts (tools, root, WireGuard, forwarding, ports)"
+    )
+    options.add_to_argparse(check, options.named(("--wireguard",)))
+    flags(check, "--inventory", "--dry-run")
+    check.set_defaults(func=_preflight)
 
     sweep = sub.add_parser(
         "sweep",

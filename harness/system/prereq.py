@@ -39,6 +39,10 @@ APT_PACKAGES = {
     "file": "file",  # virtme-ng checks that busybox is static with it
     "strings": "binutils",  # virtme-ng reads the kernel version with it
     "setpriv": "util-linux",
+    "ssh": "openssh-client",  # the ssh backend, and its local SSH hosts (sshd, nc)
+    "ssh-keygen": "openssh-client",
+    "sshd": "openssh-server",
+    "nc": "netcat-openbsd",
 }
 CAP_NET_ADMIN = 12
 CAP_SYS_ADMIN = 21
