@@ -12,14 +12,18 @@ import subprocess
 import tempfile
 import time
 from collections.abc import Iterator
+from ipaddress import IPv4Interface
 from pathlib import Path
 
 import pytest
 
-from harness.backends.remote import RemoteHosts, preflight, sweep
+from harness.backends.netns import NetnsHost
+from harness.backends.remote import RemoteHosts, SshHost, preflight, sweep
 from harness.backends.sshlab import LocalSshHosts
 from harness.errors import BackendError, CommandError
 from harness.model.preflight import needs_of
+from harness.model.topology import HostSpec
+from harness.runtime.configure import WIREGUARD_GO_ENV
 from harness.system import cleanup
 from harness.system.ssh import DryRun, remote_workdir
 
@@ -175,3 +179,61 @@ def leaks(lab: LocalSshHosts, secret: str) -> list[str]:
     ]
     found += [str(path) for path in lab.workdir.iterdir() if path.is_file() and secret.encode() in path.read_bytes()]
     return found
+
+
+CLIENT_NUMBER = 100  # the local client namespace's place on the lab's underlay
+TUNNEL_PORT = 51999
+
+
+def tunnel_config(private: str, peer_public: str, endpoint: str | None, listen: int | None) -> str:
+    lines = ["[Interface]", f"PrivateKey = {private}"] + ([f"ListenPort = {listen}"] if listen else [])
+    lines += ["", "[Peer]", f"PublicKey = {peer_public}", "AllowedIPs = 10.99.0.0/24"]
+    return "\n".join(lines + ([f"Endpoint = {endpoint}"] if endpoint else [])) + "\n"
+
+
+def wg_keys() -> tuple[str, str]:
+    private = subprocess.run(["wg", "genkey"], capture_output=True, text=True, timeout=10, check=True).stdout.strip()
+    public = subprocess.run(["wg", "pubkey"], input=private, capture_output=True, text=True, timeout=10).stdout.strip()
+    return private, public
+
+
+def test_a_wireguard_tunnel_set_up_through_the_host_interface_over_ssh_carries_traffic(lab):
+    """The shared configuration's calls (runtime/configure.py) on a remote host: device, config over stdin,
+    address and MTU, counters; the client is a local namespace on the lab's underlay, as this machine."""
+    assert lab.inventory is not None
+    client = NetnsHost(HostSpec("client", "client"), lab.lab_id, lab.workdir)
+    try:
+        client.wait_ready()
+        client.netlink.link("set", index=client.link_index("lo"), state="up")
+        lab.attach(client, CLIENT_NUMBER)
+        with RemoteHosts(lab.inventory, lab.run_id, lab.workdir) as hosts:
+            proxy = SshHost(hosts["wgnet1"], lab.workdir)
+            with pytest.raises(BackendError, match="wgnet1 is a remote host"):
+                proxy.netlink  # noqa: B018  (a remote host has no netlink here)
+            (client_private, client_public), (proxy_private, proxy_public) = wg_keys(), wg_keys()
+            proxy_address = lab.inventory.proxy(1).address
+            configs = {
+                proxy: tunnel_config(proxy_private, client_public, None, TUNNEL_PORT),
+                client: tunnel_config(client_private, proxy_public, f"{proxy_address}:{TUNNEL_PORT}", None),
+            }
+            for number, host in enumerate((proxy, client), start=1):
+                host.spawn(["wireguard-go", "-f", "wgt"], name="wireguard-go", env=WIREGUARD_GO_ENV)
+                deadline = time.monotonic() + 10
+                while not (host.wireguard_socket_exists("wgt") and host.has_link("wgt")):
+                    assert time.monotonic() < deadline, f"{host.name}: wireguard-go did not come up"
+                    time.sleep(0.05)
+                host.set_wireguard("wgt", configs[host])
+                host.address_up("wgt", IPv4Interface(f"10.99.0.{number}/24"), 1380)
+            before = proxy.counters_by_name(["wgt", "eth0"])
+            ping = client.exec(["ping", "-c", "5", "-i", "0.2", "-W", "2", "10.99.0.1"], check=False, timeout=30)
+            assert ping.returncode == 0, f"no traffic through the tunnel to the remote host: {ping.stdout[-300:]}"
+            after = proxy.counters_by_name(["wgt", "eth0"])
+            assert after["wgt"].rx_packets - before["wgt"].rx_packets >= 5, (before, after)
+            endpoints = proxy.wg_endpoints("wgt")
+            assert endpoints[client_public] is not None and str(endpoints[client_public][0]) == "172.31.100.2"
+            assert leaks(lab, proxy_private) == [], "the remote host's private key landed in a file or a log"
+            proxy.stop_processes()
+            client.stop_processes()
+    finally:
+        client.stop_processes()
+        client.destroy()

@@ -4,6 +4,11 @@
   remote directory, and closes every connection however the run ends.
 - `preflight` runs harness.model.preflight's facts script on every host at once (over stdin: nothing
   is copied, nothing changes) and returns the facts and one line per problem.
+- `SshHost` is a remote machine behind the `Host` interface (harness.runtime.hosts): its commands
+  and processes go through its connection, its counters come from one `cat /proc/net/dev`, its
+  links, addresses and routes are `ip` commands, and its WireGuard config (private key included)
+  goes over stdin to `wg setconf IF /dev/stdin`, never to a file. It has no netlink: code that
+  reaches for one on a remote host gets an error naming the host, not a local socket.
 - `sweep` removes what a run left on a host: the processes whose environment carries the run's tag,
   and the run's remote directory. Only what carries the tag is touched; the sweep itself runs
   untagged, so it never matches itself. It needs a connection of its own (`clean` opens one), since
@@ -12,12 +17,17 @@
 
 from __future__ import annotations
 
+from ipaddress import IPv4Address, IPv4Interface
 from pathlib import Path
+from typing import NoReturn
 
 from harness.errors import BackendError, ConfigError
 from harness.model.inventory import Inventory
 from harness.model.preflight import FACTS_SCRIPT, Facts, Needs, needs_of, parse_facts, problems
+from harness.runtime.hosts import Host, LinkCounters, parse_net_dev
+from harness.system import proc
 from harness.system.ssh import Connection, DryRun, in_parallel, remote_workdir
+from harness.wireguard.state import parse_endpoints
 
 SWEEP_SCRIPT = r"""
 tag="COMPS_HARNESS_RUN=$1"
@@ -32,6 +42,91 @@ done
 if [ -d "/tmp/comps-harness-$1" ]; then rm -rf "/tmp/comps-harness-$1" && echo "directory /tmp/comps-harness-$1"; fi
 true
 """
+
+
+class SshHost(Host):
+    """One inventory host behind the Host interface; every call goes over its run's connection."""
+
+    def __init__(self, connection: Connection, log_dir: Path) -> None:
+        super().__init__(connection.role, connection.run_id, log_dir, pid=0)
+        self.connection = connection
+
+    def _not_here(self, what: str) -> NoReturn:
+        raise BackendError(f"{self.name} is a remote host (ssh): it has no {what} on this machine")
+
+    def command_prefix(self) -> list[str]:
+        self._not_here("local command prefix")
+
+    def netns_path(self) -> str:
+        self._not_here("network namespace")
+
+    def path(self, inside: str) -> Path:
+        self._not_here(f"local path for {inside}")
+
+    def python(self, script: str | None = None) -> list[str]:
+        self._not_here("copy of the harness to run")
+
+    def exec(
+        self,
+        argv: list[str],
+        *,
+        timeout: float = 30.0,
+        check: bool = True,
+        input: str | None = None,
+        env: dict[str, str] | None = None,
+    ) -> proc.CommandResult:
+        return self.connection.run(argv, env=env, timeout=timeout, check=check, input=input)
+
+    def spawn(
+        self, argv: list[str], *, name: str, env: dict[str, str] | None = None, stdout: int | None = None
+    ) -> proc.Process:
+        process = self.connection.spawn(
+            argv, name=f"{self.name}/{name}", env=env, log_path=self.log_dir / f"{self.name}-{name}.log", stdout=stdout
+        )
+        self._processes.append(process)
+        return process
+
+    def write_file(self, path: str, data: str, mode: int = 0o600) -> None:
+        """The file written by the host's own shell from stdin (created with `mode`, never wider)."""
+        script = 'umask 077; cat > "$0" && chmod "$1" "$0"'
+        self.exec(["sh", "-c", script, path, f"{mode:o}"], input=data, timeout=15)
+
+    def counters_by_name(self, names: list[str]) -> dict[str, LinkCounters]:
+        wanted = set(names)
+        text = self.exec(["cat", "/proc/net/dev"], timeout=10).stdout
+        return {name: counters for name, counters in parse_net_dev(text).items() if name in wanted}
+
+    def wg_endpoints(self, ifname: str) -> dict[str, tuple[IPv4Address, int] | None]:
+        return parse_endpoints(self.exec(["wg", "show", ifname, "endpoints"], timeout=10).stdout)
+
+    def reset_peer_endpoint(self, ifname: str, public_key: str, endpoint: tuple[IPv4Address, int]) -> None:
+        self.exec(["wg", "set", ifname, "peer", public_key, "endpoint", f"{endpoint[0]}:{endpoint[1]}"], timeout=10)
+
+    def has_link(self, ifname: str) -> bool:
+        return self.exec(["ip", "link", "show", "dev", ifname], check=False, timeout=10).returncode == 0
+
+    def add_wireguard_link(self, ifname: str) -> None:
+        self.exec(["ip", "link", "add", "dev", ifname, "type", "wireguard"], timeout=10)
+
+    def address_up(self, ifname: str, address: IPv4Interface, mtu: int) -> None:
+        batch = f"address add {address} dev {ifname}\nlink set dev {ifname} mtu {int(mtu)} up\n"
+        self.exec(["ip", "-batch", "-"], input=batch, timeout=10)
+
+    def replace_route(
+        self, dst: str, *, dev: str | None = None, gateway: str | None = None, table: int | None = None
+    ) -> None:
+        argv = ["ip", "route", "replace", dst]
+        argv += ["via", gateway] if gateway is not None else []
+        argv += ["dev", dev] if dev is not None else []
+        argv += ["table", str(table)] if table is not None else []
+        self.exec(argv, timeout=10)
+
+    def wireguard_socket_exists(self, ifname: str) -> bool:
+        return self.exec(["test", "-S", f"/run/wireguard/{ifname}.sock"], check=False, timeout=10).returncode == 0
+
+    def set_wireguard(self, ifname: str, setconf: str) -> None:
+        """The config, private key included, on `wg setconf`'s stdin: it never lands on the host's disk."""
+        self.exec(["wg", "setconf", ifname, "/dev/stdin"], input=setconf, timeout=15)
 
 
 class RemoteHosts:

@@ -116,7 +116,7 @@ class LocalSshHosts:
         known_hosts = self.workdir / "ssh-known-hosts"
         lines, remote = [], []
         for number, (role, host) in enumerate(self.hosts.items(), start=1):
-            self._link(host, number)
+            self.attach(host, number)
             lines.append(f"{host_address(number).ip} {self._start_sshd(host, number, client_key)}")
             remote.append(
                 RemoteHost(
@@ -137,8 +137,9 @@ class LocalSshHosts:
             self._wait_listening(host, host_address(number).ip)
         return self.inventory
 
-    def _link(self, host: NetnsHost, number: int) -> None:
-        """Host `number`'s eth0 to the lab namespace, its address and its default route."""
+    def attach(self, host: NetnsHost, number: int) -> None:
+        """Host `number`'s eth0 to the lab namespace (172.31.<number>.2/24), and its default route there;
+        also how a local namespace (the client) reaches the hosts, as this machine reaches real ones."""
         assert self.lab is not None
         index = VETH_INDEX_BASE + 2 * number
         lab_if = f"lab{number}"

@@ -49,7 +49,7 @@ def create_wireguard_devices(network: HostsView) -> None:
     specs = network.topology.wireguard
     if network.wireguard_impl == WireGuardImpl.KERNEL:
         for spec in specs:
-            network.hosts[spec.host].netlink.link("add", ifname=spec.ifname, kind="wireguard")
+            network.hosts[spec.host].add_wireguard_link(spec.ifname)
         return
     # wireguard-go in the foreground, owned by its host; spawned from this thread so that
     # the die-with-parent signal is tied to a thread that lives as long as the run.
@@ -65,7 +65,6 @@ def create_wireguard_devices(network: HostsView) -> None:
 
 def _wait_for_device(network: HostsView, spec: WireGuardSpec, daemon: proc.Process) -> None:
     host = network.hosts[spec.host]
-    socket_path = host.path(f"/run/wireguard/{spec.ifname}.sock")
 
     def ready() -> bool:
         if not daemon.running():
@@ -73,33 +72,25 @@ def _wait_for_device(network: HostsView, spec: WireGuardSpec, daemon: proc.Proce
                 f"{spec.host}: wireguard-go {spec.ifname} exited with {daemon.popen.returncode}: "
                 f"{daemon.log_tail() or 'no output'}"
             )
-        return socket_path.exists() and bool(host.netlink.link_lookup(ifname=spec.ifname))
+        return host.wireguard_socket_exists(spec.ifname) and host.has_link(spec.ifname)
 
     wait_until(ready, timeout=DEVICE_TIMEOUT, what=f"{spec.host}: wireguard-go {spec.ifname}'s device and socket")
 
 
 def configure_wireguard(network: HostsView, spec: WireGuardSpec) -> None:
     host = network.hosts[spec.host]
-    path = f"/etc/wireguard/{spec.ifname}.conf"
-    host.write_file(path, render_setconf(spec, network.keys), mode=0o600)
-    host.exec(["wg", "setconf", spec.ifname, path], timeout=15)
-    ipr = host.netlink
-    index = host.link_index(spec.ifname)
-    ipr.addr("add", index=index, address=str(spec.address.ip), prefixlen=spec.address.network.prefixlen)
-    ipr.link("set", index=index, mtu=spec.mtu, state="up")
+    host.set_wireguard(spec.ifname, render_setconf(spec, network.keys))
+    host.address_up(spec.ifname, spec.address, spec.mtu)
 
 
 def add_routes(network: HostsView, routes: tuple[RouteSpec, ...]) -> None:
     for route in routes:
-        host = network.hosts[route.host]
-        kwargs: dict = {"dst": str(route.dst)}
-        if route.dev is not None:
-            kwargs["oif"] = host.link_index(route.dev)
-        if route.gateway is not None:
-            kwargs["gateway"] = str(route.gateway)
-        if route.table is not None:
-            kwargs["table"] = route.table
-        host.netlink.route("replace", **kwargs)
+        network.hosts[route.host].replace_route(
+            str(route.dst),
+            dev=route.dev,
+            gateway=None if route.gateway is None else str(route.gateway),
+            table=route.table,
+        )
 
 
 def add_client_rules(network: HostsView) -> None:

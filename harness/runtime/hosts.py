@@ -11,7 +11,7 @@ import threading
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass
-from ipaddress import IPv4Address
+from ipaddress import IPv4Address, IPv4Interface
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
@@ -203,6 +203,43 @@ class Host(ABC):
         if ifname not in found:
             raise BackendError(f"{self.name} has no interface {ifname}")
         return found[ifname]
+
+    # -- link, address and route changes of the shared configuration (runtime/configure.py) ----
+    # Over this host's netlink here; a remote host (harness.backends.remote) runs `ip` over SSH instead.
+    def has_link(self, ifname: str) -> bool:
+        return bool(self.netlink.link_lookup(ifname=ifname))
+
+    def add_wireguard_link(self, ifname: str) -> None:
+        self.netlink.link("add", ifname=ifname, kind="wireguard")
+
+    def address_up(self, ifname: str, address: IPv4Interface, mtu: int) -> None:
+        """Give `ifname` its address and MTU and bring it up."""
+        index = self.link_index(ifname)
+        self.netlink.addr("add", index=index, address=str(address.ip), prefixlen=address.network.prefixlen)
+        self.netlink.link("set", index=index, mtu=mtu, state="up")
+
+    def replace_route(
+        self, dst: str, *, dev: str | None = None, gateway: str | None = None, table: int | None = None
+    ) -> None:
+        kwargs: dict = {"dst": dst}
+        if dev is not None:
+            kwargs["oif"] = self.link_index(dev)
+        if gateway is not None:
+            kwargs["gateway"] = gateway
+        if table is not None:
+            kwargs["table"] = table
+        self.netlink.route("replace", **kwargs)
+
+    def wireguard_socket_exists(self, ifname: str) -> bool:
+        """wireguard-go's UAPI socket for `ifname` is there (the device is ready for `wg`)."""
+        return self.path(f"/run/wireguard/{ifname}.sock").exists()
+
+    def set_wireguard(self, ifname: str, setconf: str) -> None:
+        """Load a `wg setconf` text (it holds the private key) into `ifname`: a 0600 file in the host's
+        private /etc/wireguard (a tmpfs, as a container's), then `wg setconf`."""
+        path = f"/etc/wireguard/{ifname}.conf"
+        self.write_file(path, setconf, mode=0o600)
+        self.exec(["wg", "setconf", ifname, path], timeout=15)
 
     def wg_endpoints(self, ifname: str) -> dict[str, tuple[IPv4Address, int] | None]:
         """Peer public key -> endpoint, in-process: over wireguard-go's UAPI socket where there is one, else
