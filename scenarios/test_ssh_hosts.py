@@ -7,8 +7,10 @@ forwarding off, a taken port, and a key written to a host's disk on purpose are 
 
 from __future__ import annotations
 
+import select
 import shutil
 import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Iterator
@@ -21,6 +23,7 @@ from harness.backends.netns import NetnsHost
 from harness.backends.remote import RemoteHosts, SshHost, preflight, sweep
 from harness.backends.sshlab import LocalSshHosts
 from harness.errors import BackendError, CommandError
+from harness.model.inventory import render_inventory
 from harness.model.preflight import needs_of
 from harness.model.topology import HostSpec
 from harness.runtime.configure import WIREGUARD_GO_ENV
@@ -100,7 +103,7 @@ def test_a_lost_connection_is_not_reconnected_and_a_sweep_removes_what_the_run_l
         hosts["wgnet2"].run(["true"], timeout=10)  # the other hosts keep their connections
         assert any(line.startswith("sleep 600") for line in lab.processes("wgnet1")), "nothing was left to sweep"
     # what `clean` does: a connection of its own, and the run's tag
-    with RemoteHosts(lab.inventory, f"{lab.run_id}-clean", lab.workdir) as again:
+    with RemoteHosts(lab.inventory, f"{lab.run_id}-clean", lab.workdir, remote_dir=False) as again:
         removed = sweep(again["wgnet1"], lab.run_id)
         assert any("sleep 600" in line for line in removed), removed
         assert f"wgnet1: directory {remote_workdir(lab.run_id)}" in removed
@@ -237,3 +240,72 @@ def test_a_wireguard_tunnel_set_up_through_the_host_interface_over_ssh_carries_t
     finally:
         client.stop_processes()
         client.destroy()
+
+
+# A harness that dies outright (SIGKILL) while its processes run on every host: nothing of it can tear down.
+CRASHING_RUN = """
+import sys, time
+from pathlib import Path
+from harness.backends.remote import RemoteHosts
+from harness.model.inventory import load_inventory
+inventory, run_id, workdir = load_inventory(Path(sys.argv[1])), sys.argv[2], Path(sys.argv[3])
+hosts = RemoteHosts(inventory, run_id, workdir)
+hosts.open()
+for role in hosts.connections:
+    hosts[role].spawn(["sleep", "600"], name=f"{role}/left", env=None, log_path=workdir / f"{role}.log", stdout=None)
+print("ready", flush=True)
+time.sleep(600)
+"""
+
+
+@pytest.mark.expect_red
+def test_clean_with_the_inventory_removes_what_a_killed_run_left_on_every_host(lab, child_run_ids):
+    assert lab.inventory is not None
+    inventory_file = lab.workdir / "hosts.toml"
+    inventory_file.write_text(render_inventory(lab.inventory))
+    crashed = child_run_ids()
+    child = subprocess.Popen(
+        [sys.executable, "-c", CRASHING_RUN, str(inventory_file), crashed, str(lab.workdir)],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        readable, _, _ = select.select([child.stdout], [], [], 30)
+        assert readable and child.stdout is not None and child.stdout.readline().strip() == "ready"
+        deadline = time.monotonic() + 10
+        while not all(any(p.startswith("sleep 600") for p in lab.processes(role)) for role in ROLES):
+            assert time.monotonic() < deadline, "the run's remote processes did not start"
+            time.sleep(0.05)
+    finally:
+        child.kill()
+        child.wait(10)
+    assert all(any(p.startswith("sleep 600") for p in lab.processes(role)) for role in ROLES), "nothing was left"
+    harness = str(Path(sys.executable).with_name("comps-harness"))
+    dry = subprocess.run(
+        [harness, "clean", "--inventory", str(inventory_file), "--run-id", crashed, "--dry-run"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert dry.returncode == 0 and all(any(p.startswith("sleep 600") for p in lab.processes(r)) for r in ROLES)
+    done = subprocess.run(
+        [harness, "clean", "--inventory", str(inventory_file), "--run-id", crashed],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    for role in ROLES:
+        assert f"removed {role}: directory {remote_workdir(crashed)}" in done.stdout, done.stdout
+        assert not any(p.startswith("sleep") for p in lab.processes(role)), f"{role} still runs the killed run's sleep"
+        assert any("sshd" in p for p in lab.processes(role)), f"{role}: clean touched what is not the run's"
+    again = subprocess.run(
+        [harness, "clean", "--inventory", str(inventory_file), "--run-id", crashed],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert again.stdout.strip() == "nothing to clean", again.stdout
+    for role in ROLES:  # and clean's own connections left nothing there either
+        assert not [p for p in lab.private_files(role) if p.startswith("/tmp/comps-harness-")], role
+        assert lab.hosts[role].exec(["sh", "-c", "ls -d /tmp/comps-harness-* 2>/dev/null; true"]).stdout == ""

@@ -132,9 +132,19 @@ class SshHost(Host):
 class RemoteHosts:
     """One connection per inventory host, for one run; a context manager that always closes them."""
 
-    def __init__(self, inventory: Inventory, run_id: str, workdir: Path, *, dry_run: DryRun | None = None) -> None:
+    def __init__(
+        self,
+        inventory: Inventory,
+        run_id: str,
+        workdir: Path,
+        *,
+        dry_run: DryRun | None = None,
+        remote_dir: bool = True,
+    ) -> None:
+        """`remote_dir`: make the run's directory on every host (a sweep's own connections make none)."""
         self.inventory = inventory
         self.run_id = run_id
+        self.remote_dir = remote_dir
         self.connections = {host.role: Connection(host, run_id, workdir, dry_run=dry_run) for host in inventory.hosts}
 
     def __enter__(self) -> RemoteHosts:
@@ -152,7 +162,8 @@ class RemoteHosts:
         for connection in self.connections.values():  # from this thread: the masters' death signal follows it
             connection.start()
         self.each(lambda connection: connection.wait_ready())
-        self.each(lambda c: c.run(["mkdir", "-p", "-m", "0700", remote_workdir(self.run_id)], timeout=15))
+        if self.remote_dir:
+            self.each(lambda c: c.run(["mkdir", "-p", "-m", "0700", remote_workdir(self.run_id)], timeout=15))
 
     def __getitem__(self, role: str) -> Connection:
         try:

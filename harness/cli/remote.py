@@ -78,7 +78,7 @@ def cmd_clean_remote(args: argparse.Namespace) -> int:
     run_id = check_run_id(args.run_id, "--run-id")
     inventory = load_inventory(Path(args.inventory))
     own = new_run_id()
-    with _workdir(own) as workdir, RemoteHosts(inventory, own, workdir) as hosts:
+    with _workdir(own) as workdir, RemoteHosts(inventory, own, workdir, remote_dir=False) as hosts:
         if args.dry_run:
             for role in hosts.connections:
                 print(f"would sweep {role} for processes tagged {run_id} and {cleanup.WORKDIR_PREFIX}{run_id}")
