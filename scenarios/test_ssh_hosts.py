@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import select
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -20,7 +21,7 @@ from pathlib import Path
 import pytest
 
 from harness.backends.netns import NetnsHost
-from harness.backends.remote import RemoteHosts, SshHost, preflight, sweep
+from harness.backends.remote import RemoteHosts, SshHost, preflight, read_skew, sweep
 from harness.backends.sshlab import LocalSshHosts
 from harness.errors import BackendError, CommandError
 from harness.model.inventory import render_inventory
@@ -64,8 +65,21 @@ def test_one_connection_per_host_carries_every_command_in_parallel(lab):
         starts = [float(span[0]) for span in spans.values()]  # type: ignore[attr-defined]
         ends = [float(span[1]) for span in spans.values()]  # type: ignore[attr-defined]
         assert max(starts) < min(ends), f"the hosts' commands did not overlap: {spans}"
+        # counters of every host at once, with their skew; read one after the other they are further apart
+        names = {role: ["eth0", "lo"] for role in ROLES}
+        together = [hosts.read_counters(names) for _ in range(5)]
+        apart = []
+        for _ in range(5):
+            spans = {}
+            for role in ROLES:
+                start = time.monotonic()
+                hosts.read_counters({role: names[role]})
+                spans[role] = (start, time.monotonic())
+            apart.append(read_skew(spans)[0])
+        assert all(set(read.counters[role]) == {"eth0", "lo"} for read in together for role in ROLES)
+        assert statistics.median(r.skew_s for r in together) < statistics.median(apart), (together, apart)
     for role in ROLES:
-        assert accepted(lab, role) == 1, f"{role}: {accepted(lab, role)} logins for {ROUNDS + 2} commands"
+        assert accepted(lab, role) == 1, f"{role}: {accepted(lab, role)} logins for every command"
 
 
 @pytest.mark.expect_red

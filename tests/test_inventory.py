@@ -217,3 +217,11 @@ def test_the_shipped_example_inventory_parses():
     example = Path(__file__).resolve().parent.parent / "examples" / "hosts.toml"
     inventory = parse_inventory(example.read_text(), str(example), example.parent, check_files=False)
     assert [host.role for host in inventory.hosts] == ["wgnet1", "wgnet2", "server"]
+
+
+def test_the_skew_of_parallel_reads_is_the_spread_of_their_middles():
+    from harness.backends.remote import read_skew
+
+    assert read_skew({}) == (0.0, 0.0)
+    skew, uncertainty = read_skew({"wgnet1": (10.0, 10.02), "wgnet2": (10.01, 10.05), "server": (10.0, 10.01)})
+    assert skew == pytest.approx(0.025) and uncertainty == pytest.approx(0.02)

@@ -17,6 +17,9 @@
 
 from __future__ import annotations
 
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from ipaddress import IPv4Address, IPv4Interface
 from pathlib import Path
 from typing import NoReturn
@@ -129,6 +132,27 @@ class SshHost(Host):
         self.exec(["wg", "setconf", ifname, "/dev/stdin"], input=setconf, timeout=15)
 
 
+@dataclass(frozen=True)
+class CounterRead:
+    """Interface counters of several hosts read at once, with how far apart the reads may have been.
+
+    Each host's moment is known only to lie in its command's span (sent .. answered, this machine's
+    clock): `skew_s` is the spread of the spans' midpoints, `uncertainty_s` the largest half span.
+    A proof that compares hops of different hosts records both."""
+
+    counters: dict[str, dict[str, LinkCounters]]
+    skew_s: float
+    uncertainty_s: float
+
+
+def read_skew(spans: dict[str, tuple[float, float]]) -> tuple[float, float]:
+    """(skew, uncertainty) of reads that ran in these (start, end) spans."""
+    if not spans:
+        return 0.0, 0.0
+    middles = [(start + end) / 2 for start, end in spans.values()]
+    return max(middles) - min(middles), max((end - start) / 2 for start, end in spans.values())
+
+
 class RemoteHosts:
     """One connection per inventory host, for one run; a context manager that always closes them."""
 
@@ -173,6 +197,20 @@ class RemoteHosts:
 
     def each(self, call) -> dict[str, object]:
         return in_parallel(self.connections.values(), call)
+
+    def read_counters(self, names: dict[str, list[str]], hosts: dict[str, Host] | None = None) -> CounterRead:
+        """The named interfaces' counters of every role in `names`, read in parallel (a thread per host)."""
+        by_role = hosts or {role: SshHost(self[role], Path("/nonexistent")) for role in names}
+
+        def read(role: str) -> tuple[dict[str, LinkCounters], tuple[float, float]]:
+            start = time.monotonic()
+            found = by_role[role].counters_by_name(names[role])
+            return found, (start, time.monotonic())
+
+        with ThreadPoolExecutor(max_workers=max(1, len(names))) as pool:
+            results = dict(zip(names, pool.map(read, names), strict=True))
+        skew, uncertainty = read_skew({role: span for role, (_, span) in results.items()})
+        return CounterRead({role: found for role, (found, _) in results.items()}, skew, uncertainty)
 
     def close(self) -> None:
         errors = []
