@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # One-command set-up on Debian 12 as root: apt packages, .venv with the project, then run.
 #   ./bootstrap.sh main [options]  -> the main job: an interval sweep with its HTML report (namespace backend)
-#   ./bootstrap.sh test [options]  -> unit tests and network scenarios on both backends (what .ci/run calls)
+#   ./bootstrap.sh test [options]  -> unit tests and network scenarios on both backends, and the scenarios
+#                                     marked ssh over local SSH hosts (what .ci/run calls)
 #   ./bootstrap.sh install         -> only the install phase both call, for everything `test` needs
 #                                     (the pristine-root scenario checks that list on a minimal Debian)
 #   ./bootstrap.sh merge DIR... --out DIR -> only .venv, then `comps-harness merge` of a sweep's shards
@@ -138,7 +139,7 @@ case "$mode" in
     .venv/bin/ruff check . >&2 && .venv/bin/ruff format --check . >&2 && .venv/bin/mypy >&2 || checks=$?
     start_dockerd
     status=0
-    .venv/bin/pytest -p no:cacheprovider -v tests scenarios -m "not measurement$not_vm" --backend all "$@" || status=$?
+    .venv/bin/pytest -p no:cacheprovider -v tests scenarios -m "not measurement$not_vm" --backend all,ssh "$@" || status=$?
     if [ "$status" -eq 0 ] && [ "$checks" -ne 0 ]; then echo "ruff or mypy failed (see above)" >&2; status=1; fi
     exit "$status" ;;
 esac

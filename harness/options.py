@@ -107,6 +107,13 @@ def _flag(
     )
 
 
+def _file(text: str, flag: str) -> Path:
+    path = Path(text)
+    if not path.is_file():
+        raise ConfigError(f"{flag} {text}: no such file")
+    return path
+
+
 def _duration(text: str, flag: str) -> float | None:
     return None if text == "auto" else s.parse_seconds(text, flag)
 
@@ -177,6 +184,15 @@ OPTIONS: tuple[Option, ...] = (
         None,
         "a TOML file of more path profiles (the shipped file, harness/data/profiles/profiles.toml, shows the format)",
         lambda text, flag: Path(text),
+    ),
+    _opt(
+        "--inventory",
+        "run",
+        "inventory",
+        None,
+        "the ssh backend's hosts (a TOML file, see docs/remote.md); also read by preflight and clean. Without "
+        "it, --backend ssh and preflight make local SSH hosts",
+        lambda text, flag: _file(text, flag),
     ),
     _opt(
         "--shard",
@@ -565,11 +581,6 @@ OPTIONS: tuple[Option, ...] = (
         "--dry-run",
         "clean: list what would be removed, remove nothing; preflight: print every command per host, run none",
         action="store_true",
-    ),
-    _flag(
-        "--inventory",
-        "preflight, clean: the ssh backend's hosts (a TOML file, see docs/remote.md); preflight without it "
-        "checks local SSH hosts it makes",
     ),
     _flag("--shards", "bench shards: the shard counts to predict, comma separated (default 1,2,4)", default="1,2,4"),
     _flag("--runs", "bench bringup: how many bring-ups and teardowns (default 10)", default="10"),

@@ -119,6 +119,11 @@ def without_run_naming(argv: list[str]) -> list[str]:
     return out
 
 
+def _backend_of(item: pytest.Item) -> str | None:
+    callspec = getattr(item, "callspec", None)
+    return callspec.params.get("backend") if callspec is not None else None
+
+
 def one_interval(plans: list) -> list:
     """The plans of the longest interval only: a self-check that shows a verdict can turn red needs one
     interval, not every interval of the sweep (its five interleaved pairs cost ~30 s each)."""
@@ -187,6 +192,7 @@ class HarnessSession:
         )
         self.progress = Progress()
         self.deselected: list[str] = []
+        self.not_over_ssh = 0  # scenarios left out over ssh (not marked ssh yet)
         self.swept: list[str] = []
         self.networks = itertools.count(1)  # run ids of the tests' networks: <run id>-<n>
         self.budget: budgets.Budget | None = None  # --budget, planned once the tests are collected
@@ -226,6 +232,13 @@ class HarnessSession:
                 items[:] = [item for item in items if item not in dropped]
                 config.hook.pytest_deselected(items=dropped)
                 self.deselected = [item.nodeid for item in dropped]
+        if "ssh" in self.settings.run.backends:
+            # over ssh run only the scenarios marked for it so far (docs/remote.md says which and why)
+            not_yet = [item for item in items if _backend_of(item) == "ssh" and not item.get_closest_marker("ssh")]
+            if not_yet:
+                items[:] = [item for item in items if item not in not_yet]
+                config.hook.pytest_deselected(items=not_yet)
+                self.not_over_ssh = len(not_yet)
         self._shard(config, items)
 
     def _shard(self, config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -325,6 +338,12 @@ class HarnessSession:
             terminalreporter.write_line(
                 f"comps-harness: {len(self.deselected)} Docker-only scenario(s) not run, because "
                 f"--backend does not include docker: {', '.join(self.deselected)}",
+                yellow=True,
+            )
+        if self.not_over_ssh:
+            terminalreporter.write_line(
+                f"comps-harness: {self.not_over_ssh} scenario(s) not run over ssh: they do not run there yet "
+                "(marker ssh; docs/remote.md)",
                 yellow=True,
             )
 

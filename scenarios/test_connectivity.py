@@ -20,6 +20,7 @@ def ping_origin(network, count: int = 10) -> None:
     assert problem is None, problem
 
 
+@pytest.mark.ssh
 def test_traffic_moves_from_path_1_to_path_2(network):
     assert network.current_path() == 1
     before = network.path_transfer()
@@ -45,6 +46,7 @@ def test_traffic_moves_from_path_1_to_path_2(network):
     assert phase2[1] <= IDLE_PATH_ALLOWANCE_BYTES, f"proxy 1 carried {phase2[1]} bytes after the switch"
 
 
+@pytest.mark.ssh
 def test_every_path_reaches_the_origin(network):
     for path in network.topology.path_ids:
         network.set_path(path)
@@ -52,6 +54,7 @@ def test_every_path_reaches_the_origin(network):
         assert network.path_of_endpoint(network.server_endpoint()) == path
 
 
+@pytest.mark.ssh
 def test_route_change_alone_moves_kernel_wireguard_but_not_wireguard_go(network):
     """Why the harness releases wireguard-go's sticky source after a switch (see harness.wireguard.uapi),
     and why kernel WireGuard needs no release: it looks the route up for every packet."""
@@ -70,6 +73,7 @@ def test_route_change_alone_moves_kernel_wireguard_but_not_wireguard_go(network)
     assert network.path_of_endpoint(network.server_endpoint()) == 2
 
 
+@pytest.mark.ssh
 def test_demo_migrate_script_runs_unchanged_on_the_client(network):
     """harness/data/migrate.sh, copied to /etc/wireguard/migrate.sh as the demo mounts it, alternates the paths."""
     import time

@@ -13,6 +13,7 @@ import time
 
 import pytest
 
+from harness.backends.sshlab import lab_run_id
 from harness.system.cleanup import find_leftovers
 from harness.system.proc import read_until
 
@@ -20,6 +21,7 @@ pytestmark = pytest.mark.network
 TRIGGER_TIMEOUT_S = 120  # the moment to signal comes within seconds; a loaded docker bring-up is slower
 
 
+@pytest.mark.ssh
 @pytest.mark.parametrize("moment, trigger", [("bringup", "creating hosts"), ("traffic", "traffic running")])
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
 def test_interrupt_leaves_nothing(backend, backend_ready, child_run_ids, sig, moment, trigger):
@@ -47,7 +49,9 @@ def test_interrupt_leaves_nothing(backend, backend_ready, child_run_ids, sig, mo
         assert not any(line.endswith(": ready") for line in seen[:signalled_at]), "signal came after bring-up"
     expected = 143 if sig == signal.SIGTERM else 130
     assert child.returncode == expected, f"expected the exit code {expected}, got {child.returncode}: {seen[-3:]}"
+    # over ssh also what its local SSH hosts ran (their own tag) and what it made on them (they die with it)
+    ids = [run_id, lab_run_id(run_id)] if backend == "ssh" else [run_id]
     deadline = time.monotonic() + 3
-    while (leftovers := find_leftovers(run_id)) and time.monotonic() < deadline:
+    while (leftovers := [item for i in ids for item in find_leftovers(i).describe()]) and time.monotonic() < deadline:
         time.sleep(0.05)
-    assert not leftovers, f"left behind after {signal.Signals(sig).name} during {moment}: {leftovers.describe()}"
+    assert not leftovers, f"left behind after {signal.Signals(sig).name} during {moment}: {leftovers}"

@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 
 from harness.backends.netns import NetnsHost
-from harness.backends.remote import RemoteHosts, SshHost, preflight, read_skew, sweep
+from harness.backends.remote import RemoteHosts, SshHost, preflight, read_skew, sweep_host
 from harness.backends.sshlab import LocalSshHosts
 from harness.errors import BackendError, CommandError
 from harness.model.inventory import render_inventory
@@ -118,12 +118,12 @@ def test_a_lost_connection_is_not_reconnected_and_a_sweep_removes_what_the_run_l
         assert any(line.startswith("sleep 600") for line in lab.processes("wgnet1")), "nothing was left to sweep"
     # what `clean` does: a connection of its own, and the run's tag
     with RemoteHosts(lab.inventory, f"{lab.run_id}-clean", lab.workdir, remote_dir=False) as again:
-        removed = sweep(again["wgnet1"], lab.run_id)
+        removed = sweep_host(again["wgnet1"], lab.run_id)
         assert any("sleep 600" in line for line in removed), removed
         assert f"wgnet1: directory {remote_workdir(lab.run_id)}" in removed
         assert not any(line.startswith("sleep") for line in lab.processes("wgnet1"))
         assert any("sshd" in line for line in lab.processes("wgnet1")), "the sweep touched what is not the run's"
-        assert sweep(again["wgnet2"], lab.run_id) == [f"wgnet2: directory {remote_workdir(lab.run_id)}"]
+        assert sweep_host(again["wgnet2"], lab.run_id) == [f"wgnet2: directory {remote_workdir(lab.run_id)}"]
 
 
 @pytest.mark.expect_red

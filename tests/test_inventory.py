@@ -225,3 +225,54 @@ def test_the_skew_of_parallel_reads_is_the_spread_of_their_middles():
     assert read_skew({}) == (0.0, 0.0)
     skew, uncertainty = read_skew({"wgnet1": (10.0, 10.02), "wgnet2": (10.01, 10.05), "server": (10.0, 10.01)})
     assert skew == pytest.approx(0.025) and uncertainty == pytest.approx(0.02)
+
+
+def remote_topology(**overrides):
+    from harness.model.remote import RemoteTopology
+
+    fields = {"paths": 2, "inventory": parse(GOOD), "interfaces": ("eth0", "ens5")} | overrides
+    return RemoteTopology(**fields)
+
+
+def test_the_remote_topology_uses_the_inventory_addresses_as_endpoints():
+    topology = remote_topology()
+    endpoints = {(spec.host, spec.ifname): spec.peers[0].endpoint for spec in topology.wireguard}
+    assert endpoints[("client", "wgnet1")] == (IPv4Address("203.0.113.11"), 51821)
+    assert endpoints[("client", "wgnet2")] == (IPv4Address("198.51.100.7"), 51821)
+    assert endpoints[("client", "wg0")] == (IPv4Address("192.0.2.5"), 51820)
+    assert all(spec.masquerade_out is None for spec in topology.wireguard)  # tagged rules of its own instead
+    assert topology.origin_address() == topology.server_tunnel_address()
+    assert topology.proxy_client_device(2) == "ens5" and topology.origin_routes == ()
+    assert [host.name for host in topology.hosts] == ["client", "wgnet1", "wgnet2", "server"]
+
+
+def test_the_proxies_rules_are_narrowed_to_the_session_and_tagged():
+    rules = remote_topology().remote_forwarding_rules("run-7")["wgnet2"].splitlines()
+    masquerade = [line for line in rules if "MASQUERADE" in line]
+    assert masquerade == [
+        '-A POSTROUTING -s 10.66.2.0/24 -o ens5 -m comment --comment "comps-harness:run-7" -j MASQUERADE'
+    ]
+    assert all('--comment "comps-harness:run-7"' in line for line in rules if line.startswith("-A"))
+
+
+def test_the_remote_topology_refuses_what_does_not_fit():
+    with pytest.raises(ConfigError, match="has 2 proxies"):
+        remote_topology(paths=3, interfaces=("a", "b", "c"))
+    with pytest.raises(ConfigError, match="one underlay interface per proxy"):
+        remote_topology(interfaces=("eth0",))
+
+
+def test_one_wireguard_for_the_whole_topology():
+    from harness.backends.ssh import choose_wireguard
+    from harness.errors import PrerequisiteError
+
+    kernel = parse_facts(FACTS)  # module available, no wireguard-go
+    userspace = parse_facts(
+        FACTS.replace("wireguard-module available", "wireguard-module none").replace(
+            "wireguard-go no", "wireguard-go yes"
+        )
+    )
+    assert choose_wireguard("kernel", "auto", {"wgnet1": kernel, "server": kernel}) == "kernel"
+    assert choose_wireguard("wireguard-go", "auto", {"wgnet1": userspace, "server": userspace}) == "wireguard-go"
+    with pytest.raises(PrerequisiteError, match="wgnet1 has no wireguard-go"):
+        choose_wireguard("wireguard-go", "auto", {"wgnet1": kernel, "server": userspace})

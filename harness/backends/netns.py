@@ -18,6 +18,7 @@ from harness.model.topology import BRIDGE_NETFILTER, HostSpec, LinkSpec, host_sy
 from harness.runtime.hosts import Host
 from harness.runtime.network import Builder, Network, Progress
 from harness.system import prereq, proc
+from harness.system.wait import wait_until
 
 PRIVATE_DIRS = ("/run/wireguard", "/etc/wireguard")
 KEEPER_TIMEOUT = 10.0
@@ -134,6 +135,21 @@ class NetnsHost(Host):
     def destroy(self) -> None:
         self.close_netlink()
         self.keeper.stop(sig=signal.SIGKILL)
+        if self.own_pids and self.pid != self.keeper.pid:
+            # the host's pid 1 gets its SIGKILL from the kernel as the keeper dies, a moment later: wait for
+            # it (and with it every process of the host), so that "destroyed" means gone
+            wait_until(
+                lambda: not os.path.exists(f"/proc/{self.pid}"), timeout=KEEPER_TIMEOUT, what=f"{self.name}'s pid 1"
+            )
+
+
+def _gone(pid: int) -> bool:
+    """The process has ended (a zombie counts: it runs nothing and holds no namespace's processes)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return True
+    return stat.rpartition(")")[2].split()[0] in ("Z", "X")
 
 
 class NetnsBuilder(Builder):

@@ -56,6 +56,7 @@ class Backend:
 REGISTRY: dict[str, Backend] = {
     "netns": Backend("netns", "harness.backends.netns"),
     "docker": Backend("docker", "harness.backends.docker"),
+    "ssh": Backend("ssh", "harness.backends.ssh"),
 }
 if tuple(REGISTRY) != BACKENDS:  # the option parser validates names against BACKENDS
     raise ImportError("harness.model.settings.BACKENDS must list the registry's backends")

@@ -10,7 +10,8 @@
   goes over stdin to `wg setconf IF /dev/stdin`, never to a file. It has no netlink: code that
   reaches for one on a remote host gets an error naming the host, not a local socket.
 - `sweep` removes what a run left on a host: the processes whose environment carries the run's tag,
-  and the run's remote directory. Only what carries the tag is touched; the sweep itself runs
+  the interfaces whose alias is the run's tag, the iptables rules whose comment is, and the run's
+  remote directory. Only what carries the tag is touched; the sweep itself runs
   untagged, so it never matches itself. It needs a connection of its own (`clean` opens one), since
   the run's own connection may be what was lost.
 """
@@ -32,8 +33,12 @@ from harness.system import proc
 from harness.system.ssh import Connection, DryRun, in_parallel, remote_workdir
 from harness.wireguard.state import parse_endpoints
 
+# $1: the run id. Its processes first (a wireguard-go takes its device with it), then the interfaces whose
+# alias is the run's tag, the iptables rules whose comment is, and the run's directory. Every match is
+# exact (the tag ends the alias; the comment is quoted), so run abc-1 never takes abc-12's.
 SWEEP_SCRIPT = r"""
 tag="COMPS_HARNESS_RUN=$1"
+mark="comps-harness:$1"
 for env in /proc/[0-9]*/environ; do
   pid=${env#/proc/}; pid=${pid%/environ}
   [ "$pid" = "$$" ] && continue
@@ -41,6 +46,17 @@ for env in /proc/[0-9]*/environ; do
     echo "process $pid $(tr '\0' ' ' < "/proc/$pid/cmdline" 2>/dev/null | cut -c1-100)"
     kill -KILL "$pid" 2>/dev/null
   fi
+done
+ip -o link show 2>/dev/null | while IFS= read -r line; do
+  case $line in *"alias $mark") ;; *) continue ;; esac
+  name=$(printf '%s\n' "$line" | awk -F': ' '{ split($2, n, "@"); print n[1] }')
+  ip link del dev "$name" 2>/dev/null && echo "interface $name"
+done
+for table in filter nat; do
+  rules=$(iptables-save -t "$table" 2>/dev/null | grep -F -- "--comment \"$mark\"" | sed 's/^-A /-D /')
+  [ -n "$rules" ] || continue
+  printf '*%s\n%s\nCOMMIT\n' "$table" "$rules" | iptables-restore --noflush &&
+    printf '%s\n' "$rules" | sed "s/^-D /iptables rule ($table) /"
 done
 if [ -d "/tmp/comps-harness-$1" ]; then rm -rf "/tmp/comps-harness-$1" && echo "directory /tmp/comps-harness-$1"; fi
 true
@@ -239,7 +255,7 @@ def preflight(
     return by_role, lines
 
 
-def sweep(connection: Connection, run_id: str) -> list[str]:
+def sweep_host(connection: Connection, run_id: str) -> list[str]:
     """Remove what run `run_id` left on the connection's host; returns what was removed, a line each."""
     result = connection.run(["sh", "-s", "--", run_id], input=SWEEP_SCRIPT, timeout=30, tagged=False)
     return [f"{connection.role}: {line}" for line in result.stdout.splitlines() if line.strip()]

@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 from pathlib import Path
 
 from harness.backends.registry import check_backend, network_for
@@ -23,11 +24,52 @@ def cmd_bench_bringup(args: argparse.Namespace) -> int:
     settings = settings_of(args)
     backend = single_backend(settings)
     runs = int(parse_number(args.runs, "--runs"))
+    if backend == "ssh" and settings.run.inventory is None:
+        return _bench_bringup_local_ssh(settings, runs, args.json)
 
     def new_network(run: int):
         return network_for(backend, settings.run, run_id=f"{settings.run.run_id}-{run}")
 
     emit({"backend": backend, "paths": settings.run.paths, **bringup.bench(new_network, runs, progress)}, args.json)
+    return 0
+
+
+def _bench_bringup_local_ssh(settings, runs: int, as_json: bool) -> int:
+    """Bring-up over ssh on local SSH hosts started once (their start is `hosts_s`, apart), interleaved with
+    the namespace backend's bring-up: the cost of driving the hosts over SSH, in the same invocation."""
+    import tempfile
+    import time
+
+    from harness.backends.registry import Prepared
+    from harness.backends.sshlab import LocalSshHosts
+    from harness.measure import bringup
+    from harness.model.topology import SERVER, proxy_name
+    from harness.system import cleanup
+
+    run_id = settings.run.run_id
+    roles = [*(proxy_name(k) for k in range(1, settings.run.paths + 1)), SERVER]
+    workdir = Path(tempfile.mkdtemp(prefix=cleanup.workdir_prefix(run_id)))
+    try:
+        checked = check_backend("ssh", settings.run, progress)
+        started = time.monotonic()
+        with LocalSshHosts(run_id, workdir, roles) as lab:
+            hosts_s = time.monotonic() - started
+            prepared = Prepared(checked.wireguard, {**checked.extra, "inventory": lab.inventory, "lab": lab})
+            figures = bringup.interleaved(
+                {
+                    "ssh": lambda run: network_for("ssh", settings.run, run_id=f"{run_id}-s{run}", prepared=prepared),
+                    "netns": lambda run: network_for("netns", settings.run, run_id=f"{run_id}-n{run}"),
+                },
+                runs,
+                progress,
+            )
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+    netns = figures["netns"]
+    result = {"backend": "ssh", "paths": settings.run.paths, **figures["ssh"], "hosts_s": round(hosts_s, 4)}
+    result |= {"netns_up_median_s": netns["up_median_s"], "netns_down_median_s": netns["down_median_s"]}
+    result["netns_wireguard"] = netns["wireguard"]
+    emit(result, as_json)
     return 0
 
 

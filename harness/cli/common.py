@@ -27,7 +27,7 @@ def settings_of(args: argparse.Namespace) -> Settings:
 
 def single_backend(settings: Settings) -> str:
     if len(settings.run.backends) != 1:
-        raise ConfigError("--backend: this command takes one backend (netns or docker)")
+        raise ConfigError("--backend: this command takes one backend (netns, docker or ssh)")
     return settings.run.backends[0]
 
 

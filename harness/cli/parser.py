@@ -11,7 +11,7 @@ from harness.cli.common import VM_OPTIONS
 from harness.cli.merge import cmd_bench_shards, cmd_merge
 from harness.cli.sweep import SWEEP_OPTIONS, cmd_sweep
 
-RUN_OPTIONS = ("--backend", "--paths", "--wireguard", "--run-id")
+RUN_OPTIONS = ("--backend", "--paths", "--wireguard", "--run-id", "--inventory")
 
 
 def add_vm_flag(parser: argparse.ArgumentParser) -> None:

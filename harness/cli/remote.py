@@ -14,7 +14,7 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
-from harness.backends.remote import RemoteHosts, preflight, sweep
+from harness.backends.remote import RemoteHosts, preflight, sweep_host
 from harness.backends.sshlab import LocalSshHosts
 from harness.cli.common import progress
 from harness.errors import ConfigError
@@ -67,7 +67,7 @@ def cmd_preflight(args: argparse.Namespace) -> int:
                 print(f"{role}: {state}: kernel {described['kernel']}, WireGuard {described['wireguard']}; {versions}")
             for line in found:
                 print(line)
-            hosts.each(lambda c: sweep(c, run_id))  # the check's own remote directory goes
+            hosts.each(lambda c: sweep_host(c, run_id))  # the check's own remote directory goes
     return 1 if found else 0
 
 
@@ -83,7 +83,7 @@ def cmd_clean_remote(args: argparse.Namespace) -> int:
             for role in hosts.connections:
                 print(f"would sweep {role} for processes tagged {run_id} and {cleanup.WORKDIR_PREFIX}{run_id}")
             return 0
-        removed = hosts.each(lambda c: sweep(c, run_id))
+        removed = hosts.each(lambda c: sweep_host(c, run_id))
     lines = [line for role in inventory.hosts for line in removed[role.role]]  # type: ignore[attr-defined]
     for line in lines:
         print(f"removed {line}")

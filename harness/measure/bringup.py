@@ -13,21 +13,36 @@ from harness.runtime.network import Network
 
 def bench(new_network: Callable[[int], Network], runs: int, progress: Callable[[str], None]) -> dict[str, Any]:
     """Bring `runs` fresh networks up and down in turn; medians and 95th percentiles of both."""
-    ups, downs, wireguard = [], [], ""
+    return interleaved({"": new_network}, runs, progress)[""]
+
+
+def interleaved(
+    new_networks: dict[str, Callable[[int], Network]], runs: int, progress: Callable[[str], None]
+) -> dict[str, dict[str, Any]]:
+    """As `bench`, for several kinds of network at once, one of each in turn (so that a slow spell of the
+    machine falls on all of them alike): kind -> its figures."""
+    ups: dict[str, list[float]] = {kind: [] for kind in new_networks}
+    downs: dict[str, list[float]] = {kind: [] for kind in new_networks}
+    wireguard = dict.fromkeys(new_networks, "")
     for run in range(runs):
-        network = new_network(run)
-        start = time.monotonic()
-        with network:
-            ups.append(time.monotonic() - start)
+        for kind, new_network in new_networks.items():
+            network = new_network(run)
             start = time.monotonic()
-        downs.append(time.monotonic() - start)
-        wireguard = network.wireguard_impl
-        progress(f"bench bringup {run + 1}/{runs}: up {ups[-1]:.3f} s, down {downs[-1]:.3f} s")
+            with network:
+                ups[kind].append(time.monotonic() - start)
+                start = time.monotonic()
+            downs[kind].append(time.monotonic() - start)
+            wireguard[kind] = network.wireguard_impl
+            label = f" {kind}" if kind else ""
+            progress(f"bench bringup{label} {run + 1}/{runs}: up {ups[kind][-1]:.3f} s, down {downs[kind][-1]:.3f} s")
     return {
-        "runs": runs,
-        "wireguard": wireguard,
-        "up_median_s": round(statistics.median(ups), 4),
-        "up_p95_s": round(percentile(ups, 95), 4),
-        "down_median_s": round(statistics.median(downs), 4),
-        "down_p95_s": round(percentile(downs, 95), 4),
+        kind: {
+            "runs": runs,
+            "wireguard": wireguard[kind],
+            "up_median_s": round(statistics.median(ups[kind]), 4),
+            "up_p95_s": round(percentile(ups[kind], 95), 4),
+            "down_median_s": round(statistics.median(downs[kind]), 4),
+            "down_p95_s": round(percentile(downs[kind], 95), 4),
+        }
+        for kind in new_networks
     }

@@ -32,7 +32,8 @@ from harness.model.shards import Shard
 from harness.model.timeline import parse_items, refuse_extras
 from harness.model.topology import MAX_PATHS, MIN_PATHS
 
-BACKENDS = ("netns", "docker")
+BACKENDS = ("netns", "docker", "ssh")
+ALL_BACKENDS = ("netns", "docker")  # --backend all: the machine's own backends (ssh is asked for by name)
 BACKEND_CHOICES = (*BACKENDS, "all")
 RUN_ID_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9-]*")
 MAX_INTERVAL_S = 3600.0
@@ -107,7 +108,7 @@ def parse_backends(value: str) -> tuple[str, ...]:
     for name in split_list(value, "--backend"):
         if name not in BACKEND_CHOICES:
             raise ConfigError(f"--backend {name!r} is unknown; choose one of {', '.join(BACKEND_CHOICES)}")
-        for backend in BACKENDS if name == "all" else (name,):
+        for backend in ALL_BACKENDS if name == "all" else (name,):
             if backend not in result:
                 result.append(backend)
     return tuple(result)
@@ -234,6 +235,7 @@ class RunSettings:
     run_dir_override: Path | None = None
     profiles: tuple[str, ...] = ("lan",)  # path profile names (harness/data/profiles, --profiles FILE)
     profiles_file: Path | None = None
+    inventory: Path | None = None  # --inventory: the ssh backend's hosts (None: local SSH hosts)
     sweep_id: str | None = None  # --sweep-id: the sweep every shard belongs to (default: the run id)
     shard: Shard | None = None  # --shard K/N: this run runs the K-th of N parts of the collected tests
     shard_durations: Path | None = None  # --shard-durations: the table the split is balanced with
