@@ -40,7 +40,7 @@ vm_packages=(qemu-system-x86 busybox-static kmod udev binutils file)
 ssh_packages=(openssh-client openssh-server netcat-openbsd)
 # The User-mode Linux guest (--guest uml, marker uml): its kernel is built from Debian's linux-source-6.1
 # (fetched by the build itself) with these; `test` builds it when missing (~5 min on 2 cores, once).
-uml_packages=(make gcc libc6-dev flex bison bc xz-utils)
+uml_packages=(make gcc libc6-dev flex bison bc xz-utils patch)
 
 needs_docker=
 needs_vm=

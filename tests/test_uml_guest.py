@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
 
-from harness.data import UML_CONFIG
+from harness.data import UML_CONFIG, data_path
 from harness.errors import ConfigError
 from harness.model.kinds import GuestKind
 from harness.model.settings import VmSettings
@@ -127,7 +128,34 @@ def test_a_bench_names_its_guests_kind_and_the_kernels_build_time():
 def test_a_kernel_built_before_the_fragment_changed_is_not_taken_from_the_cache(tmp_path):
     built = tmp_path / "uml" / "6.1.192"
     built.mkdir(parents=True)
-    for name, text in (("linux", ""), (uml.COMPLETE, "x\n"), ("config", "CONFIG_WIREGUARD=y\n")):
+    record = json.dumps({"patches": uml.patch_names()})
+    for name, text in (
+        ("linux", ""),
+        (uml.COMPLETE, "x\n"),
+        ("config", "CONFIG_WIREGUARD=y\n"),
+        (uml.BUILD_FILE, record),
+    ):
         (built / name).write_text(text)
     assert uml.cached(tmp_path, "CONFIG_WIREGUARD=y\n").release == "6.1.192"
     assert uml.cached(tmp_path, "CONFIG_WIREGUARD=y\nCONFIG_NET_SCH_CAKE=y\n") is None
+
+
+def test_a_kernel_built_without_todays_patches_is_not_taken_from_the_cache(tmp_path):
+    """A kernel built before uml-xstate.patch (or with an older copy of it) dies at init on a host whose XSAVE
+    area is not 2696 bytes (AMX): it must be rebuilt, not booted."""
+    built = tmp_path / "uml" / "6.1.192"
+    built.mkdir(parents=True)
+    for name, text in (("linux", ""), (uml.COMPLETE, "x\n"), ("config", "CONFIG_WIREGUARD=y\n")):
+        (built / name).write_text(text)
+    for patches in (None, [], ["uml-xstate.patch@000000000000"]):
+        (built / uml.BUILD_FILE).write_text(json.dumps({} if patches is None else {"patches": patches}))
+        assert uml.cached(tmp_path, "CONFIG_WIREGUARD=y\n") is None
+    assert uml.patch_names() and all(name.startswith("uml-xstate.patch@") for name in uml.patch_names())
+
+
+def test_the_shipped_patch_applies_to_the_source_it_names():
+    """The patch's paths and hunks are those of arch/x86/um/os-Linux/registers.c (checked without the source:
+    the file names and the anchors it changes)."""
+    text = data_path("uml-xstate.patch").read_text()
+    assert text.startswith("--- a/arch/x86/um/os-Linux/registers.c\n+++ b/arch/x86/um/os-Linux/registers.c\n")
+    assert "PTRACE_SETREGSET" in text and "host_xstate_size" in text

@@ -32,6 +32,8 @@ DEMO_DIR = DOCKER_DIR / "demo"
 IMAGES_DIR = DOCKER_DIR  # docker/<image name>/Dockerfile
 PROFILES_FILE = data_path("profiles", "profiles.toml")
 UML_CONFIG = data_path("uml.config")  # the User-mode Linux kernel's config fragment (harness/vm/uml.py)
+# patches applied to its source, in order (uml-xstate.patch: the host's XSAVE size for ptrace's restore)
+UML_PATCHES = (data_path("uml-xstate.patch"),)
 DURATIONS_FILE = data_path("durations.json")  # the budget's table, measured on the 2-core reference machine
 TRACES_DIR = data_path("traces")  # the shipped delivery traces (harness.model.traces)
 

@@ -17,6 +17,7 @@ its own state (`uml_dir`, the umid) in the run's state dir too.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -29,13 +30,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from harness.data import UML_CONFIG
+from harness.data import UML_CONFIG, UML_PATCHES
 from harness.errors import PrerequisiteError
 from harness.vm.kernel import cache_lock
 
 SOURCE_PACKAGE = "linux-source-6.1"  # Debian 12's kernel source (6.1 LTS), a tarball in /usr/src
-BUILD_TOOLS = ("apt-get", "dpkg", "tar", "xz", "make", "gcc", "flex", "bison", "bc")
-BUILD_PACKAGES = ("make", "gcc", "libc6-dev", "flex", "bison", "bc", "xz-utils")  # bootstrap.sh's uml_packages
+BUILD_TOOLS = ("apt-get", "dpkg", "tar", "xz", "patch", "make", "gcc", "flex", "bison", "bc")
+BUILD_PACKAGES = ("make", "gcc", "libc6-dev", "flex", "bison", "bc", "xz-utils", "patch")  # bootstrap.sh's uml_packages
 BUILD_TIMEOUT_S = 3600.0  # 4.5 min on 2 cores here; an hour means a hung compiler
 LOCK_TIMEOUT_S = BUILD_TIMEOUT_S + 600.0  # another run building the kernel: wait for it, not for ever
 COMPLETE = ".complete"
@@ -71,11 +72,19 @@ def dropped(fragment: str, built: str) -> list[str]:
     return [name for name, value in fragment_options(fragment).items() if have.get(name) != value]
 
 
+def patch_names() -> list[str]:
+    """The shipped patches to the kernel source, each named with its content's hash (a patch changed since a
+    build makes that build stale)."""
+    return [f"{path.name}@{hashlib.sha256(path.read_bytes()).hexdigest()[:12]}" for path in UML_PATCHES]
+
+
 def cached(cache: Path, fragment: str | None = None) -> UmlKernel | None:
     """The newest complete UML kernel in the cache that was built with every option of the shipped fragment
-    (`fragment`, default harness/data/uml.config), or None (auto then boots qemu; --fetch builds anew): a
-    fragment changed since the build is not silently run with an older kernel."""
+    (`fragment`, default harness/data/uml.config) and every shipped patch as it is now, or None (auto then
+    boots qemu; --fetch builds anew): a fragment or patch changed since the build is not silently run with
+    an older kernel."""
     wanted = UML_CONFIG.read_text() if fragment is None else fragment
+    patches = patch_names()
     found = []
     for directory in sorted((cache / "uml").glob("*")):
         if not (directory / COMPLETE).exists() or not (directory / "linux").is_file():
@@ -89,6 +98,8 @@ def cached(cache: Path, fragment: str | None = None) -> UmlKernel | None:
             build = json.loads((directory / BUILD_FILE).read_text())
         except (OSError, ValueError):
             build = {}
+        if build.get("patches", []) != patches:
+            continue
         found.append(
             UmlKernel(
                 directory / "linux",
@@ -137,6 +148,8 @@ def build(cache: Path, progress: Callable[[str], None], jobs: int | None = None)
             tarball = sorted((work / "root" / "usr" / "src").glob(f"{SOURCE_PACKAGE}.tar.*"))[-1]
             _run(["tar", "-xf", str(tarball)], work, "unpacking the source", 900)
             source = work / SOURCE_PACKAGE
+            for patch in UML_PATCHES:
+                _run(["patch", "-p1", "--batch", "--forward", "-i", str(patch)], source, f"applying {patch.name}")
             make = ["make", "ARCH=um"]
             _run([*make, "defconfig"], source, "make defconfig")
             fragment = UML_CONFIG.read_text()
@@ -153,7 +166,8 @@ def build(cache: Path, progress: Callable[[str], None], jobs: int | None = None)
             shutil.copy2(source / "linux", staged / "linux")
             shutil.copy2(source / ".config", staged / "config")
             package = deb.name.removesuffix("_all.deb").replace("_", " ")
-            (staged / BUILD_FILE).write_text(json.dumps({"source": package, "build_s": build_s}) + "\n")
+            record = {"source": package, "build_s": build_s, "patches": patch_names()}
+            (staged / BUILD_FILE).write_text(json.dumps(record) + "\n")
             (staged / COMPLETE).write_text(package + "\n")
             final = root / release
             shutil.rmtree(final, ignore_errors=True)
