@@ -143,9 +143,18 @@ class SshHost(Host):
     def wireguard_socket_exists(self, ifname: str) -> bool:
         return self.exec(["test", "-S", f"/run/wireguard/{ifname}.sock"], check=False, timeout=10).returncode == 0
 
+    def wireguard_ready(self, ifname: str) -> bool:
+        script = 'test -S "/run/wireguard/$0.sock" && ip link show dev "$0" >/dev/null'
+        return self.exec(["sh", "-c", script, ifname], check=False, timeout=10).returncode == 0
+
     def set_wireguard(self, ifname: str, setconf: str) -> None:
         """The config, private key included, on `wg setconf`'s stdin: it never lands on the host's disk."""
         self.exec(["wg", "setconf", ifname, "/dev/stdin"], input=setconf, timeout=15)
+
+    def wireguard_up(self, ifname: str, setconf: str, address: IPv4Interface, mtu: int) -> None:
+        """set_wireguard and address_up in one round trip (the config on stdin, as there)."""
+        script = 'wg setconf "$0" /dev/stdin && ip address add "$1" dev "$0" && ip link set dev "$0" mtu "$2" up'
+        self.exec(["sh", "-c", script, ifname, str(address), str(int(mtu))], input=setconf, timeout=15)
 
 
 @dataclass(frozen=True)

@@ -36,8 +36,10 @@ from harness.model.remote import RemoteTopology
 from harness.model.settings import RunSettings
 from harness.model.topology import CLIENT, ORIGIN, PROXY_PORT, SERVER, SERVER_PORT, HostSpec, proxy_name
 from harness.runtime.accounting import CHAIN_IN, CHAIN_OUT
+from harness.runtime.configure import parallel
 from harness.runtime.network import Builder, Network, Progress
 from harness.system import cleanup, prereq
+from harness.system.ssh import Connection
 from harness.wireguard.config import Keyring
 
 # The server's accounting (harness.runtime.accounting) in its filter table, undone at teardown. Its chains
@@ -138,8 +140,10 @@ class SshBuilder(Builder):
         network.wireguard_impl = choose_wireguard(self.local_wireguard, self.requested, facts)
         self.facts = {role: fact.describe(network.wireguard_impl) for role, fact in facts.items()}
         interfaces = tuple(
-            inventory.proxy(k).interface or self._interface_towards(remote, proxy_name(k), inventory)
-            for k in range(1, paths + 1)
+            parallel(
+                lambda k: inventory.proxy(k).interface or self._interface_towards(remote, proxy_name(k), inventory),
+                range(1, paths + 1),
+            )
         )
         topology = RemoteTopology(
             paths=paths,
@@ -156,8 +160,10 @@ class SshBuilder(Builder):
         network.hosts[ORIGIN] = network.hosts[SERVER]  # origin's content is served by the server
         network.on_close(self._teardown_remote, network)
         self.configure(network)
-        for name, rules in topology.remote_forwarding_rules(network.run_id).items():
-            network.hosts[name].exec(["iptables-restore", "--noflush"], input=rules, timeout=15)
+        parallel(
+            lambda item: network.hosts[item[0]].exec(["iptables-restore", "--noflush"], input=item[1], timeout=15),
+            topology.remote_forwarding_rules(network.run_id).items(),
+        )
 
     @staticmethod
     def _interface_towards(remote: RemoteHosts, role: str, inventory: Inventory) -> str:
@@ -193,16 +199,19 @@ class SshBuilder(Builder):
         remote = self.remote
         if remote is None:
             return
-        for role in remote.connections:
-            host = network.hosts.get(role)
+
+        def down(connection: Connection) -> None:
+            host = network.hosts.get(connection.role)
             if isinstance(host, SshHost):
                 host.stop_processes()
-        server = remote.connections.get(SERVER)
-        if server is not None and server.alive():  # the accounting chains carry no tag: removed by name
-            server.run(["sh", "-c", ACCOUNTING_TEARDOWN], timeout=15, check=False)
-        alive = [c for c in remote.connections.values() if c.alive()]
+            if not connection.alive():
+                return
+            if connection.role == SERVER:  # the accounting chains carry no tag: removed by name
+                connection.run(["sh", "-c", ACCOUNTING_TEARDOWN], timeout=15, check=False)
+            sweep_host(connection, network.run_id)
+
+        remote.each(down)  # every host at once
         lost = [c.role for c in remote.connections.values() if not c.alive()]
-        remote.each(lambda c: sweep_host(c, network.run_id) if c in alive else [])
         if lost:
             network.progress(
                 f"{network.run_id}: lost the ssh connection to {', '.join(lost)}; what the run left there goes "

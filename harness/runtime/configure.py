@@ -59,8 +59,7 @@ def create_wireguard_devices(network: HostsView) -> None:
         )
         for spec in specs
     }
-    for spec in specs:
-        _wait_for_device(network, spec, daemons[(spec.host, spec.ifname)])
+    parallel(lambda spec: _wait_for_device(network, spec, daemons[(spec.host, spec.ifname)]), specs)
 
 
 def _wait_for_device(network: HostsView, spec: WireGuardSpec, daemon: proc.Process) -> None:
@@ -72,15 +71,13 @@ def _wait_for_device(network: HostsView, spec: WireGuardSpec, daemon: proc.Proce
                 f"{spec.host}: wireguard-go {spec.ifname} exited with {daemon.popen.returncode}: "
                 f"{daemon.log_tail() or 'no output'}"
             )
-        return host.wireguard_socket_exists(spec.ifname) and host.has_link(spec.ifname)
+        return host.wireguard_ready(spec.ifname)
 
     wait_until(ready, timeout=DEVICE_TIMEOUT, what=f"{spec.host}: wireguard-go {spec.ifname}'s device and socket")
 
 
 def configure_wireguard(network: HostsView, spec: WireGuardSpec) -> None:
-    host = network.hosts[spec.host]
-    host.set_wireguard(spec.ifname, render_setconf(spec, network.keys))
-    host.address_up(spec.ifname, spec.address, spec.mtu)
+    network.hosts[spec.host].wireguard_up(spec.ifname, render_setconf(spec, network.keys), spec.address, spec.mtu)
 
 
 def add_routes(network: HostsView, routes: tuple[RouteSpec, ...]) -> None:
@@ -113,5 +110,9 @@ def configure_forwarding(network: HostsView) -> None:
     for spec in network.topology.wireguard:
         if spec.masquerade_out is not None:
             by_host.setdefault(spec.host, []).append(spec)
-    for host_name, specs in by_host.items():
-        network.hosts[host_name].exec(["iptables-restore", "--noflush"], input=iptables_restore_text(specs), timeout=15)
+    parallel(
+        lambda item: network.hosts[item[0]].exec(
+            ["iptables-restore", "--noflush"], input=iptables_restore_text(item[1]), timeout=15
+        ),
+        by_host.items(),
+    )

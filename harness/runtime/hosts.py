@@ -234,6 +234,16 @@ class Host(ABC):
         """wireguard-go's UAPI socket for `ifname` is there (the device is ready for `wg`)."""
         return self.path(f"/run/wireguard/{ifname}.sock").exists()
 
+    def wireguard_ready(self, ifname: str) -> bool:
+        """wireguard-go's device `ifname` and its UAPI socket are both there."""
+        return self.wireguard_socket_exists(ifname) and self.has_link(ifname)
+
+    def wireguard_up(self, ifname: str, setconf: str, address: IPv4Interface, mtu: int) -> None:
+        """Load the tunnel's config, then give it its address and MTU and bring it up (a remote host does
+        both in one command)."""
+        self.set_wireguard(ifname, setconf)
+        self.address_up(ifname, address, mtu)
+
     def set_wireguard(self, ifname: str, setconf: str) -> None:
         """Load a `wg setconf` text (it holds the private key) into `ifname`: a 0600 file in the host's
         private /etc/wireguard (a tmpfs, as a container's), then `wg setconf`."""
